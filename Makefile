@@ -1,0 +1,91 @@
+# epsinas — build, test, run, bench.
+#   make run         build and start the service on :8080 (embedded ramp batch)
+#   make test        unit + golden + service tests (installs Debian deps first)
+#   make check-asan  the same suite under ASan + UBSan
+#   make bench       engines vs the PyTorch reference, service vs nginx
+# BUILD=dir selects the build directory (so parallel builds do not collide).
+
+BUILD      ?= build
+CC         ?= gcc
+ARCH_FLAGS ?= -march=native
+OPT        ?= -O3
+PKGS       := openblas jansson libmicrohttpd libuv hiredis
+TEST_PKGS  := cmocka libcurl
+
+# -ffp-contract=off: no FMA contraction, to round like the reference.
+# Never -ffast-math: denormals and NaN rules are part of the metric.
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -ffp-contract=off $(ARCH_FLAGS) \
+            -Iinclude -pthread
+LDLIBS   += -lm -pthread
+VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CFLAGS   += -DEPS_VERSION='"$(VERSION)"'
+
+DEPS_STAMP := $(BUILD)/.deps-build
+TEST_STAMP := $(BUILD)/.deps-test
+
+SRC      := $(sort $(wildcard src/eps_*.c))
+OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+LIB      := $(BUILD)/libepsinas.a
+BIN      := $(BUILD)/epsinas
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL:= $(sort $(wildcard tests/util_*.c))
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TPKG_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+.PHONY: all deps test-deps run test check check-asan bench clean test-cluster lint-openapi
+
+all: $(BIN)
+
+$(DEPS_STAMP): scripts/install-deps.sh
+	@mkdir -p $(BUILD)
+	@scripts/install-deps.sh build
+	@touch $@
+
+$(TEST_STAMP): scripts/install-deps.sh
+	@mkdir -p $(BUILD)
+	@scripts/install-deps.sh test
+	@touch $@
+
+deps: $(DEPS_STAMP)
+test-deps: $(TEST_STAMP)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/epsinas/*.h) src/*.h | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -c $< -o $@
+
+$(LIB): $(OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): src/main.c $(LIB)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc $< $(LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL) tests/*.h $(LIB) | $(TEST_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TPKG_CFLAGS) -Isrc -Itests $< $(TEST_UTIL) $(LIB) \
+	    $(PKG_LIBS) $(TPKG_LIBS) $(LDLIBS) -o $@
+
+run: $(BIN)
+	./scripts/run.sh $(BIN)
+
+test: $(TEST_STAMP) $(BIN) $(TEST_BIN)
+	BUILD=$(BUILD) ./tests/run.sh $(TEST_BIN)
+
+check: test
+
+check-asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  LDLIBS="-lm -pthread -fsanitize=address,undefined" EPS_ASAN=1 test
+
+bench: $(BIN)
+	@scripts/install-deps.sh all
+	./bench/run.sh $(BIN)
+
+clean:
+	rm -rf build build-* bench/out

@@ -1,0 +1,52 @@
+/* engine.h — the two forward engines over the graph IR.
+ *
+ * dense: NCHW float32 tensors, conv as im2col + cblas_sgemm (OpenBLAS);
+ *        the slow, obvious implementation, checked against PyTorch.
+ * fast:  the exact single-plane engine (spec §8): a tensor is a list of
+ *        (channel count, B x H x W plane) groups, because with one constant
+ *        weight every channel of a group is identical. Checked op by op
+ *        against dense (tests/test_engine_equiv.c).
+ * Both run with gradual underflow in float32, BN with batch statistics. */
+#ifndef EPSINAS_ENGINE_H
+#define EPSINAS_ENGINE_H
+
+#include "epsinas/batch.h"
+#include "epsinas/error.h"
+#include "epsinas/graph.h"
+
+typedef enum { EPS_ENGINE_FAST = 0, EPS_ENGINE_DENSE = 1 } eps_engine_kind;
+
+/* Optional per-node observer (tests): called with the node's output
+ * expanded to dense NCHW (n x c x h x w floats, valid only during the call). */
+typedef void (*eps_trace_fn)(void *ctx, int node, const float *nchw, int n, int c, int h, int w);
+
+typedef struct eps_run_opts {
+    eps_engine_kind engine;
+    const volatile int *cancel; /* checked between nodes; non-zero -> EPS_ECANCELED */
+    eps_trace_fn trace;         /* NULL: no tracing */
+    void *trace_ctx;
+} eps_run_opts;
+
+/* Parses "fast" / "dense". Returns 0 or EPS_EINVAL. */
+int eps_engine_parse(const char *s, eps_engine_kind *out);
+const char *eps_engine_name(eps_engine_kind k);
+
+/* Runs g on the image batch b with every weight = w, every bias = 0.
+ * y (caller-allocated) receives b->n * eps_graph_output_size(g) floats,
+ * image-major. opts may be NULL (fast engine, no cancel). */
+int eps_engine_forward(const eps_graph *g, const eps_batch *b, float w,
+                       const eps_run_opts *opts, float *y, eps_error *err);
+
+int eps_engine_dense_forward(const eps_graph *g, const eps_batch *b, float w,
+                             const eps_run_opts *opts, float *y, eps_error *err);
+int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w,
+                            const eps_run_opts *opts, float *y, eps_error *err);
+
+/* BatchNorm as PyTorch's CPU kernel does it (spec §1): per-channel mean and
+ * biased variance accumulated in double over `count` values, then
+ * y = x * alpha + beta in float32 with alpha = gamma / sqrt(var + 1e-5),
+ * beta = -mean * alpha. Shared by both engines so they round alike. */
+void eps_bn_coeffs(double sum, double sumsq_centered, long count, float gamma,
+                   float *alpha, float *beta);
+
+#endif

@@ -1,0 +1,123 @@
+/* eps_cli_common.c — argument parsing shared by the CLI subcommands. */
+#include "eps_cli_common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EPS_CLI_SPEC_MAX (16L << 20)
+
+int eps_cli_fail(const char *cmd, const eps_error *err)
+{
+    if (err->field[0]) fprintf(stderr, "epsinas %s: %s: %s\n", cmd, err->field, err->msg);
+    else fprintf(stderr, "epsinas %s: %s\n", cmd, err->msg);
+    switch (err->code) {
+    case EPS_EINVAL:
+    case EPS_ELIMIT:
+    case EPS_EIO: return 2;
+    default: return 1;
+    }
+}
+
+int eps_cli_int(const char *flag, const char *s, long lo, long hi, long *out, eps_error *err)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return eps_error_set(err, EPS_EINVAL, flag, "'%.40s' is not an integer in [%ld, %ld]", s, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int eps_cli_weights(const char *s, double w[2], eps_error *err)
+{
+    char *end;
+    errno = 0;
+    w[0] = strtod(s, &end);
+    if (errno || end == s || *end != ',') goto bad;
+    const char *s2 = end + 1;
+    w[1] = strtod(s2, &end);
+    if (errno || end == s2 || *end) goto bad;
+    if (!isfinite(w[0]) || !isfinite(w[1]) || w[0] == w[1])
+        return eps_error_set(err, EPS_EINVAL, "--weights", "weights must be two different finite numbers, got '%.60s'", s);
+    return 0;
+bad:
+    return eps_error_set(err, EPS_EINVAL, "--weights", "expected two numbers 'A,B' (e.g. 1e-7,1), got '%.60s'", s);
+}
+
+int eps_cli_json_file(const char *flag, const char *path, size_t max, json_t **out, eps_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return eps_error_set(err, EPS_EIO, flag, "cannot open '%.300s': %s", path, strerror(errno));
+    json_error_t je;
+    /* Bound the size before parsing. */
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long sz = ftell(f);
+        if (sz > (long)max) {
+            fclose(f);
+            return eps_error_set(err, EPS_ELIMIT, flag, "'%.300s' is %ld bytes, more than the limit %zu", path, sz, max);
+        }
+        rewind(f);
+    }
+    *out = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    fclose(f);
+    if (!*out) {
+        eps_error_set(err, EPS_EINVAL, flag, "'%.300s' line %d column %d: %s", path, je.line, je.column, je.text);
+        return EPS_EINVAL;
+    }
+    return 0;
+}
+
+static int parse_json_arg(const char *flag, const char *text, json_t **out, eps_error *err)
+{
+    json_error_t je;
+    *out = json_loads(text, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
+    if (!*out) return eps_error_set(err, EPS_EINVAL, flag, "invalid JSON at column %d: %s", je.column, je.text);
+    return 0;
+}
+
+int eps_cli_request(const char *space, const char *arch, const char *matrix, const char *ops, const char *spec,
+                    const char *recipe, json_t **out, eps_error *err)
+{
+    json_t *req = NULL;
+    int rc = 0;
+    if (spec) {
+        rc = eps_cli_json_file("--spec", spec, EPS_CLI_SPEC_MAX, &req, err);
+        if (rc) return rc;
+        if (!json_is_object(req)) {
+            json_decref(req);
+            return eps_error_set(err, EPS_EINVAL, "--spec", "'%.300s' must hold a JSON object", spec);
+        }
+    } else {
+        req = json_object();
+    }
+    if (space && json_object_set_new(req, "space", json_string(space))) rc = EPS_ENOMEM;
+    if (!rc && arch) {
+        json_t *a = json_string(arch);
+        if (!a) rc = eps_error_set(err, EPS_EINVAL, "--arch", "the architecture string is not valid UTF-8");
+        else json_object_set_new(req, "arch", a);
+    }
+    json_t *v;
+    if (!rc && matrix) {
+        rc = parse_json_arg("--matrix", matrix, &v, err);
+        if (!rc) json_object_set_new(req, "matrix", v);
+    }
+    if (!rc && ops) {
+        rc = parse_json_arg("--ops", ops, &v, err);
+        if (!rc) json_object_set_new(req, "ops", v);
+    }
+    if (!rc && recipe) {
+        rc = eps_cli_json_file("--recipe", recipe, EPS_CLI_SPEC_MAX, &v, err);
+        if (!rc) json_object_set_new(req, "recipe", v);
+    }
+    if (rc) {
+        if (rc == EPS_ENOMEM) eps_error_set(err, rc, "", "out of memory");
+        json_decref(req);
+        return rc;
+    }
+    *out = req;
+    return 0;
+}

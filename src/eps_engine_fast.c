@@ -1,0 +1,768 @@
+/* eps_engine_fast.c — the exact single-plane engine (spec §8).
+ *
+ * With every weight equal to one constant w, the channels of a tensor come
+ * in runs of identical channels. A tensor is therefore a list of groups
+ * (channel count, one B x H x W plane); a plane pointer of NULL is an exact
+ * zero plane. A convolution collapses its input groups into one plane:
+ *     out = sum_g count_g * window_sum(w * plane_g)
+ * (w is applied before summing so tiny values underflow as in the
+ * reference, where each product w*x is rounded); BN, ReLU, pooling act per
+ * group; concat appends groups; slice keeps a prefix; add sums aligned
+ * segments. Before running, identical nodes (same op, parameters and
+ * inputs) are merged: with shared constant weights they compute the same
+ * tensor. Planes come from a per-thread pool, so a run allocates nothing
+ * once the pool is warm. Checked op by op against eps_engine_dense.c. */
+#include "epsinas/engine.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eps_engine_common.h"
+
+/* ---- per-thread plane pool and bump arena ---- */
+
+typedef struct plane {
+    float *data;
+    size_t size;         /* floats */
+    int refs;
+    struct plane *next;  /* free list */
+} plane;
+
+typedef struct { int count; plane *p; } grp;           /* p == NULL: zeros */
+typedef struct { int ng; grp *g; int valid; } ftensor;
+
+typedef struct arena_chunk { struct arena_chunk *next; size_t cap, used; } arena_chunk;
+
+typedef struct fpool {
+    plane *free_list;
+    arena_chunk *chunks;  /* first chunk is reused; others appended as needed */
+    size_t pooled_floats;
+} fpool;
+
+static _Thread_local fpool tl_pool;
+
+static void *arena_alloc(fpool *fp, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    for (arena_chunk *c = fp->chunks; c; c = c->next)
+        if (c->cap - c->used >= n) {
+            void *p = (char *)(c + 1) + c->used;
+            c->used += n;
+            return p;
+        }
+    size_t cap = n > (1u << 16) ? n : (1u << 16);
+    arena_chunk *c = malloc(sizeof *c + cap);
+    if (!c) return NULL;
+    c->cap = cap;
+    c->used = n;
+    c->next = fp->chunks;
+    fp->chunks = c;
+    return c + 1;
+}
+
+static void arena_reset(fpool *fp)
+{
+    for (arena_chunk *c = fp->chunks; c; c = c->next) c->used = 0;
+}
+
+static plane *plane_get(fpool *fp, size_t size)
+{
+    for (plane **pp = &fp->free_list; *pp; pp = &(*pp)->next)
+        if ((*pp)->size == size) {
+            plane *p = *pp;
+            *pp = p->next;
+            p->refs = 1;
+            p->next = NULL;
+            return p;
+        }
+    plane *p = malloc(sizeof *p);
+    if (!p) return NULL;
+    p->data = aligned_alloc(64, ((size * sizeof(float)) + 63) & ~(size_t)63);
+    if (!p->data) {
+        free(p);
+        return NULL;
+    }
+    p->size = size;
+    p->refs = 1;
+    p->next = NULL;
+    return p;
+}
+
+static void plane_put(fpool *fp, plane *p)
+{
+    if (!p || --p->refs > 0) return;
+    p->next = fp->free_list;
+    fp->free_list = p;
+}
+
+static void tensor_release(fpool *fp, ftensor *t)
+{
+    if (!t->valid) return;
+    for (int i = 0; i < t->ng; i++) plane_put(fp, t->g[i].p);
+    t->valid = 0;
+}
+
+/* Frees this thread's pooled planes (e.g. when a worker thread exits). */
+void eps_engine_fast_release_thread_cache(void);
+void eps_engine_fast_release_thread_cache(void)
+{
+    fpool *fp = &tl_pool;
+    while (fp->free_list) {
+        plane *p = fp->free_list;
+        fp->free_list = p->next;
+        free(p->data);
+        free(p);
+    }
+    while (fp->chunks) {
+        arena_chunk *c = fp->chunks;
+        fp->chunks = c->next;
+        free(c);
+    }
+}
+
+/* ---- plane kernels (B images of H x W each) ---- */
+
+static int plane_is_zero(const float *x, size_t n)
+{
+    unsigned nz = 0;
+    for (size_t i = 0; i < n; i++) nz |= (x[i] != 0.0f);
+    return !nz;
+}
+
+/* 3x3, stride 1, pad 1 box sum of one H x W image (tmp: H*W scratch). */
+static void box3_same(const float *restrict x, float *restrict y, float *restrict tmp, int H, int W)
+{
+    for (int r = 0; r < H; r++) {
+        const float *a = x + (size_t)r * W;
+        float *t = tmp + (size_t)r * W;
+        if (W == 1) { t[0] = a[0]; continue; }
+        t[0] = a[0] + a[1];
+        for (int c = 1; c < W - 1; c++) t[c] = a[c - 1] + a[c] + a[c + 1];
+        t[W - 1] = a[W - 2] + a[W - 1];
+    }
+    if (H == 1) { memcpy(y, tmp, sizeof(float) * (size_t)W); return; }
+    for (int c = 0; c < W; c++) y[c] = tmp[c] + tmp[W + c];
+    for (int r = 1; r < H - 1; r++) {
+        const float *u = tmp + (size_t)(r - 1) * W, *m = u + W, *d = m + W;
+        float *o = y + (size_t)r * W;
+        for (int c = 0; c < W; c++) o[c] = u[c] + m[c] + d[c];
+    }
+    const float *u = tmp + (size_t)(H - 2) * W, *m = u + W;
+    float *o = y + (size_t)(H - 1) * W;
+    for (int c = 0; c < W; c++) o[c] = u[c] + m[c];
+}
+
+/* General window sum: kernel k, stride s, pad p, dilation d (zero padding).
+ * tmp: H*OW scratch. */
+static void window_sum(const float *restrict x, float *restrict y, float *restrict tmp, int H, int W, int OH, int OW,
+                       int k, int s, int p, int d)
+{
+    for (int r = 0; r < H; r++)
+        for (int ox = 0; ox < OW; ox++) {
+            float acc = 0.0f;
+            int first = 1;
+            for (int kx = 0; kx < k; kx++) {
+                int ix = ox * s - p + kx * d;
+                if (ix < 0 || ix >= W) continue;
+                acc = first ? x[(size_t)r * W + ix] : acc + x[(size_t)r * W + ix];
+                first = 0;
+            }
+            tmp[(size_t)r * OW + ox] = acc;
+        }
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            float acc = 0.0f;
+            int first = 1;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * s - p + ky * d;
+                if (iy < 0 || iy >= H) continue;
+                acc = first ? tmp[(size_t)iy * OW + ox] : acc + tmp[(size_t)iy * OW + ox];
+                first = 0;
+            }
+            y[(size_t)oy * OW + ox] = acc;
+        }
+}
+
+static int is_box3_same(int k, int s, int p, int d) { return k == 3 && s == 1 && p == 1 && d == 1; }
+
+/* Number of in-bounds taps of a pooling window (for count_include_pad = 0). */
+static int window_count(int o, int s, int p, int k, int n)
+{
+    int lo = o * s - p, hi = lo + k - 1;
+    if (lo < 0) lo = 0;
+    if (hi > n - 1) hi = n - 1;
+    return hi >= lo ? hi - lo + 1 : 0;
+}
+
+typedef struct run {
+    fpool *fp;
+    const eps_graph *g;
+    int n;
+    float w;
+    float *scratch;       /* 2 x max plane */
+} run;
+
+/* conv over a list of (count, plane) segments -> one plane (or NULL if all zero). */
+static int conv_segments(run *R, const eps_node *nd, const eps_node *xn, int nseg, const grp *seg, plane **out)
+{
+    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, n = R->n;
+    int k = nd->kernel, s = nd->stride, p = nd->pad, d = nd->dilation;
+    size_t ihw = (size_t)H * W, ohw = (size_t)OH * OW;
+    plane *o = NULL;
+    float *scaled = R->scratch, *tmp = R->scratch + ihw, *ws = tmp + (size_t)H * (OW > W ? OW : W);
+    for (int gi = 0; gi < nseg; gi++) {
+        if (!seg[gi].p) continue;
+        if (!o) {
+            o = plane_get(R->fp, (size_t)n * ohw);
+            if (!o) return EPS_ENOMEM;
+            memset(o->data, 0, sizeof(float) * o->size);
+        }
+        float cnt = (float)seg[gi].count, w = R->w;
+        for (int b = 0; b < n; b++) {
+            const float *xi = seg[gi].p->data + (size_t)b * ihw;
+            float *oi = o->data + (size_t)b * ohw;
+            for (size_t q = 0; q < ihw; q++) scaled[q] = w * xi[q];
+            if (k == 1 && s == 1 && p == 0) {
+                for (size_t q = 0; q < ohw; q++) oi[q] += cnt * scaled[q];
+            } else {
+                if (is_box3_same(k, s, p, d)) box3_same(scaled, ws, tmp, H, W);
+                else window_sum(scaled, ws, tmp, H, W, OH, OW, k, s, p, d);
+                for (size_t q = 0; q < ohw; q++) oi[q] += cnt * ws[q];
+            }
+        }
+    }
+    if (o && plane_is_zero(o->data, o->size)) {
+        plane_put(R->fp, o);
+        o = NULL;
+    }
+    *out = o;
+    return 0;
+}
+
+/* Collects the input segments covering channels [c0, c0+len). */
+static int segments_of(const ftensor *x, int c0, int len, grp *seg)
+{
+    int ns = 0, pos = 0;
+    for (int i = 0; i < x->ng && len > 0; i++) {
+        int a = pos, b = pos + x->g[i].count;
+        pos = b;
+        if (b <= c0) continue;
+        int lo = a > c0 ? a : c0, hi = b < c0 + len ? b : c0 + len;
+        if (hi > lo) seg[ns++] = (grp){hi - lo, x->g[i].p};
+        if (b >= c0 + len) break;
+    }
+    return ns;
+}
+
+static int same_segments(int na, const grp *a, int nb, const grp *b)
+{
+    if (na != nb) return 0;
+    for (int i = 0; i < na; i++)
+        if (a[i].count != b[i].count || a[i].p != b[i].p) return 0;
+    return 1;
+}
+
+static int op_conv(run *R, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y)
+{
+    int G = nd->groups, cig = xn->c / G, cog = nd->out_c / G;
+    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)G);
+    grp *seg = arena_alloc(R->fp, sizeof(grp) * (size_t)(x->ng + 1));
+    grp *prev = arena_alloc(R->fp, sizeof(grp) * (size_t)(x->ng + 1));
+    if (!y->g || !seg || !prev) return EPS_ENOMEM;
+    int nprev = -1;
+    y->ng = 0;
+    for (int j = 0; j < G; j++) {
+        int ns = segments_of(x, j * cig, cig, seg);
+        if (nprev >= 0 && same_segments(ns, seg, nprev, prev)) {
+            y->g[y->ng - 1].count += cog; /* identical inputs: identical outputs */
+            continue;
+        }
+        plane *o;
+        int rc = conv_segments(R, nd, xn, ns, seg, &o);
+        if (rc) return rc;
+        y->g[y->ng++] = (grp){cog, o};
+        memcpy(prev, seg, sizeof(grp) * (size_t)ns);
+        nprev = ns;
+    }
+    return 0;
+}
+
+/* Double accumulation with 8 independent partial sums: a fixed order we
+ * choose (no -ffast-math), wide enough for the compiler to vectorise. */
+static double sum_f64(const float *x, size_t n)
+{
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j];
+    for (; i < n; i++) acc[0] += (double)x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static double sumsq_centered_f64(const float *x, size_t n, double mean)
+{
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            double d = (double)x[i + j] - mean;
+            acc[j] += d * d;
+        }
+    for (; i < n; i++) acc[0] += ((double)x[i] - mean) * ((double)x[i] - mean);
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+static int op_bn(run *R, const ftensor *x, ftensor *y)
+{
+    y->ng = x->ng;
+    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
+    if (!y->g) return EPS_ENOMEM;
+    for (int i = 0; i < x->ng; i++) {
+        y->g[i].count = x->g[i].count;
+        y->g[i].p = NULL;
+        plane *xp = x->g[i].p;
+        if (!xp) continue; /* BN of zeros: mean 0, var 0, beta = -0*alpha -> zeros */
+        /* a plane shared by an earlier group of this tensor normalises identically */
+        int dup = -1;
+        for (int j = 0; j < i; j++)
+            if (x->g[j].p == xp) dup = j;
+        if (dup >= 0) {
+            y->g[i].p = y->g[dup].p;
+            if (y->g[i].p) y->g[i].p->refs++;
+            continue;
+        }
+        size_t n = xp->size;
+        double sum = sum_f64(xp->data, n);
+        double ss = sumsq_centered_f64(xp->data, n, sum / (double)n);
+        float alpha, beta;
+        eps_bn_coeffs(sum, ss, (long)n, R->w, &alpha, &beta);
+        plane *o = plane_get(R->fp, n);
+        if (!o) return EPS_ENOMEM;
+        const float *restrict a = xp->data;
+        float *restrict q = o->data;
+        unsigned nz = 0;
+        for (size_t k = 0; k < n; k++) {
+            q[k] = a[k] * alpha + beta;
+            nz |= q[k] != 0.0f;
+        }
+        if (!nz) {
+            plane_put(R->fp, o);
+            o = NULL;
+        }
+        y->g[i].p = o;
+    }
+    return 0;
+}
+
+/* Applies a per-plane map to every distinct plane of x. */
+typedef void (*plane_fn)(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y);
+
+static int map_planes(run *R, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y, plane_fn fn,
+                      int zero_maps_to_zero)
+{
+    size_t osz = (size_t)R->n * nd->h * nd->w;
+    y->ng = x->ng;
+    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
+    if (!y->g) return EPS_ENOMEM;
+    for (int i = 0; i < x->ng; i++) {
+        y->g[i].count = x->g[i].count;
+        y->g[i].p = NULL;
+        if (!x->g[i].p && zero_maps_to_zero) continue;
+        int dup = -1;
+        for (int j = 0; j < i; j++)
+            if (x->g[j].p == x->g[i].p) dup = j;
+        if (dup >= 0) {
+            y->g[i].p = y->g[dup].p;
+            if (y->g[i].p) y->g[i].p->refs++;
+            continue;
+        }
+        plane *o = plane_get(R->fp, osz);
+        if (!o) return EPS_ENOMEM;
+        if (x->g[i].p) {
+            fn(R, nd, xn, x->g[i].p->data, o->data);
+        } else {
+            memset(R->scratch, 0, sizeof(float) * (size_t)R->n * xn->h * xn->w);
+            fn(R, nd, xn, R->scratch, o->data);
+        }
+        y->g[i].p = o;
+    }
+    return 0;
+}
+
+static void fn_relu(run *R, const eps_node *nd, const eps_node *xn, const float *restrict x, float *restrict y)
+{
+    (void)xn;
+    size_t n = (size_t)R->n * nd->h * nd->w;
+    for (size_t k = 0; k < n; k++) y[k] = x[k] < 0.0f ? 0.0f : x[k];
+}
+
+static void fn_avgpool(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y)
+{
+    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, k = nd->kernel, s = nd->stride, p = nd->pad;
+    float *tmp = R->scratch + (size_t)R->n * H * W; /* after a possible zero input */
+    for (int b = 0; b < R->n; b++) {
+        const float *xi = x + (size_t)b * H * W;
+        float *yi = y + (size_t)b * OH * OW;
+        if (is_box3_same(k, s, p, 1)) box3_same(xi, yi, tmp, H, W);
+        else window_sum(xi, yi, tmp, H, W, OH, OW, k, s, p, 1);
+        for (int oy = 0; oy < OH; oy++) {
+            int cy = window_count(oy, s, p, k, H);
+            for (int ox = 0; ox < OW; ox++) {
+                int cnt = nd->count_include_pad ? k * k : cy * window_count(ox, s, p, k, W);
+                yi[oy * OW + ox] /= (float)cnt;
+            }
+        }
+    }
+}
+
+static void fn_maxpool(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y)
+{
+    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, k = nd->kernel, s = nd->stride, p = nd->pad;
+    for (int b = 0; b < R->n; b++) {
+        const float *xi = x + (size_t)b * H * W;
+        float *yi = y + (size_t)b * OH * OW;
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float m = -INFINITY;
+                for (int ky = 0; ky < k; ky++) {
+                    int iy = oy * s - p + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        int ix = ox * s - p + kx;
+                        if (ix < 0 || ix >= W) continue;
+                        float v = xi[iy * W + ix];
+                        if (v > m || isnan(v)) m = v;
+                    }
+                }
+                yi[oy * OW + ox] = m;
+            }
+    }
+}
+
+static void fn_gap(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y)
+{
+    (void)nd;
+    int hw = xn->h * xn->w;
+    for (int b = 0; b < R->n; b++) {
+        float s = 0.0f;
+        for (int k = 0; k < hw; k++) s += x[(size_t)b * hw + k];
+        y[b] = s / (float)hw;
+    }
+}
+
+static int has_nonfinite(const ftensor *x)
+{
+    for (int i = 0; i < x->ng; i++)
+        if (x->g[i].p)
+            for (size_t k = 0; k < x->g[i].p->size; k++)
+                if (!isfinite(x->g[i].p->data[k])) return 1;
+    return 0;
+}
+
+static void fn_zero(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y)
+{
+    (void)xn;
+    size_t n = (size_t)R->n * nd->h * nd->w;
+    for (size_t k = 0; k < n; k++) y[k] = x[k] * 0.0f;
+}
+
+static int op_linear(run *R, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y)
+{
+    (void)xn;
+    y->ng = 1;
+    y->g = arena_alloc(R->fp, sizeof(grp));
+    if (!y->g) return EPS_ENOMEM;
+    plane *o = plane_get(R->fp, (size_t)R->n);
+    if (!o) return EPS_ENOMEM;
+    for (int b = 0; b < R->n; b++) o->data[b] = 0.0f;
+    int any = 0;
+    for (int i = 0; i < x->ng; i++) {
+        if (!x->g[i].p) continue;
+        any = 1;
+        float cnt = (float)x->g[i].count;
+        for (int b = 0; b < R->n; b++) o->data[b] += cnt * (R->w * x->g[i].p->data[b]);
+    }
+    for (int b = 0; b < R->n; b++) o->data[b] += 0.0f; /* bias */
+    if (!any) {
+        plane_put(R->fp, o);
+        o = NULL;
+    }
+    y->g[0] = (grp){nd->out_c, o};
+    return 0;
+}
+
+/* Sums aligned channel segments of several inputs. */
+static int op_add(run *R, const eps_node *nd, ftensor *const *xs, ftensor *y)
+{
+    int nin = nd->n_in, C = nd->c;
+    size_t psz = (size_t)R->n * nd->h * nd->w;
+    int maxg = 0;
+    for (int k = 0; k < nin; k++) maxg += xs[k]->ng;
+    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)maxg);
+    int *gi = arena_alloc(R->fp, sizeof(int) * (size_t)nin), *left = arena_alloc(R->fp, sizeof(int) * (size_t)nin);
+    plane **prevp = arena_alloc(R->fp, sizeof(plane *) * (size_t)nin), **curp = arena_alloc(R->fp, sizeof(plane *) * (size_t)nin);
+    if (!y->g || !gi || !left || !prevp || !curp) return EPS_ENOMEM;
+    y->ng = 0;
+    for (int k = 0; k < nin; k++) gi[k] = 0, left[k] = xs[k]->g[0].count;
+    int done = 0, have_prev = 0;
+    while (done < C) {
+        int len = C - done;
+        for (int k = 0; k < nin; k++) {
+            if (left[k] < len) len = left[k];
+            curp[k] = xs[k]->g[gi[k]].p;
+        }
+        if (have_prev && !memcmp(prevp, curp, sizeof(plane *) * (size_t)nin)) {
+            y->g[y->ng - 1].count += len;
+        } else {
+            plane *o = NULL;
+            for (int k = 0; k < nin; k++) {
+                if (!curp[k]) continue;
+                if (!o) {
+                    o = plane_get(R->fp, psz);
+                    if (!o) return EPS_ENOMEM;
+                    memcpy(o->data, curp[k]->data, sizeof(float) * psz);
+                } else {
+                    float *restrict q = o->data;
+                    const float *restrict a = curp[k]->data;
+                    for (size_t i = 0; i < psz; i++) q[i] += a[i];
+                }
+            }
+            y->g[y->ng++] = (grp){len, o};
+            memcpy(prevp, curp, sizeof(plane *) * (size_t)nin);
+            have_prev = 1;
+        }
+        done += len;
+        for (int k = 0; k < nin; k++) {
+            left[k] -= len;
+            if (left[k] == 0 && done < C) left[k] = xs[k]->g[++gi[k]].count;
+        }
+    }
+    return 0;
+}
+
+/* y shares x's planes for channels [0, c). */
+static int op_share_prefix(run *R, const ftensor *x, int c, ftensor *y)
+{
+    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
+    if (!y->g) return EPS_ENOMEM;
+    y->ng = segments_of(x, 0, c, y->g);
+    for (int i = 0; i < y->ng; i++)
+        if (y->g[i].p) y->g[i].p->refs++;
+    return 0;
+}
+
+static int op_concat(run *R, const eps_node *nd, ftensor *const *xs, ftensor *y)
+{
+    int total = 0;
+    for (int k = 0; k < nd->n_in; k++) total += xs[k]->ng;
+    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)total);
+    if (!y->g) return EPS_ENOMEM;
+    y->ng = 0;
+    for (int k = 0; k < nd->n_in; k++)
+        for (int i = 0; i < xs[k]->ng; i++) {
+            y->g[y->ng] = xs[k]->g[i];
+            if (y->g[y->ng].p) y->g[y->ng].p->refs++;
+            y->ng++;
+        }
+    return 0;
+}
+
+/* C x H x W -> (C*H*W) x 1 x 1: each spatial position becomes its own feature. */
+static int op_flatten(run *R, const eps_node *xn, const ftensor *x, ftensor *y)
+{
+    int hw = xn->h * xn->w;
+    if (hw == 1) return op_share_prefix(R, x, xn->c, y);
+    size_t total = 0;
+    for (int i = 0; i < x->ng; i++) total += (size_t)x->g[i].count * hw;
+    y->g = arena_alloc(R->fp, sizeof(grp) * total);
+    plane **pos = arena_alloc(R->fp, sizeof(plane *) * (size_t)hw);
+    if (!y->g || !pos) return EPS_ENOMEM;
+    y->ng = 0;
+    for (int i = 0; i < x->ng; i++) {
+        for (int q = 0; q < hw; q++) {
+            pos[q] = NULL;
+            if (!x->g[i].p) continue;
+            pos[q] = plane_get(R->fp, (size_t)R->n);
+            if (!pos[q]) return EPS_ENOMEM;
+            for (int b = 0; b < R->n; b++) pos[q]->data[b] = x->g[i].p->data[(size_t)b * hw + q];
+        }
+        for (int c = 0; c < x->g[i].count; c++)
+            for (int q = 0; q < hw; q++) {
+                y->g[y->ng++] = (grp){1, pos[q]};
+                if (pos[q]) pos[q]->refs++;
+            }
+        for (int q = 0; q < hw; q++) plane_put(R->fp, pos[q]);
+    }
+    return 0;
+}
+
+/* Expands groups to dense NCHW (n x c x h x w). */
+static void expand(const ftensor *t, int n, int c, int h, int w, float *out)
+{
+    size_t hw = (size_t)h * w;
+    for (int b = 0; b < n; b++) {
+        int ch = 0;
+        for (int i = 0; i < t->ng; i++)
+            for (int k = 0; k < t->g[i].count; k++, ch++) {
+                float *dst = out + ((size_t)b * c + ch) * hw;
+                if (t->g[i].p) memcpy(dst, t->g[i].p->data + (size_t)b * hw, sizeof(float) * hw);
+                else memset(dst, 0, sizeof(float) * hw);
+            }
+    }
+}
+
+/* ---- graph-level merging of identical nodes ---- */
+
+static int same_node(const eps_node *a, const eps_node *b, const int *rep)
+{
+    if (a->op != b->op || a->n_in != b->n_in || a->out_c != b->out_c || a->kernel != b->kernel ||
+        a->stride != b->stride || a->pad != b->pad || a->dilation != b->dilation || a->groups != b->groups ||
+        a->count_include_pad != b->count_include_pad)
+        return 0;
+    for (int k = 0; k < a->n_in; k++)
+        if (rep[a->in[k]] != rep[b->in[k]]) return 0;
+    return 1;
+}
+
+/* rep[i]: the node whose tensor node i shares (itself if computed). */
+static void merge_nodes(const eps_graph *g, int *rep)
+{
+    rep[0] = 0;
+    for (int i = 1; i < g->n; i++) {
+        const eps_node *nd = &g->nodes[i];
+        rep[i] = i;
+        const eps_node *xn = &g->nodes[nd->in[0]];
+        if (nd->op == EPS_OP_IDENTITY || (nd->op == EPS_OP_ADD && nd->n_in == 1) ||
+            (nd->op == EPS_OP_CONCAT && nd->n_in == 1) || (nd->op == EPS_OP_SLICE && nd->out_c == xn->c) ||
+            (nd->op == EPS_OP_FLATTEN && xn->h == 1 && xn->w == 1)) {
+            rep[i] = rep[nd->in[0]];
+            continue;
+        }
+        for (int j = 1; j < i; j++)
+            if (rep[j] == j && same_node(nd, &g->nodes[j], rep)) {
+                rep[i] = j;
+                break;
+            }
+    }
+}
+
+int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
+                            eps_error *err)
+{
+    const eps_node *in = &g->nodes[0];
+    if (b->kind != EPS_BATCH_IMAGES || b->c != in->c || b->h != in->h || b->w != in->w)
+        return eps_error_set(err, EPS_EINVAL, "batch", "batch '%s' has shape %dx%dx%d, the network expects %dx%dx%d",
+                             b->source, b->c, b->h, b->w, in->c, in->h, in->w);
+    fpool *fp = &tl_pool;
+    float *dense = NULL;
+    arena_reset(fp);
+    int n = b->n, rc = 0, N = g->n;
+    run R = {.fp = fp, .g = g, .n = n, .w = w};
+    int *rep = arena_alloc(fp, sizeof(int) * (size_t)N), *last = arena_alloc(fp, sizeof(int) * (size_t)N);
+    char *live = arena_alloc(fp, (size_t)N);
+    ftensor *t = arena_alloc(fp, sizeof(ftensor) * (size_t)N);
+    size_t maxplane = (size_t)in->h * in->w;
+    for (int i = 0; i < N; i++) {
+        size_t s = (size_t)g->nodes[i].h * (g->nodes[i].w > in->w ? g->nodes[i].w : in->w);
+        if (s > maxplane) maxplane = s;
+    }
+    R.scratch = arena_alloc(fp, sizeof(float) * ((size_t)n * maxplane + 4 * maxplane + 64));
+    if (!rep || !last || !live || !t || !R.scratch) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    merge_nodes(g, rep);
+    memset(live, 0, (size_t)N);
+    memset(t, 0, sizeof(ftensor) * (size_t)N);
+    int out = rep[g->output];
+    live[out] = 1;
+    for (int i = N - 1; i > 0; i--)
+        if (live[i] && rep[i] == i)
+            for (int k = 0; k < g->nodes[i].n_in; k++) live[rep[g->nodes[i].in[k]]] = 1;
+    for (int i = 0; i < N; i++) last[i] = -1;
+    for (int i = 1; i < N; i++)
+        if (live[i] && rep[i] == i)
+            for (int k = 0; k < g->nodes[i].n_in; k++) last[rep[g->nodes[i].in[k]]] = i;
+
+    /* input: one group per channel (channels of a real image differ) */
+    size_t ihw = (size_t)in->h * in->w;
+    t[0].ng = in->c;
+    t[0].g = arena_alloc(fp, sizeof(grp) * (size_t)in->c);
+    if (!t[0].g) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    t[0].valid = 1;
+    for (int c = 0; c < in->c; c++) {
+        plane *p = plane_get(fp, (size_t)n * ihw);
+        if (!p) {
+            rc = eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+            goto done;
+        }
+        for (int bi = 0; bi < n; bi++)
+            memcpy(p->data + (size_t)bi * ihw, b->data + ((size_t)bi * in->c + c) * ihw, sizeof(float) * ihw);
+        t[0].g[c] = (grp){1, p};
+    }
+    for (int i = 1; i < N; i++) {
+        const eps_node *nd = &g->nodes[i];
+        if (opts && opts->cancel && *opts->cancel) {
+            rc = eps_error_set(err, EPS_ECANCELED, "", "canceled");
+            goto done;
+        }
+        if (rep[i] == i && live[i]) {
+            const eps_node *xn = &g->nodes[nd->in[0]];
+            ftensor *x = &t[rep[nd->in[0]]], *yt = &t[i];
+            ftensor *xs[EPS_GRAPH_MAX_INPUTS];
+            for (int k = 0; k < nd->n_in; k++) xs[k] = &t[rep[nd->in[k]]];
+            switch (nd->op) {
+            case EPS_OP_CONV2D: rc = op_conv(&R, nd, xn, x, yt); break;
+            case EPS_OP_BATCHNORM: rc = op_bn(&R, x, yt); break;
+            case EPS_OP_RELU: rc = map_planes(&R, nd, xn, x, yt, fn_relu, 1); break;
+            case EPS_OP_AVGPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_avgpool, 1); break;
+            case EPS_OP_MAXPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_maxpool, 0); break;
+            case EPS_OP_GLOBAL_AVGPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_gap, 1); break;
+            case EPS_OP_LINEAR: rc = op_linear(&R, nd, xn, x, yt); break;
+            case EPS_OP_ADD: rc = op_add(&R, nd, xs, yt); break;
+            case EPS_OP_CONCAT: rc = op_concat(&R, nd, xs, yt); break;
+            case EPS_OP_SLICE: rc = op_share_prefix(&R, x, nd->out_c, yt); break;
+            case EPS_OP_FLATTEN: rc = op_flatten(&R, xn, x, yt); break;
+            case EPS_OP_ZERO:
+                if (has_nonfinite(x)) {
+                    rc = map_planes(&R, nd, xn, x, yt, fn_zero, 1);
+                } else {
+                    yt->ng = 1;
+                    yt->g = arena_alloc(fp, sizeof(grp));
+                    if (yt->g) yt->g[0] = (grp){nd->c, NULL};
+                    else rc = EPS_ENOMEM;
+                }
+                break;
+            default: rc = EPS_EINTERNAL; break;
+            }
+            if (rc) {
+                rc = rc == EPS_ENOMEM ? eps_error_set(err, rc, "", "out of memory at node %d", i)
+                                      : eps_error_set(err, rc, "", "fast engine: unsupported op %s", eps_op_name(nd->op));
+                goto done;
+            }
+            yt->valid = 1;
+            for (int k = 0; k < nd->n_in; k++) {
+                int src = rep[nd->in[k]];
+                if (last[src] == i && src != out) tensor_release(fp, &t[src]);
+            }
+        }
+        if (opts && opts->trace && live[rep[i]] && t[rep[i]].valid) {
+            size_t sz = (size_t)n * nd->c * nd->h * nd->w;
+            float *d = realloc(dense, sizeof(float) * sz);
+            if (!d) {
+                rc = eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+                goto done;
+            }
+            dense = d;
+            expand(&t[rep[i]], n, nd->c, nd->h, nd->w, dense);
+            opts->trace(opts->trace_ctx, i, dense, n, nd->c, nd->h, nd->w);
+        }
+    }
+    {
+        const eps_node *on = &g->nodes[g->output];
+        expand(&t[out], n, on->c, on->h, on->w, y);
+    }
+done:
+    free(dense);
+    for (int i = 0; i < N; i++) tensor_release(fp, &t[i]);
+    return rc;
+}

@@ -1,0 +1,101 @@
+/* util_common.c — shared test helpers (see tests/util.h). */
+#include "util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+const char *eps_t_root(void)
+{
+    const char *r = getenv("EPS_ROOT");
+    return r && *r ? r : ".";
+}
+
+const char *eps_t_shared(void)
+{
+    static char buf[4096];
+    struct stat st;
+    const char *e = getenv("EPS_SHARED");
+    if (e && *e) {
+        snprintf(buf, sizeof buf, "%s/data", e);
+        return stat(buf, &st) == 0 ? e : NULL;
+    }
+    snprintf(buf, sizeof buf, "%s/../shared/data", eps_t_root());
+    if (stat(buf, &st) != 0) return NULL;
+    snprintf(buf, sizeof buf, "%s/../shared", eps_t_root());
+    return buf;
+}
+
+char *eps_t_subst_shared(const char *s)
+{
+    const char *p = strstr(s, "$SHARED");
+    if (!p) return strdup(s);
+    const char *sh = eps_t_shared();
+    if (!sh) return NULL;
+    size_t n = strlen(s) + strlen(sh) + 1;
+    char *out = malloc(n);
+    if (!out) abort();
+    snprintf(out, n, "%.*s%s%s", (int)(p - s), s, sh, p + 7);
+    return out;
+}
+
+json_t *eps_t_load_json(const char *relpath)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", eps_t_root(), relpath);
+    json_error_t e;
+    json_t *j = json_load_file(path, JSON_DECODE_ANY, &e);
+    if (!j) {
+        fprintf(stderr, "cannot load %s: %s (line %d)\n", path, e.text, e.line);
+        abort();
+    }
+    return j;
+}
+
+int eps_t_close(double ours, double ref, double rtol, double atol)
+{
+    if (isnan(ref) || isnan(ours)) return isnan(ref) && isnan(ours);
+    return fabs(ours - ref) <= rtol * fabs(ref) + atol;
+}
+
+double eps_t_num(const json_t *v)
+{
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+const char *eps_t_bin(void)
+{
+    const char *b = getenv("EPS_BIN");
+    return b && *b ? b : "build/epsinas";
+}
+
+char *eps_t_run(const char *cmd, int *exit_code)
+{
+    FILE *f = popen(cmd, "r");
+    if (!f) abort();
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) abort();
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (cap - n < 2) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf) abort();
+        }
+    }
+    buf[n] = 0;
+    int st = pclose(f);
+    if (exit_code) *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return buf;
+}
+
+int eps_t_asan(void)
+{
+    const char *a = getenv("EPS_ASAN");
+    return a && *a && strcmp(a, "0");
+}

@@ -14,10 +14,12 @@ TEST_PKGS  := cmocka libcurl
 
 # -ffp-contract=off: no FMA contraction, to round like the reference.
 # Never -ffast-math: denormals and NaN rules are part of the metric.
+# SANITIZE: extra compile+link flags (make check-asan sets it).
+SANITIZE ?=
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -ffp-contract=off $(ARCH_FLAGS) \
+CFLAGS   += $(SANITIZE) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -ffp-contract=off $(ARCH_FLAGS) \
             -Iinclude -pthread
-LDLIBS   += -lm -pthread
+LDLIBS   += -lm -pthread $(SANITIZE)
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CFLAGS   += -DEPS_VERSION='"$(VERSION)"'
 
@@ -80,8 +82,8 @@ check: test
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \
-	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
-	  LDLIBS="-lm -pthread -fsanitize=address,undefined" EPS_ASAN=1 test
+	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  EPS_ASAN=1 test
 
 bench: $(BIN)
 	@scripts/install-deps.sh all

@@ -7,7 +7,7 @@ want="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-de
 case "${1:-build}" in
   build) ;;
   test) want="$want libcmocka-dev libcurl4-openssl-dev curl redis-server nginx-light wrk nodejs npm" ;;
-  bench|all) want="$want libcmocka-dev libcurl4-openssl-dev curl redis-server nginx-light wrk nodejs npm python3-torch python3-numpy python3-scipy" ;;
+  bench|all) want="$want bc libcmocka-dev libcurl4-openssl-dev curl redis-server nginx-light wrk nodejs npm python3-torch python3-numpy python3-scipy" ;;
   *) echo "install-deps: unknown set '$1' (build|test|bench|all)" >&2; exit 2 ;;
 esac
 missing=""

@@ -343,6 +343,25 @@ eps_cache_result eps_cache_lookup(eps_cache *c, const eps_cache_key *k, eps_cach
     return EPS_CACHE_LEAD;
 }
 
+int eps_cache_peek(eps_cache *c, const eps_cache_key *k, char **val, size_t *len)
+{
+    *val = NULL;
+    pthread_mutex_lock(&c->mu);
+    entry *e = find(c, k->text, k->h);
+    char *copy = e ? malloc(e->len + 1) : NULL;
+    if (copy) {
+        memcpy(copy, e->val, e->len + 1);
+        *len = e->len;
+        lru_unlink(c, e);
+        lru_push_front(c, e);
+        arch_touch(c, e);
+        c->hits++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    *val = copy;
+    return copy ? EPS_CACHE_HIT : -1;
+}
+
 char *eps_cache_backend_get(eps_cache *c, const eps_cache_flight *f, size_t *len)
 {
     if (!c->has_backend || !c->backend.get || !f) return NULL;

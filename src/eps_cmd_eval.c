@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -118,6 +119,12 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static long cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : n;
 }
 
 static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
@@ -946,6 +953,9 @@ typedef struct {
     int progress;
 } work_pool;
 
+/* Defined in eps_engine_fast.c (not in engine.h yet): frees the calling
+ * thread's plane cache, which would otherwise leak when a worker exits. */
+
 static void *work_thread(void *arg)
 {
     work_pool *w = arg;
@@ -966,6 +976,7 @@ static void *work_thread(void *arg)
             fprintf(stderr, "  %s: %ld / %ld (%.1f s)\n", w->what, w->done, w->n, now_s() - w->t0);
         pthread_mutex_unlock(&w->mu);
     }
+    eps_engine_fast_release_thread_cache();
     return NULL;
 }
 
@@ -1009,32 +1020,43 @@ typedef struct {
     int *code;
     double *target;
     double *score;
+    unsigned char *have;    /* score[i] is known */
+    const eps_batch *batch; /* to score on demand; NULL with --scores */
+    long *todo;             /* pool indices to score up front */
 } nb201_pool;
 
-static int pool_score_cb(void *ctx, long i, double *score, eps_error *err)
+/* Epsilon of pool architecture i with the space's default weights. */
+static int pool_score_arch(nb201_pool *p, long i, eps_error *err)
 {
-    (void)err;
-    *score = ((const nb201_pool *)ctx)->score[i];
-    return 0;
-}
-
-typedef struct {
-    nb201_pool *pool;
-    const eps_batch *batch;
-} score_job;
-
-static int score_one(void *ctx, long i, eps_error *err)
-{
-    score_job *s = ctx;
     eps_arch a;
-    int rc = arch_for_code(s->pool->code[i], &a, err);
+    int rc = arch_for_code(p->code[i], &a, err);
     if (rc < 0) return rc;
     eps_run_opts o = {.engine = EPS_ENGINE_FAST};
     eps_score sc;
-    rc = eps_arch_score(&a, s->batch, NULL, &o, &sc, err);
+    rc = eps_arch_score(&a, p->batch, NULL, &o, &sc, err);
     eps_arch_free(&a);
-    if (rc == 0) s->pool->score[i] = sc.epsilon;
+    if (rc == 0) {
+        p->score[i] = sc.epsilon;
+        p->have[i] = 1;
+    }
     return rc;
+}
+
+static int pool_score_cb(void *ctx, long i, double *score, eps_error *err)
+{
+    nb201_pool *p = ctx;
+    if (!p->have[i] && p->batch) {
+        int rc = pool_score_arch(p, i, err);
+        if (rc < 0) return rc;
+    }
+    *score = p->score[i];
+    return 0;
+}
+
+static int score_todo(void *ctx, long k, eps_error *err)
+{
+    nb201_pool *p = ctx;
+    return pool_score_arch(p, p->todo[k], err);
 }
 
 static void search_help(FILE *f)
@@ -1062,9 +1084,10 @@ static void search_help(FILE *f)
             "  --target COLUMN           default: the first numeric column after arch\n"
             "  --minimize                lower target is better\n"
             "  --truth-arch-column NAME  default arch\n"
-            "  --scores FILE             epsinas scores (sweep CSV: arch, epsilon); without it the\n"
-            "                            table's architectures are scored here (ramp batch, fast\n"
-            "                            engine; see --batch, --batch-size, --threads)\n"
+            "  --scores FILE             epsinas scores (sweep CSV: arch, epsilon; an architecture\n"
+            "                            without a row counts as NaN = lowest). Without it the\n"
+            "                            warm-up candidates are scored here (ramp batch, fast\n"
+            "                            engine, the space's weights; see --batch, --batch-size)\n"
             "  --scores-arch-column NAME, --score-column NAME   as in eval\n"
             "  --algo LIST               random, evolution or both (default random,evolution)\n"
             "  --warmup LIST             warm-up sizes (default 3000; 0 = none)\n"
@@ -1073,7 +1096,8 @@ static void search_help(FILE *f)
             "  --seed K                  default 1\n"
             "  --population P            default 64\n"
             "  --tournament T            default 10\n"
-            "  --batch SPEC              default ramp; --batch-size N default 256; --threads N default 1\n"
+            "  --batch SPEC              default ramp; --batch-size N default 256\n"
+            "  --threads N               scoring threads (default 0 = all CPUs)\n"
             "  --out FILE.csv            every step: algo,warmup,step,median,q25,q75,mean\n"
             "  --plot FILE.svg           best-so-far curves with quartile bands\n");
 }
@@ -1195,7 +1219,7 @@ int eps_cmd_search(int argc, char **argv)
     const char *space = "nb201", *truth = NULL, *target = NULL, *truth_col = "arch", *scores = NULL;
     const char *scores_col = "arch", *score_col = "epsilon", *algo_s = "random,evolution", *warm_s = "3000";
     const char *budget_s = "300", *runs_s = "100", *seed_s = "1", *pop_s = "64", *tour_s = "10";
-    const char *batch_s = "ramp", *bsize_s = "256", *threads_s = "1", *out_s = NULL, *plot_s = NULL;
+    const char *batch_s = "ramp", *bsize_s = "256", *threads_s = "0", *out_s = NULL, *plot_s = NULL;
     int minimize = 0;
     const opt_spec specs[] = {{"--space", 1, &space, NULL},         {"--truth", 1, &truth, NULL},
                               {"--target", 1, &target, NULL},       {"--minimize", 0, NULL, &minimize},
@@ -1220,16 +1244,19 @@ int eps_cmd_search(int argc, char **argv)
     if ((rc = parse_long(cmd, "--runs", runs_s, 1, 100000, &runs)) != 0) return rc;
     if ((rc = parse_long(cmd, "--population", pop_s, 1, 100000, &pop)) != 0) return rc;
     if ((rc = parse_long(cmd, "--tournament", tour_s, 1, 100000, &tour)) != 0) return rc;
-    if ((rc = parse_long(cmd, "--threads", threads_s, 1, 64, &threads)) != 0) return rc;
+    if ((rc = parse_long(cmd, "--threads", threads_s, 0, 64, &threads)) != 0) return rc;
+    if (threads == 0) threads = cpu_count();
     if ((rc = parse_u64(cmd, "--seed", seed_s, &seed)) != 0) return rc;
-    if ((double)budget * (double)runs > 2e8)
-        return report(cmd, EPS_ELIMIT, "--budget x --runs = %.0f look-ups is over the limit of 2e8",
-                      (double)budget * (double)runs);
     char algos[4][32], warms[8][32];
     int na = split_list(cmd, "--algo", algo_s, algos, 4);
     if (na < 0) return 2;
     int nw = split_list(cmd, "--warmup", warm_s, warms, 8);
     if (nw < 0) return 2;
+    /* Every curve value is kept (runs x budget doubles per configuration). */
+    if ((double)budget * (double)runs * na * nw > 2e7)
+        return report(cmd, EPS_ELIMIT,
+                      "--budget x --runs x configurations = %.0f curve points is over the limit of 2e7",
+                      (double)budget * (double)runs * na * nw);
     search_cfg cfg[32];
     int ncfg = 0;
     memset(cfg, 0, sizeof cfg);
@@ -1273,9 +1300,10 @@ int eps_cmd_search(int argc, char **argv)
     pool.code = malloc((size_t)tt.nrows * sizeof *pool.code);
     pool.target = malloc((size_t)tt.nrows * sizeof *pool.target);
     pool.score = malloc((size_t)tt.nrows * sizeof *pool.score);
+    pool.have = calloc((size_t)tt.nrows, 1);
     lookup = malloc(EPS_NB201_COUNT * sizeof *lookup);
     tmp = malloc((size_t)runs * sizeof *tmp);
-    if (!pool.code || !pool.target || !pool.score || !lookup || !tmp) {
+    if (!pool.code || !pool.target || !pool.score || !pool.have || !lookup || !tmp) {
         rc = report(cmd, EPS_ENOMEM, "out of memory");
         goto out;
     }
@@ -1351,6 +1379,7 @@ int eps_cmd_search(int argc, char **argv)
                 seen[i] = 1;
             }
         }
+        for (long i = 0; i < pool.n; i++) pool.have[i] = 1; /* absent = NaN = ranked lowest */
         for (long i = 0; i < pool.n; i++) unscored += !seen[i];
         free(seen);
         if (rc >= 0) goto out;
@@ -1359,24 +1388,43 @@ int eps_cmd_search(int argc, char **argv)
             goto out;
         }
     } else {
-        int need = 0;
-        for (int c = 0; c < ncfg; c++) need |= cfg[c].warmup > 0;
-        if (need) {
-            if ((rc = load_batch(cmd, batch_s, bsize_s, &batch)) >= 0) goto out;
-            have_batch = 1;
-            double t0 = now_s();
-            score_job job = {&pool, &batch};
-            if (run_parallel(score_one, &job, pool.n, (int)threads, "scoring", &e) < 0) {
+        /* Score exactly the warm-up candidates (they depend only on the
+         * seed), in parallel, before the searches ask for them. */
+        unsigned char *mark = calloc((size_t)pool.n, 1);
+        pool.todo = malloc((size_t)pool.n * sizeof *pool.todo);
+        if (!mark || !pool.todo) {
+            free(mark);
+            rc = report(cmd, EPS_ENOMEM, "out of memory");
+            goto out;
+        }
+        for (int c = 0; c < ncfg; c++) {
+            eps_search_opts so = {cfg[c].algo, cfg[c].warmup, budget, (int)runs, seed, (int)pop, (int)tour};
+            if (eps_search_warmup_marks(pool.n, &so, mark, &e) < 0) {
+                free(mark);
                 rc = report_err(cmd, &e);
                 goto out;
             }
-            fprintf(stderr, "scored %ld architectures in %.1f s (%s batch of %d, fast engine)\n", pool.n,
-                    now_s() - t0, batch_s, batch.n);
+        }
+        long ntodo = 0;
+        for (long i = 0; i < pool.n; i++)
+            if (mark[i]) pool.todo[ntodo++] = i;
+        free(mark);
+        if (ntodo) {
+            if ((rc = load_batch(cmd, batch_s, bsize_s, &batch)) >= 0) goto out;
+            have_batch = 1;
+            pool.batch = &batch;
+            double t0 = now_s();
+            if (run_parallel(score_todo, &pool, ntodo, (int)threads, "scoring", &e) < 0) {
+                rc = report_err(cmd, &e);
+                goto out;
+            }
+            fprintf(stderr, "scored %ld warm-up candidates in %.1f s (%s batch of %d, fast engine, %ld threads)\n",
+                    ntodo, now_s() - t0, batch_s, batch.n, threads);
         }
     }
 
     long nan_scores = 0;
-    for (long i = 0; i < pool.n; i++) nan_scores += isnan(pool.score[i]);
+    for (long i = 0; i < pool.n; i++) nan_scores += pool.have[i] && isnan(pool.score[i]);
     printf("search space: %ld architectures of %s with a numeric %s (%ld NaN-target rows and %ld repeats "
            "skipped); %ld NaN scores%s",
            pool.n, tt.name, tt.header[tc], nan_target, dups, nan_scores, unscored ? " (" : "\n");
@@ -1451,6 +1499,8 @@ out:
     free(pool.code);
     free(pool.target);
     free(pool.score);
+    free(pool.have);
+    free(pool.todo);
     free(lookup);
     free(tmp);
     eps_table_free(&tt);
@@ -1528,7 +1578,7 @@ static void sw_help(FILE *f)
             "  --seed K                  sample seed (default 1)\n"
             "  --window A:B              exponent window (default -8:1)\n"
             "  --batch SPEC              default ramp; --batch-size N default 256\n"
-            "  --threads N               default 1\n"
+            "  --threads N               scoring threads (default 0 = all CPUs)\n"
             "  --json                    machine-readable output\n");
 }
 
@@ -1537,7 +1587,7 @@ int eps_cmd_search_weights(int argc, char **argv)
     const char *cmd = "search-weights";
     const char *space = "nb201", *archs_s = NULL, *truth = NULL, *target = NULL, *truth_col = "arch";
     const char *sample_s = "200", *seed_s = "1", *window_s = "-8:1", *batch_s = "ramp", *bsize_s = "256";
-    const char *threads_s = "1";
+    const char *threads_s = "0";
     int minimize = 0, json = 0;
     const opt_spec specs[] = {{"--space", 1, &space, NULL},        {"--archs", 1, &archs_s, NULL},
                               {"--truth", 1, &truth, NULL},        {"--target", 1, &target, NULL},
@@ -1553,7 +1603,8 @@ int eps_cmd_search_weights(int argc, char **argv)
     long sample = 0, threads = 0;
     uint64_t seed = 0;
     if ((rc = parse_long(cmd, "--sample", sample_s, 1, EPS_NB201_COUNT, &sample)) != 0) return rc;
-    if ((rc = parse_long(cmd, "--threads", threads_s, 1, 64, &threads)) != 0) return rc;
+    if ((rc = parse_long(cmd, "--threads", threads_s, 0, 64, &threads)) != 0) return rc;
+    if (threads == 0) threads = cpu_count();
     if ((rc = parse_u64(cmd, "--seed", seed_s, &seed)) != 0) return rc;
     int wa, wb;
     char wend;

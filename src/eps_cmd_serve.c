@@ -32,17 +32,28 @@ static void on_signal(int sig)
     errno = saved;
 }
 
+/* Built-in batches, each unless the configuration names its own:
+ * "default" (images, what image spaces use when a request names none) and
+ * "tokens" (what token spaces such as nlp use when a request names none). */
+static const struct {
+    const char *name, *spec;
+} builtin[] = {{"default", "ramp"}, {"tokens", "tokens:1"}};
+
 static int load_batches(const eps_config *cfg, eps_named_batch *nb, int *n_out)
 {
-    int n = 0, has_default = 0;
-    for (int i = 0; i < cfg->n_batches; i++)
-        if (!strncmp(cfg->batches[i], "default=", 8)) has_default = 1;
+    int n = 0;
     eps_error err;
-    if (!has_default) {
+    for (size_t b = 0; b < sizeof builtin / sizeof builtin[0]; b++) {
+        size_t len = strlen(builtin[b].name);
+        int given = 0;
+        for (int i = 0; i < cfg->n_batches; i++)
+            if (!strncmp(cfg->batches[i], builtin[b].name, len) && cfg->batches[i][len] == '=') given = 1;
+        if (given) continue;
         eps_error_clear(&err);
-        snprintf(nb[n].name, sizeof nb[n].name, "default");
-        if (eps_batch_load("ramp", (int)cfg->batch_size, &nb[n].batch, &err) < 0) {
-            fprintf(stderr, "epsinas serve: default batch (ramp): %s\n", err.msg);
+        snprintf(nb[n].name, sizeof nb[n].name, "%s", builtin[b].name);
+        if (eps_batch_load(builtin[b].spec, (int)cfg->batch_size, &nb[n].batch, &err) < 0) {
+            fprintf(stderr, "epsinas serve: built-in batch %s (%s): %s\n", builtin[b].name, builtin[b].spec, err.msg);
+            for (int k = 0; k < n; k++) eps_batch_free(&nb[k].batch);
             return err.code == EPS_EINVAL ? 2 : 1;
         }
         n++;
@@ -68,8 +79,9 @@ int eps_cmd_serve(int argc, char **argv)
     eps_error err;
     eps_error_clear(&err);
     int rc = eps_config_parse(&cfg, argc, argv, &err);
-    if (rc == 1) {
-        eps_config_help(stdout);
+    if (rc == 1 || rc == 2) {
+        if (rc == 1) eps_config_help(stdout);
+        else eps_config_help_markdown(stdout);
         eps_config_free(&cfg);
         return 0;
     }
@@ -81,7 +93,7 @@ int eps_cmd_serve(int argc, char **argv)
     eps_log_setup(cfg.log_format, cfg.log_level);
     openblas_set_num_threads(1);
 
-    static eps_named_batch batches[EPS_CONFIG_MAX_BATCHES + 1];
+    static eps_named_batch batches[EPS_CONFIG_MAX_BATCHES + 2];
     int nb = 0;
     rc = load_batches(&cfg, batches, &nb);
     if (rc) {

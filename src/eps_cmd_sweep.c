@@ -398,6 +398,7 @@ static void *worker(void *arg)
 out:
     free(buf);
     free(field);
+    eps_engine_fast_release_thread_cache();
     return NULL;
 }
 

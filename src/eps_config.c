@@ -47,13 +47,20 @@ static const eps_config_opt options[] = {
      "require 'Authorization: Bearer TOKEN' on /v1/* (health, /v2, /metrics exempt); empty = off",
      OFF(api_token)},
     {"--batch", "EPSINAS_BATCH", EPS_OPT_LIST, "", 1, 1023, NULL,
-     "NAME=SPEC, repeatable (env: ';'-separated); 'default' = ramp unless given", OFF(batches)},
+     "NAME=SPEC, repeatable (env: ';'-separated); built in unless given: default=ramp, tokens=tokens:1",
+     OFF(batches)},
     {"--batch-size", "EPSINAS_BATCH_SIZE", EPS_OPT_INT, "256", 1, 4096, NULL,
      "images (or token streams) loaded per batch", OFF(batch_size)},
     {"--log-format", "EPSINAS_LOG_FORMAT", EPS_OPT_ENUM, "text", 0, 0, "text|json",
      "access/event log format on stderr", OFF(log_format)},
     {"--log-level", "EPSINAS_LOG_LEVEL", EPS_OPT_ENUM, "info", 0, 0, "error|warn|info|debug",
      "least severe level logged (access lines are info)", OFF(log_level)},
+    {"--redis-url", "EPSINAS_REDIS_URL", EPS_OPT_STR, "", 0, 1023, NULL,
+     "shared cache tier behind the LRU, redis://[[user]:password@]host[:port][/db]; empty = off", OFF(redis_url)},
+    {"--redis-ttl-s", "EPSINAS_REDIS_TTL_S", EPS_OPT_INT, "86400", 0, 315360000, NULL,
+     "expiry of results written to Redis, in seconds (0 = never)", OFF(redis_ttl_s)},
+    {"--redis-timeout-ms", "EPSINAS_REDIS_TIMEOUT_MS", EPS_OPT_INT, "50", 1, 60000, NULL,
+     "Redis connect and command timeout; slower means a miss / a dropped write", OFF(redis_timeout_ms)},
     {NULL, NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 
@@ -251,8 +258,10 @@ int eps_config_parse(eps_config *c, int argc, char **argv, eps_error *err)
     memset(c, 0, sizeof *c);
     int rc = set_defaults(c, err);
     if (rc) return rc;
-    for (int i = 1; i < argc; i++)
+    for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+        if (!strcmp(argv[i], "--help-markdown")) return 2;
+    }
     rc = from_env(c, argc, argv, err);
     if (rc) return rc;
     for (int i = 1; i < argc; i++) {
@@ -285,6 +294,38 @@ void eps_config_free(eps_config *c)
     clear_list(c);
 }
 
+static void row_texts(const eps_config_opt *o, char *def, size_t dn, char *range, size_t rn)
+{
+    char lo[24], hi[24];
+    if (!o->def) snprintf(def, dn, "%d", eps_config_ncpu());
+    else snprintf(def, dn, "%s", *o->def ? o->def : "\"\"");
+    switch (o->type) {
+    case EPS_OPT_INT: snprintf(range, rn, "%lld..%lld", o->min, o->max); break;
+    case EPS_OPT_SIZE:
+        fmt_size(o->min, lo, sizeof lo);
+        fmt_size(o->max, hi, sizeof hi);
+        snprintf(range, rn, "%s..%s", lo, hi);
+        break;
+    case EPS_OPT_ENUM: snprintf(range, rn, "%s", o->choices); break;
+    case EPS_OPT_STR: snprintf(range, rn, "text <= %lld B", o->max); break;
+    case EPS_OPT_LIST: snprintf(range, rn, "<= %d items", EPS_CONFIG_MAX_BATCHES); break;
+    }
+}
+
+void eps_config_help_markdown(FILE *f)
+{
+    fprintf(f, "| flag | env var | default | allowed | meaning |\n|---|---|---|---|---|\n");
+    for (const eps_config_opt *o = options; o->flag; o++) {
+        char def[32], range[64];
+        row_texts(o, def, sizeof def, range, sizeof range);
+        fprintf(f, "| `%s` | `%s` | %s | ", o->flag, o->env, o->def ? def : "number of CPUs");
+        for (const char *p = range; *p; p++) fputs(*p == '|' ? "\\|" : (char[2]){*p, 0}, f);
+        fputs(" | ", f);
+        for (const char *p = o->help; *p; p++) fputs(*p == '|' ? "\\|" : (char[2]){*p, 0}, f);
+        fputs(" |\n", f);
+    }
+}
+
 void eps_config_help(FILE *f)
 {
     fprintf(f,
@@ -293,23 +334,11 @@ void eps_config_help(FILE *f)
             "GET /v1/spaces, GET /v1/batches, GET /v2/health/live|ready (/livez, /readyz), GET /v2,\n"
             "GET /metrics. See openapi.yaml and docs/service.md.\n"
             "Every option can also be set by its environment variable; a flag overrides it.\n"
-            "Sizes take K/M/G suffixes (powers of 1024).\n\n");
+            "Sizes take K/M/G suffixes (powers of 1024). --help-markdown prints this table as Markdown.\n\n");
     fprintf(f, "%-22s %-28s %-10s %-16s %s\n", "flag", "env var", "default", "allowed", "help");
     for (const eps_config_opt *o = options; o->flag; o++) {
-        char def[32], range[64], lo[24], hi[24];
-        if (!o->def) snprintf(def, sizeof def, "%d", eps_config_ncpu());
-        else snprintf(def, sizeof def, "%s", *o->def ? o->def : "\"\"");
-        switch (o->type) {
-        case EPS_OPT_INT: snprintf(range, sizeof range, "%lld..%lld", o->min, o->max); break;
-        case EPS_OPT_SIZE:
-            fmt_size(o->min, lo, sizeof lo);
-            fmt_size(o->max, hi, sizeof hi);
-            snprintf(range, sizeof range, "%s..%s", lo, hi);
-            break;
-        case EPS_OPT_ENUM: snprintf(range, sizeof range, "%s", o->choices); break;
-        case EPS_OPT_STR: snprintf(range, sizeof range, "text <= %lld B", o->max); break;
-        case EPS_OPT_LIST: snprintf(range, sizeof range, "<= %d items", EPS_CONFIG_MAX_BATCHES); break;
-        }
+        char def[32], range[64];
+        row_texts(o, def, sizeof def, range, sizeof range);
         fprintf(f, "%-22s %-28s %-10s %-16s %s\n", o->flag, o->env, def, range, o->help);
     }
     fprintf(f,

@@ -14,6 +14,7 @@
  * once the pool is warm. Checked op by op against eps_engine_dense.c. */
 #include "epsinas/engine.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -27,11 +28,16 @@ typedef struct plane {
     float *data;
     size_t size;         /* floats */
     int refs;
+    int has_stats;       /* sum / ssc below are valid (set by the producer) */
+    double sum, ssc;     /* sum and centred sum of squares, for BatchNorm */
     struct plane *next;  /* free list */
 } plane;
 
 typedef struct { int count; plane *p; } grp;           /* p == NULL: zeros */
-typedef struct { int ng; grp *g; int valid; } ftensor;
+/* relu: the values are max(plane, 0), applied by the reader. A ReLU whose
+ * only readers are convolutions is not materialised (the conv applies it
+ * while loading each row). */
+typedef struct { int ng; grp *g; int valid; int relu; } ftensor;
 
 typedef struct arena_chunk { struct arena_chunk *next; size_t cap, used; } arena_chunk;
 
@@ -42,6 +48,8 @@ typedef struct fpool {
 } fpool;
 
 static _Thread_local fpool tl_pool;
+
+static int plane_stats(plane *p);
 
 static void *arena_alloc(fpool *fp, size_t n)
 {
@@ -74,6 +82,7 @@ static plane *plane_get(fpool *fp, size_t size)
             plane *p = *pp;
             *pp = p->next;
             p->refs = 1;
+            p->has_stats = 0;
             p->next = NULL;
             return p;
         }
@@ -86,6 +95,7 @@ static plane *plane_get(fpool *fp, size_t size)
     }
     p->size = size;
     p->refs = 1;
+    p->has_stats = 0;
     p->next = NULL;
     return p;
 }
@@ -104,8 +114,6 @@ static void tensor_release(fpool *fp, ftensor *t)
     t->valid = 0;
 }
 
-/* Frees this thread's pooled planes (e.g. when a worker thread exits). */
-void eps_engine_fast_release_thread_cache(void);
 void eps_engine_fast_release_thread_cache(void)
 {
     fpool *fp = &tl_pool;
@@ -123,13 +131,6 @@ void eps_engine_fast_release_thread_cache(void)
 }
 
 /* ---- plane kernels (B images of H x W each) ---- */
-
-static int plane_is_zero(const float *x, size_t n)
-{
-    unsigned nz = 0;
-    for (size_t i = 0; i < n; i++) nz |= (x[i] != 0.0f);
-    return !nz;
-}
 
 /* 3x3, stride 1, pad 1 box sum of one H x W image (tmp: H*W scratch). */
 static void box3_same(const float *restrict x, float *restrict y, float *restrict tmp, int H, int W)
@@ -204,36 +205,71 @@ typedef struct run {
     float *scratch;       /* 2 x max plane */
 } run;
 
+/* 3x3 / stride 1 / pad 1 window sum of w*x for one image, times cnt,
+ * written to (acc = 0) or added to (acc = 1) y. The scaled row lives in
+ * L1; w is applied to each value before summing, as the reference rounds
+ * each product w*x. */
+static void conv3_image(const float *restrict x, float *restrict y, float *restrict tmp, int H, int W, float w,
+                        float cnt, int acc, int relu)
+{
+    float srow[W + 2];
+    srow[0] = srow[W + 1] = 0.0f;
+    for (int r = 0; r < H; r++) {
+        const float *a = x + (size_t)r * W;
+        if (relu)
+            for (int c = 0; c < W; c++) srow[c + 1] = w * (a[c] < 0.0f ? 0.0f : a[c]);
+        else
+            for (int c = 0; c < W; c++) srow[c + 1] = w * a[c];
+        float *t = tmp + (size_t)r * W;
+        for (int c = 0; c < W; c++) t[c] = srow[c] + srow[c + 1] + srow[c + 2];
+    }
+    for (int r = 0; r < H; r++) {
+        const float *m = tmp + (size_t)r * W;
+        const float *u = r > 0 ? m - W : NULL, *d = r < H - 1 ? m + W : NULL;
+        float *o = y + (size_t)r * W;
+        for (int c = 0; c < W; c++) {
+            float v = u ? (d ? u[c] + m[c] + d[c] : u[c] + m[c]) : (d ? m[c] + d[c] : m[c]);
+            o[c] = acc ? o[c] + cnt * v : cnt * v;
+        }
+    }
+}
+
 /* conv over a list of (count, plane) segments -> one plane (or NULL if all zero). */
-static int conv_segments(run *R, const eps_node *nd, const eps_node *xn, int nseg, const grp *seg, plane **out)
+static int conv_segments(run *R, const eps_node *nd, const eps_node *xn, int nseg, const grp *seg, int relu,
+                         plane **out)
 {
     int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, n = R->n;
     int k = nd->kernel, s = nd->stride, p = nd->pad, d = nd->dilation;
     size_t ihw = (size_t)H * W, ohw = (size_t)OH * OW;
     plane *o = NULL;
+    int acc = 0;
     float *scaled = R->scratch, *tmp = R->scratch + ihw, *ws = tmp + (size_t)H * (OW > W ? OW : W);
     for (int gi = 0; gi < nseg; gi++) {
         if (!seg[gi].p) continue;
         if (!o) {
             o = plane_get(R->fp, (size_t)n * ohw);
             if (!o) return EPS_ENOMEM;
-            memset(o->data, 0, sizeof(float) * o->size);
         }
         float cnt = (float)seg[gi].count, w = R->w;
         for (int b = 0; b < n; b++) {
-            const float *xi = seg[gi].p->data + (size_t)b * ihw;
-            float *oi = o->data + (size_t)b * ohw;
-            for (size_t q = 0; q < ihw; q++) scaled[q] = w * xi[q];
-            if (k == 1 && s == 1 && p == 0) {
-                for (size_t q = 0; q < ohw; q++) oi[q] += cnt * scaled[q];
+            const float *restrict xi = seg[gi].p->data + (size_t)b * ihw;
+            float *restrict oi = o->data + (size_t)b * ohw;
+            if (is_box3_same(k, s, p, d)) {
+                conv3_image(xi, oi, tmp, H, W, w, cnt, acc, relu);
+            } else if (k == 1 && s == 1 && p == 0) {
+                for (size_t q = 0; q < ohw; q++) {
+                    float v = relu && xi[q] < 0.0f ? 0.0f : xi[q];
+                    oi[q] = acc ? oi[q] + cnt * (w * v) : cnt * (w * v);
+                }
             } else {
-                if (is_box3_same(k, s, p, d)) box3_same(scaled, ws, tmp, H, W);
-                else window_sum(scaled, ws, tmp, H, W, OH, OW, k, s, p, d);
-                for (size_t q = 0; q < ohw; q++) oi[q] += cnt * ws[q];
+                for (size_t q = 0; q < ihw; q++) scaled[q] = w * (relu && xi[q] < 0.0f ? 0.0f : xi[q]);
+                window_sum(scaled, ws, tmp, H, W, OH, OW, k, s, p, d);
+                for (size_t q = 0; q < ohw; q++) oi[q] = acc ? oi[q] + cnt * ws[q] : cnt * ws[q];
             }
         }
+        acc = 1;
     }
-    if (o && plane_is_zero(o->data, o->size)) {
+    if (o && !plane_stats(o)) {
         plane_put(R->fp, o);
         o = NULL;
     }
@@ -280,7 +316,7 @@ static int op_conv(run *R, const eps_node *nd, const eps_node *xn, const ftensor
             continue;
         }
         plane *o;
-        int rc = conv_segments(R, nd, xn, ns, seg, &o);
+        int rc = conv_segments(R, nd, xn, ns, seg, x->relu, &o);
         if (rc) return rc;
         y->g[y->ng++] = (grp){cog, o};
         memcpy(prev, seg, sizeof(grp) * (size_t)ns);
@@ -289,29 +325,68 @@ static int op_conv(run *R, const eps_node *nd, const eps_node *xn, const ftensor
     return 0;
 }
 
-/* Double accumulation with 8 independent partial sums: a fixed order we
+/* Double accumulation with 32 independent partial sums: a fixed order we
  * choose (no -ffast-math), wide enough for the compiler to vectorise. */
+#define NACC 32
+static double fold(double *acc)
+{
+    for (int w = NACC / 2; w > 0; w /= 2)
+        for (int j = 0; j < w; j++) acc[j] += acc[j + w];
+    return acc[0];
+}
+
 static double sum_f64(const float *x, size_t n)
 {
-    double acc[8] = {0};
+    double acc[NACC] = {0};
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j];
+    for (; i + NACC <= n; i += NACC)
+        for (int j = 0; j < NACC; j++) acc[j] += (double)x[i + j];
     for (; i < n; i++) acc[0] += (double)x[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return fold(acc);
 }
 
 static double sumsq_centered_f64(const float *x, size_t n, double mean)
 {
-    double acc[8] = {0};
+    double acc[NACC] = {0};
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) {
+    for (; i + NACC <= n; i += NACC)
+        for (int j = 0; j < NACC; j++) {
             double d = (double)x[i + j] - mean;
             acc[j] += d * d;
         }
     for (; i < n; i++) acc[0] += ((double)x[i] - mean) * ((double)x[i] - mean);
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return fold(acc);
+}
+
+/* One pass over a freshly computed plane: whether it is all zeros, and the
+ * BatchNorm statistics in double, shifted by the first value K so that
+ * sum (x-K)^2 - (sum (x-K))^2 / n loses nothing to cancellation (a constant
+ * plane gives exactly 0). Saves BN its own two passes. */
+static int plane_stats(plane *p)
+{
+    const float *x = p->data;
+    size_t n = p->size, i = 0;
+    double K = x[0], a1[NACC] = {0}, a2[NACC] = {0};
+    unsigned nz = 0;
+    for (; i + NACC <= n; i += NACC)
+        for (int j = 0; j < NACC; j++) {
+            double d = (double)x[i + j] - K;
+            a1[j] += d;
+            a2[j] += d * d;
+            nz |= x[i + j] != 0.0f;
+        }
+    for (; i < n; i++) {
+        double d = (double)x[i] - K;
+        a1[0] += d;
+        a2[0] += d * d;
+        nz |= x[i] != 0.0f;
+    }
+    double s1 = fold(a1), s2 = fold(a2);
+    p->sum = K * (double)n + s1;
+    p->ssc = s2 - s1 * s1 / (double)n;
+    if (p->ssc < 0) p->ssc = 0;
+    p->has_stats = 1;
+    return nz != 0;
 }
 
 static int op_bn(run *R, const ftensor *x, ftensor *y)
@@ -334,8 +409,13 @@ static int op_bn(run *R, const ftensor *x, ftensor *y)
             continue;
         }
         size_t n = xp->size;
-        double sum = sum_f64(xp->data, n);
-        double ss = sumsq_centered_f64(xp->data, n, sum / (double)n);
+        double sum, ss;
+        if (xp->has_stats) {
+            sum = xp->sum, ss = xp->ssc;
+        } else {
+            sum = sum_f64(xp->data, n);
+            ss = sumsq_centered_f64(xp->data, n, sum / (double)n);
+        }
         float alpha, beta;
         eps_bn_coeffs(sum, ss, (long)n, R->w, &alpha, &beta);
         plane *o = plane_get(R->fp, n);
@@ -402,18 +482,21 @@ static void fn_avgpool(run *R, const eps_node *nd, const eps_node *xn, const flo
 {
     int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, k = nd->kernel, s = nd->stride, p = nd->pad;
     float *tmp = R->scratch + (size_t)R->n * H * W; /* after a possible zero input */
+    float *div = tmp + (size_t)H * (W > OW ? W : OW);
+    /* the divisor of each output position: the window size, or only its
+     * in-bounds taps when padding is not counted (as PyTorch divides) */
+    for (int oy = 0; oy < OH; oy++) {
+        int cy = window_count(oy, s, p, k, H);
+        for (int ox = 0; ox < OW; ox++)
+            div[oy * OW + ox] = (float)(nd->count_include_pad ? k * k : cy * window_count(ox, s, p, k, W));
+    }
+    int ohw = OH * OW;
     for (int b = 0; b < R->n; b++) {
         const float *xi = x + (size_t)b * H * W;
-        float *yi = y + (size_t)b * OH * OW;
+        float *restrict yi = y + (size_t)b * ohw;
         if (is_box3_same(k, s, p, 1)) box3_same(xi, yi, tmp, H, W);
         else window_sum(xi, yi, tmp, H, W, OH, OW, k, s, p, 1);
-        for (int oy = 0; oy < OH; oy++) {
-            int cy = window_count(oy, s, p, k, H);
-            for (int ox = 0; ox < OW; ox++) {
-                int cnt = nd->count_include_pad ? k * k : cy * window_count(ox, s, p, k, W);
-                yi[oy * OW + ox] /= (float)cnt;
-            }
-        }
+        for (int q = 0; q < ohw; q++) yi[q] /= div[q];
     }
 }
 
@@ -454,10 +537,13 @@ static void fn_gap(run *R, const eps_node *nd, const eps_node *xn, const float *
 
 static int has_nonfinite(const ftensor *x)
 {
-    for (int i = 0; i < x->ng; i++)
-        if (x->g[i].p)
-            for (size_t k = 0; k < x->g[i].p->size; k++)
-                if (!isfinite(x->g[i].p->data[k])) return 1;
+    for (int i = 0; i < x->ng; i++) {
+        if (!x->g[i].p) continue;
+        const float *d = x->g[i].p->data;
+        unsigned bad = 0;
+        for (size_t k = 0; k < x->g[i].p->size; k++) bad |= !(fabsf(d[k]) <= FLT_MAX); /* vectorises */
+        if (bad) return 1;
+    }
     return 0;
 }
 
@@ -516,18 +602,27 @@ static int op_add(run *R, const eps_node *nd, ftensor *const *xs, ftensor *y)
         if (have_prev && !memcmp(prevp, curp, sizeof(plane *) * (size_t)nin)) {
             y->g[y->ng - 1].count += len;
         } else {
-            plane *o = NULL;
+            plane *o = NULL, *first = NULL;
+            int nz = 0;
             for (int k = 0; k < nin; k++) {
                 if (!curp[k]) continue;
-                if (!o) {
+                if (++nz == 1) {
+                    first = curp[k];
+                } else if (nz == 2) {
                     o = plane_get(R->fp, psz);
                     if (!o) return EPS_ENOMEM;
-                    memcpy(o->data, curp[k]->data, sizeof(float) * psz);
+                    float *restrict q = o->data;
+                    const float *restrict a = first->data, *restrict c = curp[k]->data;
+                    for (size_t i = 0; i < psz; i++) q[i] = a[i] + c[i];
                 } else {
                     float *restrict q = o->data;
                     const float *restrict a = curp[k]->data;
                     for (size_t i = 0; i < psz; i++) q[i] += a[i];
                 }
+            }
+            if (nz == 1) { /* x + exact zeros == x */
+                o = first;
+                o->refs++;
             }
             y->g[y->ng++] = (grp){len, o};
             memcpy(prevp, curp, sizeof(plane *) * (size_t)nin);
@@ -609,6 +704,8 @@ static void expand(const ftensor *t, int n, int c, int h, int w, float *out)
                 float *dst = out + ((size_t)b * c + ch) * hw;
                 if (t->g[i].p) memcpy(dst, t->g[i].p->data + (size_t)b * hw, sizeof(float) * hw);
                 else memset(dst, 0, sizeof(float) * hw);
+                if (t->relu)
+                    for (size_t q = 0; q < hw; q++) dst[q] = dst[q] < 0.0f ? 0.0f : dst[q];
             }
     }
 }
@@ -682,6 +779,14 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
     for (int i = 1; i < N; i++)
         if (live[i] && rep[i] == i)
             for (int k = 0; k < g->nodes[i].n_in; k++) last[rep[g->nodes[i].in[k]]] = i;
+    /* conv_only[i]: every reader of node i is a convolution */
+    char *conv_only = arena_alloc(fp, (size_t)N);
+    if (!conv_only) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    memset(conv_only, 1, (size_t)N);
+    conv_only[out] = 0;
+    for (int i = 1; i < N; i++)
+        if (live[i] && rep[i] == i && g->nodes[i].op != EPS_OP_CONV2D)
+            for (int k = 0; k < g->nodes[i].n_in; k++) conv_only[rep[g->nodes[i].in[k]]] = 0;
 
     /* input: one group per channel (channels of a real image differ) */
     size_t ihw = (size_t)in->h * in->w;
@@ -713,7 +818,14 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
             switch (nd->op) {
             case EPS_OP_CONV2D: rc = op_conv(&R, nd, xn, x, yt); break;
             case EPS_OP_BATCHNORM: rc = op_bn(&R, x, yt); break;
-            case EPS_OP_RELU: rc = map_planes(&R, nd, xn, x, yt, fn_relu, 1); break;
+            case EPS_OP_RELU:
+                if (conv_only[i] && !(opts && opts->trace)) {
+                    rc = op_share_prefix(&R, x, nd->c, yt);
+                    yt->relu = 1;
+                } else {
+                    rc = map_planes(&R, nd, xn, x, yt, fn_relu, 1);
+                }
+                break;
             case EPS_OP_AVGPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_avgpool, 1); break;
             case EPS_OP_MAXPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_maxpool, 0); break;
             case EPS_OP_GLOBAL_AVGPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_gap, 1); break;
@@ -740,7 +852,8 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                 goto done;
             }
             yt->valid = 1;
-            for (int k = 0; k < nd->n_in; k++) {
+            /* tracing reports merged nodes later, so it keeps every tensor */
+            for (int k = 0; k < nd->n_in && !(opts && opts->trace); k++) {
                 int src = rep[nd->in[k]];
                 if (last[src] == i && src != out) tensor_release(fp, &t[src]);
             }

@@ -598,3 +598,30 @@ done:
     free(popq);
     return rc;
 }
+
+long eps_search_warmup_marks(long n, const eps_search_opts *o, unsigned char *mark, eps_error *err)
+{
+    if (n < 1 || n > EPS_NB201_COUNT) return eps_error_set(err, EPS_EINVAL, "", "pool of %ld architectures", n);
+    long warm = o->warmup < n ? o->warmup : n, marked = 0;
+    if (warm <= 0) return 0;
+    long *perm = malloc((size_t)n * sizeof *perm);
+    if (!perm) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    /* The same draws as eps_search_run's warm-up, in the same order. */
+    for (int r = 0; r < o->runs; r++) {
+        eps_eval_rng g = eps_eval_rng_for(o->seed, (uint64_t)r);
+        for (long i = 0; i < n; i++) perm[i] = i;
+        for (long k = 0; k < warm; k++) {
+            long j = k + (long)eps_eval_rng_below(&g, (uint64_t)(n - k));
+            long t = perm[k];
+            perm[k] = perm[j];
+            perm[j] = t;
+            if (!mark[perm[k]]) {
+                mark[perm[k]] = 1;
+                marked++;
+            }
+        }
+        if (marked == n) break;
+    }
+    free(perm);
+    return marked;
+}

@@ -72,7 +72,7 @@ __attribute__((format(printf, 5, 6))) static int nerr(eps_error *err, int code, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return eps_error_set(err, code, field, "%s: %s", field, msg);
+    return eps_error_set(err, code, field, "%s", msg);
 }
 
 static const char *node_label(const json_t *nodes, int i)
@@ -88,7 +88,7 @@ static int get_int(const json_t *obj, const char *key, const char *field, int de
     if (!v) return *out = def, 0;
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
         int code = json_is_integer(v) && json_integer_value(v) > hi ? EPS_ELIMIT : EPS_EINVAL;
-        return eps_error_set(err, code, field, "%s must be an integer from %d to %d", field, lo, hi);
+        return eps_error_set(err, code, field, "input %s must be an integer from %d to %d", key, lo, hi);
     }
     *out = (int)json_integer_value(v);
     return 0;
@@ -105,7 +105,7 @@ static int parse_input(const json_t *req, int *c, int *h, int *w, eps_error *err
     json_t *v;
     json_object_foreach((json_t *)in, k, v) {
         if (strcmp(k, "channels") && strcmp(k, "height") && strcmp(k, "width"))
-            return eps_error_set(err, EPS_EINVAL, "input", "input: unknown field '%.40s' (expected channels, height, width)", k);
+            return eps_error_set(err, EPS_EINVAL, "input", "input has no field '%.40s' (fields: channels, height, width)", k);
     }
     int rc = get_int(in, "channels", "input.channels", 3, 1, EPS_GSPACE_MAX_CHANNELS, c, err);
     if (!rc) rc = get_int(in, "height", "input.height", 32, 1, EPS_GSPACE_MAX_SPATIAL, h, err);

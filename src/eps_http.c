@@ -27,6 +27,7 @@
 #include "epsinas/engine.h"
 #include "epsinas/metrics.h"
 #include "epsinas/queue.h"
+#include "epsinas/redis.h"
 #include "epsinas/space.h"
 
 /* ------------------------------------------------------------------ log */
@@ -118,6 +119,24 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 #define MAX_BY_ARCH 16     /* results returned by GET /v1/scores/{hash} */
 #define ID_MAX 256         /* longest echoed "id" string */
 
+/* Exact-body memo: the raw bytes of a recently valid POST /v1/score body ->
+ * its cache key, echoed id and batch. An identical body (a retry, a
+ * dashboard polling) then skips JSON and architecture parsing; a memo hit
+ * whose result left the cache falls back to the full path. Direct-mapped,
+ * bounded: MEMO_SLOTS x (MEMO_BODY_MAX + key). */
+#define MEMO_SLOTS 1024
+#define MEMO_BODY_MAX 2048
+#define MEMO_LOCKS 16
+
+typedef struct memo_slot {
+    uint64_t h;
+    char *body;
+    size_t len;
+    eps_cache_key key;   /* key.text owned */
+    char *id_json;       /* owned, "null" when no id */
+    const eps_named_batch *nb;
+} memo_slot;
+
 struct eps_server {
     struct MHD_Daemon *d;
     int listen_fd;
@@ -139,9 +158,74 @@ struct eps_server {
     pthread_cond_t cv;
     long inflight;     /* requests not yet completed (guarded by mu) */
     long suspended;    /* connections suspended now (guarded by mu) */
+    memo_slot *memo;   /* MEMO_SLOTS */
+    pthread_mutex_t memo_mu[MEMO_LOCKS];
 };
 
+static uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static void memo_put(eps_server *s, const char *body, size_t len, const eps_cache_key *k, const char *id_json,
+                     const eps_named_batch *nb)
+{
+    if (!s->memo || len > MEMO_BODY_MAX) return;
+    uint64_t h = fnv1a(body, len);
+    char *b = malloc(len), *kt = strdup(k->text), *id = strdup(id_json);
+    if (!b || !kt || !id) {
+        free(b);
+        free(kt);
+        free(id);
+        return;
+    }
+    memcpy(b, body, len);
+    memo_slot *m = &s->memo[h & (MEMO_SLOTS - 1)];
+    pthread_mutex_t *mu = &s->memo_mu[h & (MEMO_LOCKS - 1)];
+    pthread_mutex_lock(mu);
+    free(m->body);
+    free(m->key.text);
+    free(m->id_json);
+    m->h = h;
+    m->body = b;
+    m->len = len;
+    m->key = *k;
+    m->key.text = kt;
+    m->id_json = id;
+    m->nb = nb;
+    pthread_mutex_unlock(mu);
+}
+
+/* On a hit fills *k (k->text malloc'd) and *id_json (malloc'd). */
+static int memo_get(eps_server *s, const char *body, size_t len, eps_cache_key *k, char **id_json,
+                    const eps_named_batch **nb)
+{
+    if (!s->memo || len > MEMO_BODY_MAX) return 0;
+    uint64_t h = fnv1a(body, len);
+    memo_slot *m = &s->memo[h & (MEMO_SLOTS - 1)];
+    pthread_mutex_t *mu = &s->memo_mu[h & (MEMO_LOCKS - 1)];
+    int hit = 0;
+    pthread_mutex_lock(mu);
+    if (m->body && m->h == h && m->len == len && !memcmp(m->body, body, len)) {
+        *k = m->key;
+        k->text = strdup(m->key.text);
+        *id_json = strdup(m->id_json);
+        *nb = m->nb;
+        hit = k->text && *id_json;
+        if (!hit) {
+            free(k->text);
+            free(*id_json);
+        }
+    }
+    pthread_mutex_unlock(mu);
+    return hit;
+}
+
+
 typedef struct req req;
+
 
 /* One score computation a request waits for (the only one of POST
  * /v1/score, or one item of a batch). */
@@ -404,7 +488,12 @@ typedef struct sjob {
     eps_error err;
     char *blob;
     size_t blob_len;
+    int from_backend; /* blob was read from the shared tier, not computed */
 } sjob;
+
+/* Set while score_done resolves waiters with a value read from the shared
+ * tier (item_resolved runs on the same thread): those answers are cache hits. */
+static _Thread_local int resolving_backend_hit;
 
 /* A batch restricted to its first n images / streams. Token streams are
  * interleaved ([step][stream]) so those need a copy (*tmp, caller frees). */
@@ -436,6 +525,7 @@ static void score_work(eps_job *j)
     if (b) {
         sj->blob = b;
         sj->blob_len = blen;
+        sj->from_backend = 1;
         return;
     }
     eps_metrics_queue_wait((double)(j->t_start_ns - j->t_submit_ns) / 1e9);
@@ -462,11 +552,9 @@ static void score_work(eps_job *j)
     json_object_set_new(o, "params", json_integer(sj->arch.params));
     json_object_set_new(o, "macs", json_integer(sj->arch.macs));
     json_object_set_new(o, "weights", json_pack("[ff]", sj->w[0], sj->w[1]));
-    json_object_set_new(o, "batch", json_string(sj->nb->name));
     json_object_set_new(o, "batch_hash", json_string(sj->nb->batch.hash));
     json_object_set_new(o, "batch_size", json_integer(sj->batch_size));
     json_object_set_new(o, "engine", json_string(eps_engine_name(sj->engine)));
-    json_object_set_new(o, "elapsed_compute_ms", json_real((double)(eps_now_ns() - t0) / 1e6));
     sj->blob = json_dumps(o, JFLAGS);
     json_decref(o);
     if (!sj->blob) sj->rc = eps_error_set(&sj->err, EPS_ENOMEM, "", "out of memory");
@@ -510,7 +598,9 @@ static void score_done(eps_job *j, eps_job_status st)
         eps_cache_finish(sj->s->cache, sj->flight, status, e ? e : "{}", e ? n : 2);
         free(e);
     } else {
+        resolving_backend_hit = sj->from_backend;
         eps_cache_finish(sj->s->cache, sj->flight, 0, sj->blob, sj->blob_len);
+        resolving_backend_hit = 0;
     }
     eps_arch_free(&sj->arch);
     free(sj->blob);
@@ -531,6 +621,7 @@ static void item_resolved(eps_cache_waiter *w, int status, const char *val, size
     pthread_mutex_lock(&r->mu);
     it->val = copy;
     it->status = copy ? (status == 0 ? 200 : status) : 500;
+    it->cached = status == 0 && resolving_backend_hit;
     int resume = --r->pending == 0 && r->suspended;
     if (resume) r->suspended = 0;
     pthread_mutex_unlock(&r->mu);
@@ -567,36 +658,6 @@ static void start_item(req *r, int idx, json_t *o)
             return item_fail(it, 400, "invalid_input", "'id' must be a string (at most 256 bytes) or an integer", "id");
         it->id = json_incref(id);
     }
-    const char *bname = "default";
-    json_t *jb = json_object_get(o, "batch");
-    if (jb) {
-        if (!json_is_string(jb)) return item_fail(it, 400, "invalid_input", "'batch' must be a string", "batch");
-        bname = json_string_value(jb);
-    }
-    const eps_named_batch *nb = NULL;
-    for (int i = 0; i < s->n_batches; i++)
-        if (!strcmp(s->batches[i].name, bname)) nb = &s->batches[i];
-    if (!nb) {
-        char names[512] = "", msg[700];
-        for (int i = 0; i < s->n_batches; i++) {
-            if (i) strncat(names, ", ", sizeof names - strlen(names) - 1);
-            strncat(names, s->batches[i].name, sizeof names - strlen(names) - 1);
-        }
-        snprintf(msg, sizeof msg, "unknown batch '%.64s' (loaded: %s; see GET /v1/batches)", bname, names);
-        return item_fail(it, 400, "invalid_input", msg, "batch");
-    }
-    it->nb = nb;
-    int bs = nb->batch.n;
-    json_t *jbs = json_object_get(o, "batch_size");
-    if (jbs) {
-        if (!json_is_integer(jbs) || json_integer_value(jbs) < 1 || json_integer_value(jbs) > nb->batch.n) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "'batch_size' must be an integer in 1..%d (the size of batch '%s')", nb->batch.n,
-                     nb->name);
-            return item_fail(it, 400, "invalid_input", msg, "batch_size");
-        }
-        bs = (int)json_integer_value(jbs);
-    }
     eps_engine_kind engine = EPS_ENGINE_FAST;
     json_t *je = json_object_get(o, "engine");
     if (je && (!json_is_string(je) || eps_engine_parse(json_string_value(je), &engine) != 0))
@@ -619,14 +680,51 @@ static void start_item(req *r, int idx, json_t *o)
     if (eps_arch_from_json(o, &sj->arch, &err) < 0) {
         free(sj);
         int st = err.code == EPS_ELIMIT ? 413 : err.code == EPS_EINVAL ? 400 : 500;
-        size_t n;
         json_t *eo = error_obj(eps_error_code_name(err.code), err.msg, *err.field ? err.field : "arch", err.line,
                                err.column);
         it->val = json_dumps(eo, JFLAGS);
         json_decref(eo);
         it->status = it->val ? st : 500;
-        (void)n;
         return;
+    }
+    /* default batch: "default" (images) or "tokens" for token spaces */
+    const char *bname = sj->arch.space->batch_kind == EPS_BATCH_TOKENS ? "tokens" : "default";
+    json_t *jb = json_object_get(o, "batch");
+    if (jb) {
+        if (!json_is_string(jb)) {
+            eps_arch_free(&sj->arch);
+            free(sj);
+            return item_fail(it, 400, "invalid_input", "'batch' must be a string", "batch");
+        }
+        bname = json_string_value(jb);
+    }
+    const eps_named_batch *nb = NULL;
+    for (int i = 0; i < s->n_batches; i++)
+        if (!strcmp(s->batches[i].name, bname)) nb = &s->batches[i];
+    if (!nb) {
+        char names[512] = "", msg[700];
+        for (int i = 0; i < s->n_batches; i++) {
+            if (i) strncat(names, ", ", sizeof names - strlen(names) - 1);
+            strncat(names, s->batches[i].name, sizeof names - strlen(names) - 1);
+        }
+        snprintf(msg, sizeof msg, "unknown batch '%.64s' (loaded: %s; see GET /v1/batches)", bname, names);
+        eps_arch_free(&sj->arch);
+        free(sj);
+        return item_fail(it, 400, "invalid_input", msg, "batch");
+    }
+    it->nb = nb;
+    int bs = nb->batch.n;
+    json_t *jbs = json_object_get(o, "batch_size");
+    if (jbs) {
+        if (!json_is_integer(jbs) || json_integer_value(jbs) < 1 || json_integer_value(jbs) > nb->batch.n) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "'batch_size' must be an integer in 1..%d (the size of batch '%s')", nb->batch.n,
+                     nb->name);
+            eps_arch_free(&sj->arch);
+            free(sj);
+            return item_fail(it, 400, "invalid_input", msg, "batch_size");
+        }
+        bs = (int)json_integer_value(jbs);
     }
     if (sj->arch.space->batch_kind != nb->batch.kind) {
         char msg[200];
@@ -650,6 +748,11 @@ static void start_item(req *r, int idx, json_t *o)
         eps_arch_free(&sj->arch);
         free(sj);
         return item_fail(it, 500, "out_of_memory", "out of memory", "");
+    }
+    if (!r->is_batch && r->body) {
+        char *idj = it->id ? json_dumps(it->id, JSON_ENCODE_ANY | JFLAGS) : NULL;
+        memo_put(s, r->body, r->len, &key, idj ? idj : "null", nb);
+        free(idj);
     }
     char *val = NULL;
     size_t vlen = 0;
@@ -716,11 +819,31 @@ static json_t *item_result(req *r, item *it)
     json_object_set(o, "id", it->id ? it->id : json_null());
     json_object_update(o, blob);
     json_decref(blob);
-    json_object_del(o, "elapsed_compute_ms");
     json_object_set_new(o, "batch", json_string(it->nb->name));
     json_object_set_new(o, "cached", json_boolean(it->cached));
     json_object_set_new(o, "elapsed_ms", json_real(ms_since(r->t0)));
     return o;
+}
+
+/* A single result as text: {"id":ID, <blob fields>, "batch":NAME,
+ * "cached":B, "elapsed_ms":T}. The blob is a compact JSON object written
+ * by score_work and batch names are [A-Za-z0-9._-], so splicing is safe and
+ * saves a parse/serialise round trip on every cache hit. */
+static enum MHD_Result send_result(req *r, const char *blob, size_t blen, const char *id_json, const char *batch,
+                                   int cached)
+{
+    if (blen < 2 || blob[0] != '{' || blob[blen - 1] != '}')
+        return send_error(r, 500, "internal_error", "corrupt cached result", "");
+    size_t cap = blen + strlen(id_json) + strlen(batch) + 96;
+    char *out = malloc(cap);
+    if (!out) return MHD_NO;
+    int n = snprintf(out, cap, "{\"id\":%s,%.*s%s\"batch\":\"%s\",\"cached\":%s,\"elapsed_ms\":%.3f}", id_json,
+                     (int)(blen - 2), blob + 1, blen > 2 ? "," : "", batch, cached ? "true" : "false", ms_since(r->t0));
+    if (n < 0 || (size_t)n >= cap) {
+        free(out);
+        return send_error(r, 500, "internal_error", "result too large", "");
+    }
+    return send_body(r, 200, "application/json", out, (size_t)n, NULL, NULL, NULL, NULL);
 }
 
 static enum MHD_Result respond_items(req *r)
@@ -728,9 +851,10 @@ static enum MHD_Result respond_items(req *r)
     if (!r->is_batch) {
         item *it = &r->items[0];
         if (it->status == 200) {
-            json_t *o = item_result(r, it);
-            if (!o) return send_error(r, 500, "internal_error", "corrupt cached result", "");
-            return send_json(r, 200, o, NULL, NULL, NULL, NULL);
+            char *idj = it->id ? json_dumps(it->id, JSON_ENCODE_ANY | JFLAGS) : NULL;
+            enum MHD_Result ret = send_result(r, it->val, strlen(it->val), idj ? idj : "null", it->nb->name, it->cached);
+            free(idj);
+            return ret;
         }
         json_t *e = it->val ? json_loads(it->val, 0, NULL) : NULL;
         if (!e) return send_error(r, 500, "internal_error", "lost error detail", "");
@@ -774,6 +898,21 @@ static enum MHD_Result respond_items(req *r)
 static enum MHD_Result handle_post(req *r)
 {
     eps_server *s = r->s;
+    if (r->route == R_SCORE && r->body) {
+        eps_cache_key k;
+        char *idj = NULL, *val = NULL;
+        size_t vlen = 0;
+        const eps_named_batch *nb = NULL;
+        if (memo_get(s, r->body, r->len, &k, &idj, &nb)) {
+            int hit = eps_cache_peek(s->cache, &k, &val, &vlen) == EPS_CACHE_HIT;
+            free(k.text);
+            enum MHD_Result ret = MHD_YES;
+            if (hit) ret = send_result(r, val, vlen, idj, nb->name, 1);
+            free(val);
+            free(idj);
+            if (hit) return ret;
+        }
+    }
     if (too_deep(r->body, r->len, s->json_depth)) {
         char msg[120];
         snprintf(msg, sizeof msg, "JSON nested deeper than %lld levels", s->json_depth);
@@ -781,8 +920,6 @@ static enum MHD_Result handle_post(req *r)
     }
     json_error_t je;
     json_t *root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
-    free(r->body);
-    r->body = NULL;
     if (!root) {
         char msg[256];
         snprintf(msg, sizeof msg, "invalid JSON: %s", je.text);
@@ -824,6 +961,8 @@ static enum MHD_Result handle_post(req *r)
     pthread_mutex_unlock(&r->mu);
     for (int i = 0; i < r->n_items; i++) start_item(r, i, list ? json_array_get(list, (size_t)i) : root);
     json_decref(root);
+    free(r->body);
+    r->body = NULL;
     pthread_mutex_lock(&r->mu);
     int wait = --r->pending > 0;
     if (wait) {
@@ -855,7 +994,6 @@ static enum MHD_Result handle_scores(req *r, const char *url)
         json_t *o = json_loads(vals[i], 0, NULL);
         free(vals[i]);
         if (!o) continue;
-        json_object_del(o, "elapsed_compute_ms");
         json_object_set_new(o, "cached", json_true());
         json_array_append_new(arr, o);
     }
@@ -1192,6 +1330,15 @@ static void free_server(eps_server *s)
     free(s->spaces_json);
     free(s->batches_json);
     free(s->meta_json);
+    if (s->memo) {
+        for (int i = 0; i < MEMO_SLOTS; i++) {
+            free(s->memo[i].body);
+            free(s->memo[i].key.text);
+            free(s->memo[i].id_json);
+        }
+        free(s->memo);
+    }
+    for (int i = 0; i < MEMO_LOCKS; i++) pthread_mutex_destroy(&s->memo_mu[i]);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -1204,6 +1351,8 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
     if (!s) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     s->listen_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
+    for (int i = 0; i < MEMO_LOCKS; i++) pthread_mutex_init(&s->memo_mu[i], NULL);
+    s->memo = cfg->cache_entries > 0 ? calloc(MEMO_SLOTS, sizeof *s->memo) : NULL;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1231,7 +1380,9 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
         free_server(s);
         return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     }
-    if ((rc = eps_cache_new(cfg->cache_entries, cfg->cache_bytes, NULL, &s->cache, err)) < 0 ||
+    eps_cache_backend rb; /* the cache owns it once eps_cache_new succeeds */
+    if ((rc = eps_redis_backend_config(cfg, &rb, err)) < 0 ||
+        (rc = eps_cache_new(cfg->cache_entries, cfg->cache_bytes, rc > 0 ? &rb : NULL, &s->cache, err)) < 0 ||
         (rc = eps_queue_start((int)cfg->workers, (int)cfg->queue_capacity, &s->q, err)) < 0 ||
         (rc = bind_socket(cfg->listen, (int)cfg->port, &s->listen_fd, &s->port, err)) < 0) {
         free_server(s);

@@ -3,6 +3,7 @@
  * independent, and a scrape may see one histogram a few samples ahead of
  * another, which Prometheus tolerates) and the text rendering. */
 #include "epsinas/metrics.h"
+#include "epsinas/redis.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -185,6 +186,9 @@ char *eps_metrics_render(const eps_metrics_gauges *g, size_t *len)
     put(&b, "# HELP epsinas_computations_total Scores actually computed (single flight: concurrent identical "
             "misses count once).\n# TYPE epsinas_computations_total counter\nepsinas_computations_total %llu\n",
         eps_metrics_computations());
+    put(&b, "# HELP epsinas_cache_backend_errors_total Shared cache (Redis) reads/writes that failed or were skipped; "
+            "each was a miss or a dropped write.\n# TYPE epsinas_cache_backend_errors_total counter\n"
+            "epsinas_cache_backend_errors_total %llu\n", eps_redis_errors_total());
     if (b.oom) {
         free(b.p);
         return NULL;

@@ -523,27 +523,27 @@ static void run_free(run *r)
     free(r->wmat);
 }
 
-int eps_nlp_forward(const eps_nlp_model *m, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
-                    eps_error *err)
+/* Streams are independent, so the dense engine runs them in chunks of at
+ * most DENSE_CHUNK: its node buffers then stay below
+ * 256 nodes x 256 streams x 600 floats (157 MB) whatever the batch size. */
+#define DENSE_CHUNK 256
+
+/* Runs streams [s0, s0 + S) of b through all steps into y (step-major over
+ * all b->n streams). */
+static int run_chunk(const eps_nlp_model *m, const eps_batch *b, int s0, int S, float w, int dense,
+                     const eps_run_opts *opts, float *y, eps_error *err)
 {
-    if (!b || b->kind != EPS_BATCH_TOKENS || !b->tokens || b->n < 1 || b->steps < 1)
-        return eps_error_set(err, EPS_EINVAL, "batch", "the nlp space needs a token batch (tokens:SEED or tokens-file:PATH)");
-    size_t total = (size_t)b->n * (size_t)b->steps;
-    for (size_t i = 0; i < total; i++)
-        if (b->tokens[i] < 0 || b->tokens[i] >= m->vocab_size)
-            return eps_error_set(err, EPS_EINVAL, "vocab_size", "batch '%.200s' has token id %d, outside vocab_size %lld",
-                                 b->source, (int)b->tokens[i], m->vocab_size);
-    run r = {.m = m, .dense = opts && opts->engine == EPS_ENGINE_DENSE, .S = b->n, .w = w};
-    int S = b->n, rc = 0;
+    run r = {.m = m, .dense = dense, .S = S, .w = w};
+    int rc = 0;
     for (int l = 0; l < EPS_NLP_LAYERS; l++) {
         size_t n = (size_t)m->n_hidden * S * unit_of(&r, l);
         r.hprev[l] = malloc(sizeof(float) * n);
         if (!r.hprev[l]) goto oom;
         for (size_t i = 0; i < n; i++) r.hprev[l][i] = w;
     }
-    r.vals = malloc(sizeof(float) * (size_t)m->n_nodes * S * (r.dense ? EPS_NLP_HIDDEN : 1));
+    r.vals = malloc(sizeof(float) * (size_t)m->n_nodes * S * (dense ? EPS_NLP_HIDDEN : 1));
     if (!r.vals) goto oom;
-    if (r.dense) {
+    if (dense) {
         r.x0 = malloc(sizeof(float) * (size_t)S * EPS_NLP_EMB);
         r.wmat = malloc(sizeof(float) * EPS_NLP_HIDDEN * EPS_NLP_HIDDEN);
         if (!r.x0 || !r.wmat) goto oom;
@@ -557,9 +557,9 @@ int eps_nlp_forward(const eps_nlp_model *m, const eps_batch *b, float w, const e
             rc = eps_error_set(err, EPS_ECANCELED, "", "nlp forward cancelled at step %d", t);
             goto out;
         }
-        const int32_t *tok = b->tokens + (size_t)t * S;
+        const int32_t *tok = b->tokens + (size_t)t * b->n + s0;
         for (int s = 0; s < S; s++) {
-            if (r.dense) {
+            if (dense) {
                 for (int j = 0; j < EPS_NLP_EMB; j++)
                     r.x0[(size_t)s * EPS_NLP_EMB + j] = eps_nlp_embedding(m->emb_seed, tok[s], j);
             } else {
@@ -571,7 +571,7 @@ int eps_nlp_forward(const eps_nlp_model *m, const eps_batch *b, float w, const e
         for (int l = 0; l < EPS_NLP_LAYERS; l++) run_layer(&r, l);
         const float *out = state(&r, EPS_NLP_LAYERS - 1, 0);
         size_t stride = unit_of(&r, EPS_NLP_LAYERS - 1);
-        for (int s = 0; s < S; s++) y[(size_t)t * S + s] = out[(size_t)s * stride];
+        for (int s = 0; s < S; s++) y[(size_t)t * b->n + s0 + s] = out[(size_t)s * stride];
     }
     goto out;
 oom:
@@ -579,6 +579,26 @@ oom:
 out:
     run_free(&r);
     return rc;
+}
+
+int eps_nlp_forward(const eps_nlp_model *m, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
+                    eps_error *err)
+{
+    if (!b || b->kind != EPS_BATCH_TOKENS || !b->tokens || b->n < 1 || b->steps < 1)
+        return eps_error_set(err, EPS_EINVAL, "batch", "the nlp space needs a token batch (tokens:SEED or tokens-file:PATH)");
+    size_t total = (size_t)b->n * (size_t)b->steps;
+    for (size_t i = 0; i < total; i++)
+        if (b->tokens[i] < 0 || b->tokens[i] >= m->vocab_size)
+            return eps_error_set(err, EPS_EINVAL, "vocab_size", "batch '%.200s' has token id %d, outside vocab_size %lld",
+                                 b->source, (int)b->tokens[i], m->vocab_size);
+    int dense = opts && opts->engine == EPS_ENGINE_DENSE;
+    int chunk = dense ? DENSE_CHUNK : b->n;
+    for (int s0 = 0; s0 < b->n; s0 += chunk) {
+        int S = b->n - s0 < chunk ? b->n - s0 : chunk;
+        int rc = run_chunk(m, b, s0, S, w, dense, opts, y, err);
+        if (rc < 0) return rc;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ space */

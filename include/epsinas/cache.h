@@ -78,6 +78,9 @@ void eps_cache_free(eps_cache *c);
 
 eps_cache_result eps_cache_lookup(eps_cache *c, const eps_cache_key *k, eps_cache_waiter *w, char **val,
                                   size_t *len, eps_cache_flight **flight);
+/* Local lookup only: EPS_CACHE_HIT with *val (malloc'd, caller frees), or
+ * -1 on a miss (no flight is created, the miss is not counted). */
+int eps_cache_peek(eps_cache *c, const eps_cache_key *k, char **val, size_t *len);
 /* Second-tier lookup for a leader (blocking; call from a worker). NULL when
  * there is no backend or no value. Caller frees. */
 char *eps_cache_backend_get(eps_cache *c, const eps_cache_flight *f, size_t *len);

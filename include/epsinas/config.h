@@ -41,6 +41,9 @@ typedef struct eps_config {
     long long batch_size;
     char *log_format;          /* "text" | "json" */
     char *log_level;           /* "error" | "warn" | "info" | "debug" */
+    char *redis_url;           /* shared cache tier, "" = off (see redis.h) */
+    long long redis_ttl_s;     /* 0 = keys never expire */
+    long long redis_timeout_ms;
 } eps_config;
 
 typedef struct eps_config_opt {
@@ -58,8 +61,8 @@ typedef struct eps_config_opt {
 const eps_config_opt *eps_config_options(void);
 
 /* Fills *cfg from defaults, then `environ`, then argv (argv[0] is the
- * subcommand name and is skipped). Returns 0, 1 when --help was asked for
- * (nothing else parsed), or EPS_EINVAL with err naming the flag or
+ * subcommand name and is skipped). Returns 0, 1 when --help was asked for,
+ * 2 for --help-markdown (nothing else parsed), or EPS_EINVAL with err naming the flag or
  * environment variable and the bound. The caller frees cfg with
  * eps_config_free in every case. */
 int eps_config_parse(eps_config *cfg, int argc, char **argv, eps_error *err);
@@ -68,6 +71,9 @@ void eps_config_free(eps_config *cfg);
 /* Prints the usage text and the option table (flag, env var, default,
  * bounds, help) to f. */
 void eps_config_help(FILE *f);
+
+/* The same table as a Markdown table (docs/service.md is generated from it). */
+void eps_config_help_markdown(FILE *f);
 
 /* Number of online CPUs (>= 1): the default of --workers. */
 int eps_config_ncpu(void);

@@ -42,6 +42,10 @@ int eps_engine_dense_forward(const eps_graph *g, const eps_batch *b, float w,
 int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w,
                             const eps_run_opts *opts, float *y, eps_error *err);
 
+/* The fast engine keeps a per-thread pool of planes so that a run allocates
+ * nothing once warm; a thread that scored calls this before it exits. */
+void eps_engine_fast_release_thread_cache(void);
+
 /* BatchNorm as PyTorch's CPU kernel does it (spec §1): per-channel mean and
  * biased variance accumulated in double over `count` values, then
  * y = x * alpha + beta in float32 with alpha = gamma / sqrt(var + 1e-5),

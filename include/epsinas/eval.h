@@ -150,4 +150,11 @@ typedef struct eps_search_opts {
 int eps_search_run(const eps_search_pool *pool, const eps_search_opts *opts, double *curve,
                    eps_error *err);
 
+/* Sets mark[i] = 1 (mark: pool->n bytes, caller-zeroed) for every
+ * architecture that some run's warm-up draws. The draws depend only on
+ * (seed, run), not on scores, so a caller can score exactly these (in
+ * parallel) before eps_search_run asks for them. Returns how many are
+ * marked, or a negative EPS_E* code. */
+long eps_search_warmup_marks(long n, const eps_search_opts *opts, unsigned char *mark, eps_error *err);
+
 #endif

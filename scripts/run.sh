@@ -1,0 +1,20 @@
+#!/bin/sh
+# Starts the scoring service in the foreground (`make run`):
+#   epsinas serve --port ${PORT:-8080} with the embedded ramp batch as
+#   `default`, plus `cifar10-sample` (256 real CIFAR-10 test images) when
+#   ../shared/data/cifar10/cifar10_test_sample260.bin exists.
+# Extra arguments are passed on to `epsinas serve` (see `epsinas serve --help`).
+# Usage: scripts/run.sh [path/to/epsinas] [serve options...]
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${1:-$root/build/epsinas}
+[ $# -gt 0 ] && shift
+if [ ! -x "$bin" ]; then
+  echo "run.sh: $bin not found; build it with 'make'" >&2
+  exit 2
+fi
+sample="$root/../shared/data/cifar10/cifar10_test_sample260.bin"
+if [ -f "$sample" ]; then
+  exec "$bin" serve --port "${PORT:-8080}" --batch "cifar10-sample=cifar10:$sample" "$@"
+fi
+exec "$bin" serve --port "${PORT:-8080}" "$@"

@@ -1,0 +1,252 @@
+/* test_engine_equiv.c — the single-plane engine against the dense one:
+ * op by op on graphs that use every op (ggml style), and epsilon on 300
+ * random NB201 cells (dense runs the cell as written, fast the canonical
+ * form, so this also checks that dropping dead edges is exact). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "epsinas/engine.h"
+#include "epsinas/nb201.h"
+#include "epsinas/space.h"
+#include "util.h"
+
+/* ---- op-by-op ---- */
+
+typedef struct {
+    float **out; /* per node, dense copy (owned) */
+    int n;
+} trace_buf;
+
+static void record(void *ctx, int node, const float *x, int n, int c, int h, int w)
+{
+    trace_buf *t = ctx;
+    size_t sz = (size_t)n * c * h * w;
+    free(t->out[node]);
+    t->out[node] = malloc(sizeof(float) * sz);
+    memcpy(t->out[node], x, sizeof(float) * sz);
+}
+
+static void compare_traces(const eps_graph *g, const eps_batch *b, float w)
+{
+    trace_buf td = {calloc((size_t)g->n, sizeof(float *)), g->n}, tf = {calloc((size_t)g->n, sizeof(float *)), g->n};
+    eps_run_opts od = {.engine = EPS_ENGINE_DENSE, .trace = record, .trace_ctx = &td};
+    eps_run_opts of = {.engine = EPS_ENGINE_FAST, .trace = record, .trace_ctx = &tf};
+    size_t ny = (size_t)b->n * eps_graph_output_size(g);
+    float *yd = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
+    eps_error err = {0};
+    assert_int_equal(eps_engine_forward(g, b, w, &od, yd, &err), 0);
+    assert_int_equal(eps_engine_forward(g, b, w, &of, yf, &err), 0);
+    int compared = 0;
+    for (int i = 1; i < g->n; i++) {
+        if (!td.out[i]) continue;
+        if (!tf.out[i]) { print_error("node %d (%s) not traced by the fast engine\n", i, eps_op_name(g->nodes[i].op)); fail(); }
+        const eps_node *nd = &g->nodes[i];
+        size_t sz = (size_t)b->n * nd->c * nd->h * nd->w;
+        double scale = 0;
+        for (size_t k = 0; k < sz; k++)
+            if (fabs(td.out[i][k]) > scale) scale = fabs(td.out[i][k]);
+        for (size_t k = 0; k < sz; k++) {
+            double a = tf.out[i][k], r = td.out[i][k];
+            if (!(fabs(a - r) <= 1e-4 * fabs(r) + 1e-5 * scale + 1e-30)) {
+                print_error("node %d (%s) element %zu: fast %.9g dense %.9g (scale %g, w=%g)\n", i, eps_op_name(nd->op), k,
+                            a, r, scale, w);
+                fail();
+            }
+        }
+        compared++;
+    }
+    for (size_t k = 0; k < ny; k++) assert_true(eps_t_close(yf[k], yd[k], 1e-4, 1e-6 + 1e-5 * fabs(yd[0])));
+    assert_true(compared > 3);
+    for (int i = 0; i < g->n; i++) free(td.out[i]), free(tf.out[i]);
+    free(td.out);
+    free(tf.out);
+    free(yd);
+    free(yf);
+}
+
+#define OK(x) ({ int _r = (x); if (_r < 0) { print_error("%s: %s\n", #x, err.msg); fail(); } _r; })
+
+/* Every op of the IR, with concat + slice making piecewise-identical channels,
+ * grouped and dilated convs, strides, both pools, flatten + linear. */
+static void build_all_ops(eps_graph *g)
+{
+    eps_error err = {0};
+    assert_int_equal(eps_graph_init(g, 3, 12, 12, &err), 0);
+    int a = OK(eps_g_conv(g, 0, 8, 3, 1, 1, 0, &err));
+    a = OK(eps_g_bn(g, a, &err));
+    int r = OK(eps_g_relu(g, a, &err));
+    int b = OK(eps_g_conv(g, r, 4, 1, 1, 0, 0, &err));
+    b = OK(eps_g_bn(g, b, &err));
+    int p = OK(eps_g_maxpool(g, r, 3, 1, 1, &err));
+    int cat[3] = {b, p, r};
+    int c = OK(eps_g_concat(g, 3, cat, &err)); /* 4 + 8 + 8 = 20 channels, three groups */
+    int s = OK(eps_g_slice(g, c, 10, &err));     /* cuts the second group */
+    int s2 = OK(eps_g_slice(g, p, 10 > 8 ? 8 : 10, &err));
+    (void)s2;
+    int z = OK(eps_g_zero(g, s, &err));
+    int sum[3] = {s, z, s};
+    int ad = OK(eps_g_add(g, 3, sum, &err));
+    eps_node gc = {.op = EPS_OP_CONV2D, .n_in = 1, .in = {ad}, .out_c = 10, .kernel = 3, .stride = 1, .pad = 2,
+                   .dilation = 2, .groups = 5};
+    int d = OK(eps_graph_add(g, &gc, &err));
+    d = OK(eps_g_bn(g, d, &err));
+    int ap = OK(eps_g_avgpool(g, d, 3, 2, 1, 0, &err));
+    int ap2 = OK(eps_g_avgpool(g, d, 3, 2, 1, 1, &err));
+    int sum2[2] = {ap, ap2};
+    int e = OK(eps_g_add(g, 2, sum2, &err));
+    int mp = OK(eps_g_maxpool(g, e, 2, 2, 0, &err));
+    int f = OK(eps_g_flatten(g, mp, &err));
+    int l = OK(eps_g_linear(g, f, 6, 1, &err));
+    l = OK(eps_g_relu(g, l, &err));
+    int id = OK(eps_g_identity(g, l, &err));
+    int gp = OK(eps_g_gap(g, d, &err)); /* 10 x 1 x 1 */
+    int f2 = OK(eps_g_flatten(g, gp, &err));
+    int l2 = OK(eps_g_linear(g, f2, 6, 0, &err));
+    int sum3[2] = {id, l2};
+    int h = OK(eps_g_add(g, 2, sum3, &err));
+    h = OK(eps_g_bn(g, h, &err));
+    OK(eps_g_linear(g, h, 1, 1, &err));
+}
+
+static void test_all_ops_op_by_op(void **state)
+{
+    (void)state;
+    eps_graph g;
+    build_all_ops(&g);
+    eps_batch b;
+    eps_error err = {0};
+    /* 12x12 images: take a gaussian batch and crop through a custom batch */
+    assert_int_equal(eps_batch_load("gaussian:7", 6, &b, &err), 0);
+    float *crop = malloc(sizeof(float) * 6 * 3 * 12 * 12);
+    for (int i = 0; i < 6 * 3; i++)
+        for (int y = 0; y < 12; y++)
+            for (int x = 0; x < 12; x++) crop[(i * 12 + y) * 12 + x] = b.data[(i * 32 + y) * 32 + x];
+    free(b.data);
+    b.data = crop;
+    b.h = b.w = 12;
+    const float ws[] = {1.0f, 0.37f, 1e-3f};
+    for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) compare_traces(&g, &b, ws[k]);
+    eps_batch_free(&b);
+    eps_graph_free(&g);
+}
+
+static void test_nb201_op_by_op(void **state)
+{
+    (void)state;
+    const char *archs[] = {
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+        "|none~0|+|nor_conv_3x3~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|",
+    };
+    eps_batch b;
+    eps_error err = {0};
+    assert_int_equal(eps_batch_load("gaussian:3", 3, &b, &err), 0);
+    for (size_t i = 0; i < sizeof archs / sizeof *archs; i++) {
+        eps_nb201_cell c;
+        eps_graph g;
+        assert_int_equal(eps_nb201_parse(archs[i], strlen(archs[i]), &c, &err), 0);
+        assert_int_equal(eps_nb201_build(&c, &g, &err), 0);
+        compare_traces(&g, &b, 1.0f);
+        compare_traces(&g, &b, 1e-3f);
+        eps_graph_free(&g);
+    }
+    eps_batch_free(&b);
+}
+
+/* ---- epsilon on random cells ---- */
+
+static uint64_t rng = 20230208;
+static uint64_t next_rand(void)
+{
+    uint64_t z = (rng += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void epsilon_both(const eps_nb201_cell *c, const eps_batch *b, const double w[2], double *dense, double *fast)
+{
+    eps_error err = {0};
+    eps_graph full;
+    assert_int_equal(eps_nb201_build(c, &full, &err), 0);
+    char buf[EPS_NB201_STR_MAX];
+    eps_nb201_format(c, buf);
+    json_t *req = json_pack("{s:s,s:s}", "space", "nb201", "arch", buf);
+    eps_arch a;
+    assert_int_equal(eps_arch_from_json(req, &a, &err), 0);
+    json_decref(req);
+    eps_score sf, sd;
+    eps_run_opts of = {.engine = EPS_ENGINE_FAST};
+    assert_int_equal(eps_arch_score(&a, b, w, &of, &sf, &err), 0);
+    /* dense on the network exactly as written, not the canonical one */
+    eps_graph_free(&a.graph);
+    a.graph = full;
+    eps_run_opts od = {.engine = EPS_ENGINE_DENSE};
+    assert_int_equal(eps_arch_score(&a, b, w, &od, &sd, &err), 0);
+    eps_arch_free(&a);
+    *dense = sd.epsilon;
+    *fast = sf.epsilon;
+}
+
+static void test_random_nb201_epsilon(void **state)
+{
+    (void)state;
+    eps_batch b;
+    eps_error err = {0};
+    assert_int_equal(eps_batch_load("gaussian:11", 4, &b, &err), 0);
+    int n = eps_t_asan() ? 40 : 300, nans = 0;
+    const double wdef[2] = {1e-7, 1.0}, wwide[2] = {1e-3, 1.0};
+    for (int i = 0; i < n; i++) {
+        eps_nb201_cell c;
+        eps_nb201_from_index((int)(next_rand() % EPS_NB201_COUNT), &c);
+        const double *w = (i % 3 == 2) ? wwide : wdef;
+        double d, f;
+        epsilon_both(&c, &b, w, &d, &f);
+        if (!eps_t_close(f, d, 1e-4, 1e-5)) {
+            char buf[EPS_NB201_STR_MAX];
+            eps_nb201_format(&c, buf);
+            print_error("%s (w=%g,%g): fast %.9g dense %.9g\n", buf, w[0], w[1], f, d);
+            fail();
+        }
+        nans += isnan(d);
+    }
+    print_message("%d random cells agree (%d NaN in both)\n", n, nans);
+    eps_batch_free(&b);
+}
+
+/* One full-size case: batch 256 of the ramp. */
+static void test_b256(void **state)
+{
+    (void)state;
+    eps_batch b;
+    eps_error err = {0};
+    assert_int_equal(eps_batch_load("ramp", 256, &b, &err), 0);
+    const char *arch = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|";
+    eps_nb201_cell c;
+    assert_int_equal(eps_nb201_parse(arch, strlen(arch), &c, &err), 0);
+    double d, f;
+    const double w[2] = {1e-7, 1.0};
+    epsilon_both(&c, &b, w, &d, &f);
+    assert_false(isnan(d));
+    assert_true(eps_t_close(f, d, 1e-4, 1e-5));
+    eps_batch_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_all_ops_op_by_op),
+        cmocka_unit_test(test_nb201_op_by_op),
+        cmocka_unit_test(test_random_nb201_epsilon),
+        cmocka_unit_test(test_b256),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

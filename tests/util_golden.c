@@ -1,0 +1,125 @@
+/* util_golden.c — runs the committed PyTorch goldens (tests/golden/NAME.json)
+ * through our engines: every case is a request object plus batch, batch
+ * size, weights and the reference's epsilon, params and output ranges. */
+#include "util_golden.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "epsinas/space.h"
+#include "util.h"
+
+/* A small cache of loaded batches: goldens reuse a handful. */
+typedef struct { char spec[600]; int n; eps_batch b; } cached_batch;
+static cached_batch cache[16];
+static int ncache;
+
+static const eps_batch *get_batch(const char *spec, int n)
+{
+    for (int i = 0; i < ncache; i++)
+        if (cache[i].n == n && !strcmp(cache[i].spec, spec)) return &cache[i].b;
+    if (ncache == 16) {
+        for (int i = 0; i < ncache; i++) eps_batch_free(&cache[i].b);
+        ncache = 0;
+    }
+    cached_batch *c = &cache[ncache];
+    eps_error err = {0};
+    if (eps_batch_load(spec, n, &c->b, &err)) {
+        print_error("batch %s (%d): %s\n", spec, n, err.msg);
+        fail();
+    }
+    snprintf(c->spec, sizeof c->spec, "%s", spec);
+    c->n = n;
+    ncache++;
+    return &c->b;
+}
+
+void eps_golden_free_batches(void)
+{
+    for (int i = 0; i < ncache; i++) eps_batch_free(&cache[i].b);
+    ncache = 0;
+}
+
+/* The request object of a case: "request" if present, else the case itself. */
+static json_t *case_request(json_t *c)
+{
+    json_t *r = json_object_get(c, "request");
+    return r ? json_incref(r) : json_incref(c);
+}
+
+static int range_close(double ours, double ref, double scale)
+{
+    if (isnan(ref)) return isnan(ours);
+    return fabs(ours - ref) <= 1e-3 * fabs(ref) + 1e-4 * scale;
+}
+
+int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stats *st)
+{
+    json_t *root = eps_t_load_json(file);
+    json_t *cases = json_object_get(root, "cases");
+    assert_true(json_is_array(cases));
+    size_t i;
+    json_t *c;
+    memset(st, 0, sizeof *st);
+    json_array_foreach(cases, i, c) {
+        const char *bspec = json_string_value(json_object_get(c, "batch"));
+        int bs = (int)json_integer_value(json_object_get(c, "batch_size"));
+        assert_non_null(bspec);
+        if (f->max_batch && bs > f->max_batch) continue;
+        if (f->only_batch_prefix && strncmp(bspec, f->only_batch_prefix, strlen(f->only_batch_prefix))) continue;
+        if (f->skip_batch_prefix && !strncmp(bspec, f->skip_batch_prefix, strlen(f->skip_batch_prefix))) continue;
+        if (f->every > 1 && (st->seen++ % f->every) != 0) continue;
+        char *spec = eps_t_subst_shared(bspec);
+        if (!spec) {
+            st->skipped++;
+            continue;
+        }
+        json_t *req = case_request(c);
+        eps_arch a;
+        eps_error err = {0};
+        if (eps_arch_from_json(req, &a, &err)) {
+            print_error("case %zu: %s\n", i, err.msg);
+            fail();
+        }
+        json_decref(req);
+        json_t *jw = json_object_get(c, "weights");
+        double w[2] = {eps_t_num(json_array_get(jw, 0)), eps_t_num(json_array_get(jw, 1))};
+        eps_run_opts ro = {.engine = f->engine};
+        eps_score sc;
+        if (eps_arch_score(&a, get_batch(spec, bs), w, &ro, &sc, &err)) {
+            print_error("case %zu: %s\n", i, err.msg);
+            fail();
+        }
+        double ref = eps_t_num(json_object_get(c, "epsilon"));
+        long long params = json_integer_value(json_object_get(c, "params"));
+        int ok = eps_t_close(sc.epsilon, ref, 1e-4, 1e-5) && a.params == params;
+        json_t *y = json_object_get(c, "y");
+        for (int p = 0; p < 2 && ok && json_is_array(y); p++) {
+            json_t *yp = json_array_get(y, (size_t)p);
+            double rmin = eps_t_num(json_object_get(yp, "min")), rmax = eps_t_num(json_object_get(yp, "max"));
+            double scale = fmax(fabs(rmin), fabs(rmax));
+            ok = range_close(sc.ymin[p], rmin, scale) && range_close(sc.ymax[p], rmax, scale);
+            if (!ok) print_error("  pass %d: ours [%.9g, %.9g] reference [%.9g, %.9g]\n", p, sc.ymin[p], sc.ymax[p], rmin, rmax);
+        }
+        if (!ok) {
+            print_error("case %zu (%s, %s/%d, w=%g,%g, %s): epsilon ours %.9g ref %.9g (%s); params ours %lld ref %lld\n", i,
+                        a.canonical, spec, bs, w[0], w[1], eps_engine_name(f->engine), sc.epsilon, ref, sc.nan_reason,
+                        a.params, params);
+            st->failed++;
+        }
+        st->checked++;
+        st->nan += isnan(ref);
+        eps_arch_free(&a);
+        free(spec);
+    }
+    json_decref(root);
+    eps_golden_free_batches();
+    return st->failed;
+}

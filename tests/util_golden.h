@@ -1,0 +1,23 @@
+/* util_golden.h — golden-file runner shared by the space test suites. */
+#ifndef EPS_TEST_UTIL_GOLDEN_H
+#define EPS_TEST_UTIL_GOLDEN_H
+
+#include "epsinas/engine.h"
+
+typedef struct {
+    eps_engine_kind engine;
+    int max_batch;                 /* skip cases with a larger batch (0: no limit) */
+    const char *only_batch_prefix; /* run only batches starting with this (NULL: all) */
+    const char *skip_batch_prefix; /* skip batches starting with this (NULL: none) */
+    int every;                     /* run every k-th selected case (ASan) */
+} eps_golden_filter;
+
+typedef struct { int checked, failed, skipped, nan, seen; } eps_golden_stats;
+
+/* Runs the goldens of `file` (relative to the repo root) that pass the
+ * filter; prints each mismatch; returns the number of failures. Cases whose
+ * batch needs ../shared when it is absent are counted in st->skipped. */
+int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stats *st);
+void eps_golden_free_batches(void);
+
+#endif

@@ -30,14 +30,26 @@ typedef struct plane {
     int refs;
     int has_stats;       /* sum / ssc below are valid (set by the producer) */
     double sum, ssc;     /* sum and centred sum of squares, for BatchNorm */
+    float maxabs;        /* largest |value| (NaN-unaware), with the stats */
     struct plane *next;  /* free list */
 } plane;
 
-typedef struct { int count; plane *p; } grp;           /* p == NULL: zeros */
+/* A run of `count` identical channels. p == NULL: exact zeros. affine: the
+ * values are p*alpha + beta (a BatchNorm output the reader computes on the
+ * fly, with the same float operations, so it saves a pass over memory). */
+typedef struct { int count; plane *p; float alpha, beta; int affine; } grp;
 /* relu: the values are max(plane, 0), applied by the reader. A ReLU whose
  * only readers are convolutions is not materialised (the conv applies it
  * while loading each row). */
 typedef struct { int ng; grp *g; int valid; int relu; } ftensor;
+
+static inline float lazy_value(const grp *g, float x) { return g->affine ? x * g->alpha + g->beta : x; }
+
+static int same_grp(const grp *a, const grp *b)
+{
+    return a->p == b->p && a->affine == b->affine &&
+           (!a->affine || (a->alpha == b->alpha && a->beta == b->beta));
+}
 
 typedef struct arena_chunk { struct arena_chunk *next; size_t cap, used; } arena_chunk;
 
@@ -205,21 +217,38 @@ typedef struct run {
     float *scratch;       /* 2 x max plane */
 } run;
 
+/* Reads n values of group g (affine and ReLU applied) into dst. */
+static void load_row(float *restrict dst, const float *restrict src, size_t n, const grp *g, int relu)
+{
+    if (g->affine) {
+        float al = g->alpha, be = g->beta;
+        if (relu)
+            for (size_t c = 0; c < n; c++) {
+                float v = src[c] * al + be;
+                dst[c] = v < 0.0f ? 0.0f : v;
+            }
+        else
+            for (size_t c = 0; c < n; c++) dst[c] = src[c] * al + be;
+    } else if (relu) {
+        for (size_t c = 0; c < n; c++) dst[c] = src[c] < 0.0f ? 0.0f : src[c];
+    } else {
+        memcpy(dst, src, sizeof(float) * n);
+    }
+}
+
 /* 3x3 / stride 1 / pad 1 window sum of w*x for one image, times cnt,
  * written to (acc = 0) or added to (acc = 1) y. The scaled row lives in
  * L1; w is applied to each value before summing, as the reference rounds
  * each product w*x. */
 static void conv3_image(const float *restrict x, float *restrict y, float *restrict tmp, int H, int W, float w,
-                        float cnt, int acc, int relu)
+                        float cnt, int acc, int relu, const grp *g)
 {
     float srow[W + 2];
     srow[0] = srow[W + 1] = 0.0f;
     for (int r = 0; r < H; r++) {
         const float *a = x + (size_t)r * W;
-        if (relu)
-            for (int c = 0; c < W; c++) srow[c + 1] = w * (a[c] < 0.0f ? 0.0f : a[c]);
-        else
-            for (int c = 0; c < W; c++) srow[c + 1] = w * a[c];
+        load_row(srow + 1, a, W, g, relu);
+        for (int c = 0; c < W; c++) srow[c + 1] *= w;
         float *t = tmp + (size_t)r * W;
         for (int c = 0; c < W; c++) t[c] = srow[c] + srow[c + 1] + srow[c + 2];
     }
@@ -255,14 +284,13 @@ static int conv_segments(run *R, const eps_node *nd, const eps_node *xn, int nse
             const float *restrict xi = seg[gi].p->data + (size_t)b * ihw;
             float *restrict oi = o->data + (size_t)b * ohw;
             if (is_box3_same(k, s, p, d)) {
-                conv3_image(xi, oi, tmp, H, W, w, cnt, acc, relu);
+                conv3_image(xi, oi, tmp, H, W, w, cnt, acc, relu, &seg[gi]);
             } else if (k == 1 && s == 1 && p == 0) {
-                for (size_t q = 0; q < ohw; q++) {
-                    float v = relu && xi[q] < 0.0f ? 0.0f : xi[q];
-                    oi[q] = acc ? oi[q] + cnt * (w * v) : cnt * (w * v);
-                }
+                load_row(scaled, xi, ihw, &seg[gi], relu);
+                for (size_t q = 0; q < ohw; q++) oi[q] = acc ? oi[q] + cnt * (w * scaled[q]) : cnt * (w * scaled[q]);
             } else {
-                for (size_t q = 0; q < ihw; q++) scaled[q] = w * (relu && xi[q] < 0.0f ? 0.0f : xi[q]);
+                load_row(scaled, xi, ihw, &seg[gi], relu);
+                for (size_t q = 0; q < ihw; q++) scaled[q] *= w;
                 window_sum(scaled, ws, tmp, H, W, OH, OW, k, s, p, d);
                 for (size_t q = 0; q < ohw; q++) oi[q] = acc ? oi[q] + cnt * ws[q] : cnt * ws[q];
             }
@@ -286,7 +314,10 @@ static int segments_of(const ftensor *x, int c0, int len, grp *seg)
         pos = b;
         if (b <= c0) continue;
         int lo = a > c0 ? a : c0, hi = b < c0 + len ? b : c0 + len;
-        if (hi > lo) seg[ns++] = (grp){hi - lo, x->g[i].p};
+        if (hi > lo) {
+            seg[ns] = x->g[i];
+            seg[ns++].count = hi - lo;
+        }
         if (b >= c0 + len) break;
     }
     return ns;
@@ -296,7 +327,7 @@ static int same_segments(int na, const grp *a, int nb, const grp *b)
 {
     if (na != nb) return 0;
     for (int i = 0; i < na; i++)
-        if (a[i].count != b[i].count || a[i].p != b[i].p) return 0;
+        if (a[i].count != b[i].count || !same_grp(&a[i], &b[i])) return 0;
     return 1;
 }
 
@@ -318,44 +349,21 @@ static int op_conv(run *R, const eps_node *nd, const eps_node *xn, const ftensor
         plane *o;
         int rc = conv_segments(R, nd, xn, ns, seg, x->relu, &o);
         if (rc) return rc;
-        y->g[y->ng++] = (grp){cog, o};
+        y->g[y->ng++] = (grp){.count = cog, .p = o};
         memcpy(prev, seg, sizeof(grp) * (size_t)ns);
         nprev = ns;
     }
     return 0;
 }
 
-/* Double accumulation with 32 independent partial sums: a fixed order we
- * choose (no -ffast-math), wide enough for the compiler to vectorise. */
+/* Statistics accumulate in double with 32 independent partial sums: a fixed
+ * order we choose (no -ffast-math), wide enough for the compiler to vectorise. */
 #define NACC 32
 static double fold(double *acc)
 {
     for (int w = NACC / 2; w > 0; w /= 2)
         for (int j = 0; j < w; j++) acc[j] += acc[j + w];
     return acc[0];
-}
-
-static double sum_f64(const float *x, size_t n)
-{
-    double acc[NACC] = {0};
-    size_t i = 0;
-    for (; i + NACC <= n; i += NACC)
-        for (int j = 0; j < NACC; j++) acc[j] += (double)x[i + j];
-    for (; i < n; i++) acc[0] += (double)x[i];
-    return fold(acc);
-}
-
-static double sumsq_centered_f64(const float *x, size_t n, double mean)
-{
-    double acc[NACC] = {0};
-    size_t i = 0;
-    for (; i + NACC <= n; i += NACC)
-        for (int j = 0; j < NACC; j++) {
-            double d = (double)x[i + j] - mean;
-            acc[j] += d * d;
-        }
-    for (; i < n; i++) acc[0] += ((double)x[i] - mean) * ((double)x[i] - mean);
-    return fold(acc);
 }
 
 /* One pass over a freshly computed plane: whether it is all zeros, and the
@@ -367,20 +375,26 @@ static int plane_stats(plane *p)
     const float *x = p->data;
     size_t n = p->size, i = 0;
     double K = x[0], a1[NACC] = {0}, a2[NACC] = {0};
+    float mx[NACC] = {0};
     unsigned nz = 0;
     for (; i + NACC <= n; i += NACC)
         for (int j = 0; j < NACC; j++) {
             double d = (double)x[i + j] - K;
             a1[j] += d;
             a2[j] += d * d;
+            float ax = fabsf(x[i + j]);
+            mx[j] = ax > mx[j] ? ax : mx[j];
             nz |= x[i + j] != 0.0f;
         }
     for (; i < n; i++) {
         double d = (double)x[i] - K;
         a1[0] += d;
         a2[0] += d * d;
+        mx[0] = fabsf(x[i]) > mx[0] ? fabsf(x[i]) : mx[0];
         nz |= x[i] != 0.0f;
     }
+    p->maxabs = 0;
+    for (int j = 0; j < NACC; j++) p->maxabs = mx[j] > p->maxabs ? mx[j] : p->maxabs;
     double s1 = fold(a1), s2 = fold(a2);
     p->sum = K * (double)n + s1;
     p->ssc = s2 - s1 * s1 / (double)n;
@@ -389,49 +403,72 @@ static int plane_stats(plane *p)
     return nz != 0;
 }
 
+/* BatchNorm with batch statistics, left lazy: the output groups share the
+ * input planes with (alpha, beta), and readers apply them. When
+ * fl(max|x| * |alpha|) is 0 every output is an exact zero (rounding is
+ * monotone and |beta| <= that bound), so the group becomes a zero plane:
+ * this is where the tiny first initialisation underflows. */
 static int op_bn(run *R, const ftensor *x, ftensor *y)
 {
     y->ng = x->ng;
     y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
     if (!y->g) return EPS_ENOMEM;
     for (int i = 0; i < x->ng; i++) {
-        y->g[i].count = x->g[i].count;
-        y->g[i].p = NULL;
+        y->g[i] = (grp){.count = x->g[i].count};
         plane *xp = x->g[i].p;
         if (!xp) continue; /* BN of zeros: mean 0, var 0, beta = -0*alpha -> zeros */
-        /* a plane shared by an earlier group of this tensor normalises identically */
         int dup = -1;
-        for (int j = 0; j < i; j++)
+        for (int j = 0; j < i && dup < 0; j++)
             if (x->g[j].p == xp) dup = j;
         if (dup >= 0) {
-            y->g[i].p = y->g[dup].p;
+            y->g[i] = y->g[dup];
+            y->g[i].count = x->g[i].count;
             if (y->g[i].p) y->g[i].p->refs++;
             continue;
         }
-        size_t n = xp->size;
-        double sum, ss;
-        if (xp->has_stats) {
-            sum = xp->sum, ss = xp->ssc;
-        } else {
-            sum = sum_f64(xp->data, n);
-            ss = sumsq_centered_f64(xp->data, n, sum / (double)n);
-        }
+        if (!xp->has_stats) plane_stats(xp);
         float alpha, beta;
-        eps_bn_coeffs(sum, ss, (long)n, R->w, &alpha, &beta);
-        plane *o = plane_get(R->fp, n);
+        eps_bn_coeffs(xp->sum, xp->ssc, (long)xp->size, R->w, &alpha, &beta);
+        if (xp->maxabs * fabsf(alpha) == 0.0f) continue;
+        y->g[i].p = xp;
+        y->g[i].alpha = alpha;
+        y->g[i].beta = beta;
+        y->g[i].affine = 1;
+        xp->refs++;
+    }
+    return 0;
+}
+
+/* A tensor with plain planes (no pending affine or ReLU): x itself, or a
+ * materialised copy when *owned is set (the caller releases it). */
+static int ensure_plain(run *R, const ftensor *x, ftensor *out, int *owned)
+{
+    int lazy = x->relu;
+    for (int i = 0; i < x->ng; i++) lazy |= x->g[i].affine;
+    *owned = 0;
+    *out = *x;
+    if (!lazy) return 0;
+    out->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
+    if (!out->g) return EPS_ENOMEM;
+    out->relu = 0;
+    out->valid = 1;
+    *owned = 1;
+    for (int i = 0; i < x->ng; i++) {
+        const grp *g = &x->g[i];
+        out->g[i] = (grp){.count = g->count};
+        if (!g->p) continue;
+        int dup = -1;
+        for (int j = 0; j < i && dup < 0; j++)
+            if (same_grp(&x->g[j], g)) dup = j;
+        if (dup >= 0) {
+            out->g[i].p = out->g[dup].p;
+            out->g[i].p->refs++;
+            continue;
+        }
+        plane *o = plane_get(R->fp, g->p->size);
         if (!o) return EPS_ENOMEM;
-        const float *restrict a = xp->data;
-        float *restrict q = o->data;
-        unsigned nz = 0;
-        for (size_t k = 0; k < n; k++) {
-            q[k] = a[k] * alpha + beta;
-            nz |= q[k] != 0.0f;
-        }
-        if (!nz) {
-            plane_put(R->fp, o);
-            o = NULL;
-        }
-        y->g[i].p = o;
+        load_row(o->data, g->p->data, g->p->size, g, x->relu);
+        out->g[i].p = o;
     }
     return 0;
 }
@@ -447,8 +484,7 @@ static int map_planes(run *R, const eps_node *nd, const eps_node *xn, const ften
     y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
     if (!y->g) return EPS_ENOMEM;
     for (int i = 0; i < x->ng; i++) {
-        y->g[i].count = x->g[i].count;
-        y->g[i].p = NULL;
+        y->g[i] = (grp){.count = x->g[i].count};
         if (!x->g[i].p && zero_maps_to_zero) continue;
         int dup = -1;
         for (int j = 0; j < i; j++)
@@ -575,11 +611,26 @@ static int op_linear(run *R, const eps_node *nd, const eps_node *xn, const ftens
         plane_put(R->fp, o);
         o = NULL;
     }
-    y->g[0] = (grp){nd->out_c, o};
+    y->g[0] = (grp){.count = nd->out_c, .p = o};
     return 0;
 }
 
-/* Sums aligned channel segments of several inputs. */
+/* q (+)= the values of group g over n floats. */
+static void add_group(float *restrict q, const grp *g, size_t n, int first)
+{
+    const float *restrict a = g->p->data;
+    if (g->affine) {
+        float al = g->alpha, be = g->beta;
+        if (first) for (size_t i = 0; i < n; i++) q[i] = a[i] * al + be;
+        else for (size_t i = 0; i < n; i++) q[i] += a[i] * al + be;
+    } else {
+        if (first) memcpy(q, a, sizeof(float) * n);
+        else for (size_t i = 0; i < n; i++) q[i] += a[i];
+    }
+}
+
+/* Sums aligned channel segments of several inputs (in input order, as the
+ * reference adds them). */
 static int op_add(run *R, const eps_node *nd, ftensor *const *xs, ftensor *y)
 {
     int nin = nd->n_in, C = nd->c;
@@ -588,8 +639,8 @@ static int op_add(run *R, const eps_node *nd, ftensor *const *xs, ftensor *y)
     for (int k = 0; k < nin; k++) maxg += xs[k]->ng;
     y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)maxg);
     int *gi = arena_alloc(R->fp, sizeof(int) * (size_t)nin), *left = arena_alloc(R->fp, sizeof(int) * (size_t)nin);
-    plane **prevp = arena_alloc(R->fp, sizeof(plane *) * (size_t)nin), **curp = arena_alloc(R->fp, sizeof(plane *) * (size_t)nin);
-    if (!y->g || !gi || !left || !prevp || !curp) return EPS_ENOMEM;
+    grp *prev = arena_alloc(R->fp, sizeof(grp) * (size_t)nin), *cur = arena_alloc(R->fp, sizeof(grp) * (size_t)nin);
+    if (!y->g || !gi || !left || !prev || !cur) return EPS_ENOMEM;
     y->ng = 0;
     for (int k = 0; k < nin; k++) gi[k] = 0, left[k] = xs[k]->g[0].count;
     int done = 0, have_prev = 0;
@@ -597,35 +648,34 @@ static int op_add(run *R, const eps_node *nd, ftensor *const *xs, ftensor *y)
         int len = C - done;
         for (int k = 0; k < nin; k++) {
             if (left[k] < len) len = left[k];
-            curp[k] = xs[k]->g[gi[k]].p;
+            cur[k] = xs[k]->g[gi[k]];
         }
-        if (have_prev && !memcmp(prevp, curp, sizeof(plane *) * (size_t)nin)) {
+        int same = have_prev;
+        for (int k = 0; k < nin && same; k++) same = same_grp(&prev[k], &cur[k]);
+        if (same) {
             y->g[y->ng - 1].count += len;
         } else {
-            plane *o = NULL, *first = NULL;
-            int nz = 0;
-            for (int k = 0; k < nin; k++) {
-                if (!curp[k]) continue;
-                if (++nz == 1) {
-                    first = curp[k];
-                } else if (nz == 2) {
-                    o = plane_get(R->fp, psz);
-                    if (!o) return EPS_ENOMEM;
-                    float *restrict q = o->data;
-                    const float *restrict a = first->data, *restrict c = curp[k]->data;
-                    for (size_t i = 0; i < psz; i++) q[i] = a[i] + c[i];
-                } else {
-                    float *restrict q = o->data;
-                    const float *restrict a = curp[k]->data;
-                    for (size_t i = 0; i < psz; i++) q[i] += a[i];
-                }
+            int nz = 0, last = -1;
+            for (int k = 0; k < nin; k++)
+                if (cur[k].p) nz++, last = k;
+            grp out = {.count = len};
+            if (nz == 1) { /* x + exact zeros == x: share it, lazy or not */
+                out = cur[last];
+                out.count = len;
+                out.p->refs++;
+            } else if (nz > 1) {
+                plane *o = plane_get(R->fp, psz);
+                if (!o) return EPS_ENOMEM;
+                int first = 1;
+                for (int k = 0; k < nin; k++)
+                    if (cur[k].p) {
+                        add_group(o->data, &cur[k], psz, first);
+                        first = 0;
+                    }
+                out.p = o;
             }
-            if (nz == 1) { /* x + exact zeros == x */
-                o = first;
-                o->refs++;
-            }
-            y->g[y->ng++] = (grp){len, o};
-            memcpy(prevp, curp, sizeof(plane *) * (size_t)nin);
+            y->g[y->ng++] = out;
+            memcpy(prev, cur, sizeof(grp) * (size_t)nin);
             have_prev = 1;
         }
         done += len;
@@ -685,7 +735,7 @@ static int op_flatten(run *R, const eps_node *xn, const ftensor *x, ftensor *y)
         }
         for (int c = 0; c < x->g[i].count; c++)
             for (int q = 0; q < hw; q++) {
-                y->g[y->ng++] = (grp){1, pos[q]};
+                y->g[y->ng++] = (grp){.count = 1, .p = pos[q]};
                 if (pos[q]) pos[q]->refs++;
             }
         for (int q = 0; q < hw; q++) plane_put(R->fp, pos[q]);
@@ -702,10 +752,8 @@ static void expand(const ftensor *t, int n, int c, int h, int w, float *out)
         for (int i = 0; i < t->ng; i++)
             for (int k = 0; k < t->g[i].count; k++, ch++) {
                 float *dst = out + ((size_t)b * c + ch) * hw;
-                if (t->g[i].p) memcpy(dst, t->g[i].p->data + (size_t)b * hw, sizeof(float) * hw);
+                if (t->g[i].p) load_row(dst, t->g[i].p->data + (size_t)b * hw, hw, &t->g[i], t->relu);
                 else memset(dst, 0, sizeof(float) * hw);
-                if (t->relu)
-                    for (size_t q = 0; q < hw; q++) dst[q] = dst[q] < 0.0f ? 0.0f : dst[q];
             }
     }
 }
@@ -802,7 +850,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
         }
         for (int bi = 0; bi < n; bi++)
             memcpy(p->data + (size_t)bi * ihw, b->data + ((size_t)bi * in->c + c) * ihw, sizeof(float) * ihw);
-        t[0].g[c] = (grp){1, p};
+        t[0].g[c] = (grp){.count = 1, .p = p};
     }
     for (int i = 1; i < N; i++) {
         const eps_node *nd = &g->nodes[i];
@@ -815,11 +863,23 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
             ftensor *x = &t[rep[nd->in[0]]], *yt = &t[i];
             ftensor *xs[EPS_GRAPH_MAX_INPUTS];
             for (int k = 0; k < nd->n_in; k++) xs[k] = &t[rep[nd->in[k]]];
+            /* conv, add, concat, slice and the lazy ReLU read lazy groups
+             * directly; every other op gets materialised planes */
+            ftensor plain;
+            int owned = 0, lazy_relu = nd->op == EPS_OP_RELU && conv_only[i] && !(opts && opts->trace);
+            if (nd->op != EPS_OP_CONV2D && nd->op != EPS_OP_ADD && nd->op != EPS_OP_CONCAT &&
+                nd->op != EPS_OP_SLICE && !lazy_relu) {
+                if ((rc = ensure_plain(&R, x, &plain, &owned))) {
+                    rc = eps_error_set(err, rc, "", "out of memory at node %d", i);
+                    goto done;
+                }
+                x = &plain;
+            }
             switch (nd->op) {
             case EPS_OP_CONV2D: rc = op_conv(&R, nd, xn, x, yt); break;
             case EPS_OP_BATCHNORM: rc = op_bn(&R, x, yt); break;
             case EPS_OP_RELU:
-                if (conv_only[i] && !(opts && opts->trace)) {
+                if (lazy_relu) {
                     rc = op_share_prefix(&R, x, nd->c, yt);
                     yt->relu = 1;
                 } else {
@@ -840,12 +900,13 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                 } else {
                     yt->ng = 1;
                     yt->g = arena_alloc(fp, sizeof(grp));
-                    if (yt->g) yt->g[0] = (grp){nd->c, NULL};
+                    if (yt->g) yt->g[0] = (grp){.count = nd->c};
                     else rc = EPS_ENOMEM;
                 }
                 break;
             default: rc = EPS_EINTERNAL; break;
             }
+            if (owned) tensor_release(fp, &plain);
             if (rc) {
                 rc = rc == EPS_ENOMEM ? eps_error_set(err, rc, "", "out of memory at node %d", i)
                                       : eps_error_set(err, rc, "", "fast engine: unsupported op %s", eps_op_name(nd->op));

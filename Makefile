@@ -78,6 +78,10 @@ run: $(BIN)
 test: $(TEST_STAMP) $(BIN) $(TEST_BIN)
 	BUILD=$(BUILD) ./tests/run.sh $(TEST_BIN)
 
+# A real fleet on loopback: redis + 3 replicas + nginx (deploy/); see tests/cluster/run.sh.
+test-cluster: $(TEST_STAMP) $(BIN)
+	EPS_BIN=$(BIN) ./tests/cluster/run.sh
+
 check: test
 
 check-asan:

@@ -6,6 +6,12 @@
 #                                         deploy/epsinas.env (stdout)
 #   render.sh check                       exit 1 when deploy/k8s/configmap.yaml
 #                                         is not what `configmap` renders
+#   render.sh envdoc EPSINAS_BIN          the docs table of the fleet's settings:
+#                                         each variable of epsinas.env with its
+#                                         value, default and meaning from
+#                                         `epsinas serve --help-markdown`
+#   render.sh check-docs EPSINAS_BIN      exit 1 when docs/deploy.md's table (between
+#                                         its env-table markers) is not what envdoc renders
 # Compose needs no rendering: the nginx image fills the same two placeholders
 # from its environment (see docker-compose.yml).
 set -eu
@@ -24,6 +30,18 @@ configmap() {
     k=${line%%=*}; v=${line#*=}
     case "$v" in *'"'*|*'\'*) echo "render.sh: $k: quotes and backslashes are not supported" >&2; exit 2 ;; esac
     printf '  %s: "%s"\n' "$k" "$v"
+  done
+}
+
+# Rows of --help-markdown are | `--flag` | `ENV` | default | allowed | meaning |.
+envdoc() {
+  help=$("$1" serve --help-markdown) || { echo "render.sh: $1 serve --help-markdown failed" >&2; exit 2; }
+  echo "| env var | fleet value | built-in default | meaning |"
+  echo "|---|---|---|---|"
+  grep -E '^[A-Z0-9_]+=' "$here/epsinas.env" | while IFS= read -r line; do
+    k=${line%%=*}; v=${line#*=}
+    row=$(printf '%s\n' "$help" | grep -F "| \`$k\` |") || { echo "render.sh: $k is not an option of epsinas serve" >&2; exit 2; }
+    printf '%s\n' "$row" | awk -F' [|] ' -v k="$k" -v v="$v" '{ printf "| `%s` | `%s` | %s | %s\n", k, v, $3, $5 }'
   done
 }
 
@@ -49,5 +67,19 @@ case "${1:-}" in
       exit 1
     fi
     ;;
-  *) echo "usage: render.sh nginx LISTEN HOST:PORT... | configmap | check" >&2; exit 2 ;;
+  envdoc)
+    [ $# -eq 2 ] || { echo "usage: render.sh envdoc EPSINAS_BIN" >&2; exit 2; }
+    envdoc "$2"
+    ;;
+  check-docs)
+    [ $# -eq 2 ] || { echo "usage: render.sh check-docs EPSINAS_BIN" >&2; exit 2; }
+    doc="$here/../docs/deploy.md"
+    tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
+    envdoc "$2" >"$tmp"
+    if ! sed -n '/<!-- env-table:begin -->/,/<!-- env-table:end -->/p' "$doc" | sed '1d;$d' | cmp -s - "$tmp"; then
+      echo "docs/deploy.md's settings table is out of date; regenerate the lines between its env-table markers with: deploy/render.sh envdoc build/epsinas" >&2
+      exit 1
+    fi
+    ;;
+  *) echo "usage: render.sh nginx LISTEN HOST:PORT... | configmap | check | envdoc BIN | check-docs BIN" >&2; exit 2 ;;
 esac

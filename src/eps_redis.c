@@ -208,7 +208,10 @@ static int ensure_conn(rctx *r, slot *s)
 static void drop_conn(rctx *r, slot *s, const char *what)
 {
     char msg[128];
-    snprintf(msg, sizeof msg, "%s", s->c && s->c->err ? s->c->errstr : "no reply");
+    const char *why = s->c && s->c->err ? s->c->errstr : "no reply";
+    /* SO_RCVTIMEO expiring reads as EAGAIN's text */
+    if (strstr(why, "temporarily unavailable")) why = "timed out";
+    snprintf(msg, sizeof msg, "%s", why);
     if (s->c) redisFree(s->c);
     s->c = NULL;
     note_failure(r, what, msg);

@@ -205,7 +205,7 @@ class RecipeLM(nn.Module):
         x = emb
         for cell in self.cells:
             S = x.shape[1]
-            hidden = [torch.full((S, cell.hidden_size), w, dtype=torch.float32)
+            hidden = [torch.full((S, cell.hidden_size), w, dtype=x.dtype)
                       for _ in range(cell.n_hidden)]
             outs = []
             for t in range(x.shape[0]):
@@ -220,14 +220,16 @@ def param_count(recipe, vocab=WIKITEXT2_VOCAB):
     return vocab * EMB + vocab + sum(p.numel() for p in lm.parameters())
 
 
-def score_recipe(recipe, tokens, weights=NLP_WEIGHTS, vocab=WIKITEXT2_VOCAB):
+def score_recipe(recipe, tokens, weights=NLP_WEIGHTS, vocab=WIKITEXT2_VOCAB, dtype=torch.float32):
+    """dtype float64 is a diagnostic (how much of a float32 epsilon is rounding)."""
     tokens = np.asarray(tokens)
     if tokens.max() >= vocab:
         raise ValueError("token id %d >= vocab %d" % (tokens.max(), vocab))
     uniq, inv = np.unique(tokens, return_inverse=True)
     table = torch.from_numpy(embedding_rows(uniq))
     emb = table[torch.from_numpy(inv.reshape(tokens.shape))]          # T x S x 400
-    lm = RecipeLM(recipe)
+    emb = emb.to(dtype)
+    lm = RecipeLM(recipe).to(dtype)
     lm.eval()
     ys = []
     t0 = time.perf_counter()
@@ -418,7 +420,7 @@ def cmd_score(args):
     recipe = json.loads(open(src).read() if os.path.exists(src) else src)
     t, _ = load_tokens(args.batch, args.streams)
     w = tuple(float(v) for v in args.weights.split(","))
-    eps, info = score_recipe(recipe, t, w, args.vocab)
+    eps, info = score_recipe(recipe, t, w, args.vocab, torch.float64 if args.float64 else torch.float32)
     rec = case_record("", recipe, args.batch, args.streams, args.vocab, w, eps, info)
     rec["seconds"] = info["seconds"]
     print(json.dumps(rec, allow_nan=False))
@@ -452,6 +454,7 @@ def main():
     s.add_argument("--streams", type=int, default=256)
     s.add_argument("--vocab", type=int, default=WIKITEXT2_VOCAB)
     s.add_argument("--weights", default="%r,%r" % NLP_WEIGHTS)
+    s.add_argument("--float64", action="store_true", help="run the model in float64 (diagnostic)")
     sub.add_parser("params")
     c = sub.add_parser("make-corpus")
     c.add_argument("--out")

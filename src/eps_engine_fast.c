@@ -240,25 +240,38 @@ static void load_row(float *restrict dst, const float *restrict src, size_t n, c
  * written to (acc = 0) or added to (acc = 1) y. The scaled row lives in
  * L1; w is applied to each value before summing, as the reference rounds
  * each product w*x. */
-static void conv3_image(const float *restrict x, float *restrict y, float *restrict tmp, int H, int W, float w,
-                        float cnt, int acc, int relu, const grp *g)
+static void conv3_image(const float *restrict x, float *restrict y, float *restrict tmp, float *restrict scaled,
+                        int H, int W, float w, float cnt, int acc, int relu, const grp *g)
 {
-    float srow[W + 2];
-    srow[0] = srow[W + 1] = 0.0f;
+    /* the whole scaled image first: reading a row buffer right after
+     * writing it at an offset of one float defeats store forwarding */
+    size_t hw = (size_t)H * W;
+    load_row(scaled, x, hw, g, relu);
+    for (size_t q = 0; q < hw; q++) scaled[q] *= w;
     for (int r = 0; r < H; r++) {
-        const float *a = x + (size_t)r * W;
-        load_row(srow + 1, a, W, g, relu);
-        for (int c = 0; c < W; c++) srow[c + 1] *= w;
+        const float *a = scaled + (size_t)r * W;
         float *t = tmp + (size_t)r * W;
-        for (int c = 0; c < W; c++) t[c] = srow[c] + srow[c + 1] + srow[c + 2];
+        if (W == 1) {
+            t[0] = a[0];
+            continue;
+        }
+        t[0] = a[0] + a[1];
+        for (int c = 1; c < W - 1; c++) t[c] = a[c - 1] + a[c] + a[c + 1];
+        t[W - 1] = a[W - 2] + a[W - 1];
     }
     for (int r = 0; r < H; r++) {
         const float *m = tmp + (size_t)r * W;
-        const float *u = r > 0 ? m - W : NULL, *d = r < H - 1 ? m + W : NULL;
         float *o = y + (size_t)r * W;
-        for (int c = 0; c < W; c++) {
-            float v = u ? (d ? u[c] + m[c] + d[c] : u[c] + m[c]) : (d ? m[c] + d[c] : m[c]);
-            o[c] = acc ? o[c] + cnt * v : cnt * v;
+        if (r > 0 && r < H - 1) {
+            const float *u = m - W, *d = m + W;
+            if (acc) for (int c = 0; c < W; c++) o[c] = o[c] + cnt * (u[c] + m[c] + d[c]);
+            else for (int c = 0; c < W; c++) o[c] = cnt * (u[c] + m[c] + d[c]);
+        } else {
+            const float *u = r > 0 ? m - W : NULL, *d = r < H - 1 ? m + W : NULL;
+            for (int c = 0; c < W; c++) {
+                float v = u ? u[c] + m[c] : (d ? m[c] + d[c] : m[c]);
+                o[c] = acc ? o[c] + cnt * v : cnt * v;
+            }
         }
     }
 }
@@ -284,7 +297,7 @@ static int conv_segments(run *R, const eps_node *nd, const eps_node *xn, int nse
             const float *restrict xi = seg[gi].p->data + (size_t)b * ihw;
             float *restrict oi = o->data + (size_t)b * ohw;
             if (is_box3_same(k, s, p, d)) {
-                conv3_image(xi, oi, tmp, H, W, w, cnt, acc, relu, &seg[gi]);
+                conv3_image(xi, oi, tmp, scaled, H, W, w, cnt, acc, relu, &seg[gi]);
             } else if (k == 1 && s == 1 && p == 0) {
                 load_row(scaled, xi, ihw, &seg[gi], relu);
                 for (size_t q = 0; q < ohw; q++) oi[q] = acc ? oi[q] + cnt * (w * scaled[q]) : cnt * (w * scaled[q]);

@@ -418,6 +418,7 @@ int eps_cmd_sweep(int argc, char **argv)
     long threads = sysconf(_SC_NPROCESSORS_ONLN), bs = 256;
     eps_error err = {0};
     S.ro.engine = EPS_ENGINE_FAST;
+    S.ro.stop_early = 1; /* only epsilon is written */
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -180,9 +180,9 @@ int eps_engine_dense_forward(const eps_graph *g, const eps_batch *b, float w, co
         case EPS_OP_GLOBAL_AVGPOOL: {
             int hw = xn->h * xn->w;
             for (long bc = 0; bc < (long)n * nd->c; bc++) {
-                float s = 0.0f;
+                double s = 0.0; /* as the fast engine: closest to the reference's rounding */
                 for (int k = 0; k < hw; k++) s += x[(size_t)bc * hw + k];
-                o[bc] = s / (float)hw;
+                o[bc] = (float)(s / hw);
             }
             break;
         }

@@ -293,6 +293,7 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
     default:
         break;
     }
+    int in_c = x->c; /* x dies if eps_graph_add grows the node array */
     int idx = eps_graph_add(g, &nd, err);
     if (idx < 0) { /* the IR's own checks: re-address the error to the node */
         char m[400];
@@ -310,9 +311,9 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
         return nerr(err, EPS_ELIMIT, i, NULL, "node '%s' produces %dx%dx%d = %lld values per image; the limit is %d", name,
                     o->c, o->h, o->w, (long long)o->c * o->h * o->w, EPS_GSPACE_MAX_NODE_VALUES);
     if (o->op == EPS_OP_CONV2D)
-        *macs += (long long)o->out_c * o->h * o->w * (x->c / o->groups) * o->kernel * o->kernel;
+        *macs += (long long)o->out_c * o->h * o->w * (in_c / o->groups) * o->kernel * o->kernel;
     else if (o->op == EPS_OP_LINEAR)
-        *macs += (long long)o->out_c * x->c;
+        *macs += (long long)o->out_c * in_c;
     if (*macs > EPS_GSPACE_MAX_MACS)
         return nerr(err, EPS_ELIMIT, i, NULL, "the network exceeds %lld multiply-accumulates per image at node '%s'",
                     EPS_GSPACE_MAX_MACS, name);

@@ -535,7 +535,7 @@ static void score_work(eps_job *j)
         sj->rc = eps_error_set(&sj->err, EPS_ENOMEM, "", "out of memory narrowing the batch");
         return;
     }
-    eps_run_opts opts = {.engine = sj->engine, .cancel = &j->cancel, .trace = NULL, .trace_ctx = NULL};
+    eps_run_opts opts = {.engine = sj->engine, .cancel = &j->cancel, .stop_early = 1};
     eps_score sc;
     int64_t t0 = eps_now_ns();
     eps_metrics_computation();

@@ -93,7 +93,21 @@ int eps_arch_score(const eps_arch *a, const eps_batch *b, const double *weights,
     float *y = malloc(sizeof(float) * (size_t)n * 2);
     if (!y) return eps_error_set(err, EPS_ENOMEM, "", "out of memory for %ld outputs", n);
     int rc = forward(a, b, (float)w[0], opts, y, err);
-    if (rc == 0) rc = forward(a, b, (float)w[1], opts, y + n, err);
+    /* A constant (or all-NaN) first pass makes epsilon NaN whatever the
+     * second gives: callers that only need epsilon may skip the second. */
+    int skip = 0;
+    if (rc == 0 && opts && opts->stop_early) {
+        float lo = NAN, hi = NAN;
+        for (long i = 0; i < n; i++)
+            if (!isnan(y[i])) {
+                if (isnan(lo) || y[i] < lo) lo = y[i];
+                if (isnan(hi) || y[i] > hi) hi = y[i];
+            }
+        skip = isnan(lo) || hi - lo == 0.0f;
+    }
+    if (rc == 0 && !skip) rc = forward(a, b, (float)w[1], opts, y + n, err);
+    if (rc == 0 && skip)
+        for (long i = 0; i < n; i++) y[n + i] = NAN;
     if (rc == 0) {
         eps_score_epsilon(y, y + n, n, w, out);
     }

@@ -25,6 +25,8 @@ typedef struct eps_run_opts {
     const volatile int *cancel; /* checked between nodes; non-zero -> EPS_ECANCELED */
     eps_trace_fn trace;         /* NULL: no tracing */
     void *trace_ctx;
+    int stop_early;             /* eps_arch_score: skip the w2 pass when the w1 pass already
+                                   makes epsilon NaN (its output stats are then NaN) */
 } eps_run_opts;
 
 /* Parses "fast" / "dense". Returns 0 or EPS_EINVAL. */

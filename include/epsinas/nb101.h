@@ -77,8 +77,8 @@ char *eps_nb101_canonical(const eps_nb101_spec *s);
 /* Channels per vertex for a cell cin -> cout (NAS-Bench-101's
  * compute_vertex_channels); ch receives s->n ints. */
 void eps_nb101_vertex_channels(const eps_nb101_spec *s, int cin, int cout, int *ch);
-/* Builds the network of a pruned spec into g (initialised here; caller
- * frees with eps_graph_free, also on error). */
+/* Builds the network of a pruned spec into g (initialised here; the caller
+ * frees it with eps_graph_free; on error it is already freed). */
 int eps_nb101_build(const eps_nb101_spec *s, eps_graph *g, eps_error *err);
 
 #endif

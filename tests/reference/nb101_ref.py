@@ -6,7 +6,7 @@ published semantics (ModelSpec pruning, compute_vertex_channels, hash_module),
 independently of the C code.  Run with /usr/bin/python3 (torch, numpy).
 
   nb101_ref.py goldens [--out ../golden/nb101.json] [--shared DIR] [-v]
-  nb101_ref.py annotate [--out FILE] [-v]        (re)computes epsilon_f64 / noise of small-epsilon cases
+  nb101_ref.py annotate [--out FILE] [--force] [-v]   adds epsilon_f64 / noise to small-epsilon cases
   nb101_ref.py check-records [--shared DIR]     hash + parameter count vs the 30 dataset records
   nb101_ref.py score --matrix JSON --ops JSON [--batch SPEC] [--batch-size N] [--weights A,B]
 
@@ -301,10 +301,12 @@ def cmd_goldens(args):
     print("wrote %d cases to %s in %.1f s" % (len(cases), out, time.time() - t0))
 
 
-NOISE_BELOW = 1e-3     # only small epsilons can be dominated by float32 rounding
+# Below this, float32 rounding (~1e-5 absolute in NB101) can exceed the test
+# tolerance (1e-4 rel + 1e-5 abs); larger epsilons are safe without a check.
+NOISE_BELOW = 0.1
 
 
-def annotate_f64(doc, shared, verbose=False):
+def annotate_f64(doc, shared, verbose=False, force=True):
     """Adds epsilon_f64 (the same forward in float64) to every case whose
     float32 epsilon is finite and below NOISE_BELOW, and "noise": true when the
     float32 reference is further than 1e-4 rel + 2e-6 abs from it: there
@@ -315,7 +317,7 @@ def annotate_f64(doc, shared, verbose=False):
     t0 = time.time()
     for c in doc["cases"]:
         e32 = c["epsilon"]
-        if e32 is None or e32 >= NOISE_BELOW:
+        if e32 is None or e32 >= NOISE_BELOW or ("epsilon_f64" in c and not force):
             continue
         key = epsref.batch_key(c["batch"], c["batch_size"])
         if key not in batches:
@@ -339,7 +341,7 @@ def cmd_annotate(args):
     path = args.out or os.path.join(HERE, "..", "golden", "nb101.json")
     with open(path) as f:
         doc = json.load(f)
-    dt = annotate_f64(doc, args.shared, args.verbose)
+    dt = annotate_f64(doc, args.shared, args.verbose, force=args.force)
     doc["notes"] += "; float64 annotation took %.0f s" % dt
     with open(path, "w") as f:
         json.dump(doc, f, indent=1, allow_nan=False)
@@ -367,6 +369,7 @@ def main(argv=None):
         sp.add_argument("--threads", type=int, default=2)
         if name in ("goldens", "annotate"):
             sp.add_argument("--out", default=None)
+            sp.add_argument("--force", action="store_true", help="annotate: recompute existing epsilon_f64")
             sp.add_argument("-v", "--verbose", action="store_true")
         if name == "score":
             sp.add_argument("--matrix", required=True)

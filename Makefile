@@ -39,7 +39,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TPKG_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
-.PHONY: all deps test-deps run test check check-asan bench clean test-cluster lint-openapi
+.PHONY: all deps test-deps run test check check-asan bench clean test-cluster reproduce
 
 all: $(BIN)
 
@@ -88,6 +88,10 @@ check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	  SANITIZE="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  EPS_ASAN=1 test
+
+# The README's reproduction table (needs ../shared).
+reproduce: $(BIN)
+	./scripts/reproduce.sh $(BIN)
 
 bench: $(BIN)
 	@scripts/install-deps.sh all

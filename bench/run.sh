@@ -29,12 +29,11 @@ n=$(wc -l < "$out/by_macs.txt")
 pick() { sed -n "${1}p" "$out/by_macs.txt" | cut -d, -f3; }
 a_min=$(pick 1); a_med=$(pick $(( (n + 1) / 2 ))); a_max=$(pick "$n")
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-fast_ms() { for i in 1 2 3 4 5; do "$BIN" score --space nb201 --arch "$1" --batch-size "$BS" --json | sed 's/.*"elapsed_ms":\([0-9.e+-]*\).*/\1/'; done | median; }
+fast_ms() { "$BIN" score --space nb201 --arch "$1" --batch-size "$BS" --repeat 21 --json | sed 's/.*"elapsed_ms":\([0-9.e+-]*\).*/\1/'; }
 dense_ms() { OPENBLAS_NUM_THREADS=$threads "$BIN" score --space nb201 --arch "$1" --engine dense --batch-size "$BS" --json | sed 's/.*"elapsed_ms":\([0-9.e+-]*\).*/\1/'; }
 torch_ms() {
   if [ "$have_torch" = 1 ]; then
-    (cd "$root/tests/reference" && "$PY" nb201_ref.py time --arch "$1" --batch ramp --batch-size "$BS" --repeat 1) |
+    (cd "$root/tests/reference" && "$PY" nb201_ref.py time --arch "$1" --batch ramp --batch-size "$BS" --repeat 2) |
       sed 's/.*"seconds_per_arch": *\([0-9.e+-]*\).*/\1/' | awk '{printf "%.1f", $1 * 1000}'
   else echo "n/a"; fi
 }
@@ -43,7 +42,7 @@ macs_of() { grep -F ",$1" "$out/by_macs.txt" | head -1 | cut -d, -f1; }
 {
   echo "# epsinas benchmark"
   echo
-  echo "$(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), batch $BS (ramp), both passes (w1, w2) per architecture, one thread per architecture for epsinas; PyTorch $( [ $have_torch = 1 ] && $PY -c 'import torch; print(torch.__version__)' || echo absent) with 2 threads."
+  echo "$(date -u +%Y-%m-%d) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), batch $BS (ramp), both passes (w1, w2) per architecture including building the network; epsinas fast: median of 21 warm runs on one thread; dense: one run with OpenBLAS on all cores; PyTorch $( [ $have_torch = 1 ] && $PY -c 'import torch; print(torch.__version__)' || echo absent) with 2 threads."
   echo
   echo "| cell | MACs/image | PyTorch ms | dense ms | fast ms | fast vs PyTorch | fast vs dense |"
   echo "|---|---:|---:|---:|---:|---:|---:|"

@@ -252,23 +252,41 @@ typedef struct run {
     float *scratch;       /* 2 x max plane */
 } run;
 
-/* Reads n values of group g (affine and ReLU applied) into dst. */
-static void load_row(float *restrict dst, const float *restrict src, size_t n, const grp *g, int relu)
+/* Reads n values of group g (affine and ReLU applied) into dst, times w
+ * when scale is set (each value rounded as the reference rounds w*x). */
+static inline void load_row_impl(float *restrict dst, const float *restrict src, size_t n, const grp *g, int relu,
+                                 int scale, float w)
 {
     if (g->affine) {
         float al = g->alpha, be = g->beta;
         if (relu)
             for (size_t c = 0; c < n; c++) {
                 float v = src[c] * al + be;
-                dst[c] = v < 0.0f ? 0.0f : v;
+                v = v < 0.0f ? 0.0f : v;
+                dst[c] = scale ? w * v : v;
             }
         else
-            for (size_t c = 0; c < n; c++) dst[c] = src[c] * al + be;
+            for (size_t c = 0; c < n; c++) dst[c] = scale ? w * (src[c] * al + be) : src[c] * al + be;
     } else if (relu) {
-        for (size_t c = 0; c < n; c++) dst[c] = src[c] < 0.0f ? 0.0f : src[c];
+        for (size_t c = 0; c < n; c++) {
+            float v = src[c] < 0.0f ? 0.0f : src[c];
+            dst[c] = scale ? w * v : v;
+        }
+    } else if (scale) {
+        for (size_t c = 0; c < n; c++) dst[c] = w * src[c];
     } else {
         memcpy(dst, src, sizeof(float) * n);
     }
+}
+
+static void load_row(float *restrict dst, const float *restrict src, size_t n, const grp *g, int relu)
+{
+    load_row_impl(dst, src, n, g, relu, 0, 0.0f);
+}
+
+static void load_scaled(float *restrict dst, const float *restrict src, size_t n, const grp *g, int relu, float w)
+{
+    load_row_impl(dst, src, n, g, relu, 1, w);
 }
 
 /* 3x3 / stride 1 / pad 1 window sum of w*x for one image, times cnt,
@@ -278,9 +296,7 @@ static void load_row(float *restrict dst, const float *restrict src, size_t n, c
 static void conv3_image(const float *restrict x, float *restrict y, float *restrict tmp, float *restrict scaled,
                         int H, int W, float w, float cnt, int acc, int relu, const grp *g)
 {
-    size_t hw = (size_t)H * W;
-    load_row(scaled, x, hw, g, relu);
-    for (size_t q = 0; q < hw; q++) scaled[q] *= w;
+    load_scaled(scaled, x, (size_t)H * W, g, relu, w);
     box3_img(scaled, tmp, y, H, W, cnt, acc ? 2 : 1);
 }
 
@@ -307,11 +323,11 @@ static int conv_segments(run *R, const eps_node *nd, const eps_node *xn, int nse
             if (is_box3_same(k, s, p, d)) {
                 conv3_image(xi, oi, tmp, scaled, H, W, w, cnt, acc, relu, &seg[gi]);
             } else if (k == 1 && s == 1 && p == 0) {
-                load_row(scaled, xi, ihw, &seg[gi], relu);
-                for (size_t q = 0; q < ohw; q++) oi[q] = acc ? oi[q] + cnt * (w * scaled[q]) : cnt * (w * scaled[q]);
+                load_scaled(scaled, xi, ihw, &seg[gi], relu, w);
+                if (acc) for (size_t q = 0; q < ohw; q++) oi[q] = oi[q] + cnt * scaled[q];
+                else for (size_t q = 0; q < ohw; q++) oi[q] = cnt * scaled[q];
             } else {
-                load_row(scaled, xi, ihw, &seg[gi], relu);
-                for (size_t q = 0; q < ihw; q++) scaled[q] *= w;
+                load_scaled(scaled, xi, ihw, &seg[gi], relu, w);
                 window_sum(scaled, ws, tmp, H, W, OH, OW, k, s, p, d);
                 for (size_t q = 0; q < ohw; q++) oi[q] = acc ? oi[q] + cnt * ws[q] : cnt * ws[q];
             }

@@ -31,7 +31,7 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-static void set_hash(eps_batch *b)
+void eps_batch_set_hash(eps_batch *b)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
     int shape[5] = {(int)b->kind, b->n, b->c, b->h, b->w};
@@ -249,7 +249,7 @@ int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err)
         return rc;
     }
     snprintf(out->source, sizeof out->source, "%s", spec);
-    set_hash(out);
+    eps_batch_set_hash(out);
     return 0;
 }
 

@@ -52,22 +52,41 @@ int eps_cli_json_file(const char *flag, const char *path, size_t max, json_t **o
 {
     FILE *f = fopen(path, "rb");
     if (!f) return eps_error_set(err, EPS_EIO, flag, "cannot open '%.300s': %s", path, strerror(errno));
-    json_error_t je;
-    /* Bound the size before parsing. */
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long sz = ftell(f);
-        if (sz > (long)max) {
-            fclose(f);
-            return eps_error_set(err, EPS_ELIMIT, flag, "'%.300s' is %ld bytes, more than the limit %zu", path, sz, max);
+    /* read at most max+1 bytes (works for pipes too), then parse */
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t want = cap - n;
+        if (n + want > max + 1) want = max + 1 - n;
+        size_t got = fread(buf + n, 1, want, f);
+        n += got;
+        if (got < want || n > max) break;
+        if (n == cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
         }
-        rewind(f);
     }
-    *out = json_loadf(f, JSON_REJECT_DUPLICATES, &je);
+    int io_error = ferror(f);
     fclose(f);
-    if (!*out) {
-        eps_error_set(err, EPS_EINVAL, flag, "'%.300s' line %d column %d: %s", path, je.line, je.column, je.text);
-        return EPS_EINVAL;
+    if (!buf) return eps_error_set(err, EPS_ENOMEM, flag, "out of memory reading '%.300s'", path);
+    if (io_error) {
+        free(buf);
+        return eps_error_set(err, EPS_EIO, flag, "cannot read '%.300s'", path);
     }
+    if (n > max) {
+        free(buf);
+        return eps_error_set(err, EPS_ELIMIT, flag, "'%.300s' is larger than the limit of %zu bytes", path, max);
+    }
+    json_error_t je;
+    *out = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
+    free(buf);
+    if (!*out) return eps_error_set(err, EPS_EINVAL, flag, "'%.300s' line %d column %d: %s", path, je.line, je.column, je.text);
     return 0;
 }
 

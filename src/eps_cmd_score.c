@@ -106,12 +106,15 @@ int eps_cmd_score(int argc, char **argv)
     double t0 = now_ms();
     eps_arch arch_v;
     int rc = eps_arch_from_json(req, &arch_v, &err);
-    json_decref(req);
-    if (rc) return eps_cli_fail("score", &err);
+    if (rc) {
+        json_decref(req);
+        return eps_cli_fail("score", &err);
+    }
     if (!batch_spec) batch_spec = arch_v.space->batch_kind == EPS_BATCH_TOKENS ? "tokens:1" : "ramp";
     eps_batch batch;
     if (eps_batch_load(batch_spec, (int)bs, &batch, &err)) {
         eps_arch_free(&arch_v);
+        json_decref(req);
         return eps_cli_fail("score", &err);
     }
     eps_score sc;
@@ -122,11 +125,8 @@ int eps_cmd_score(int argc, char **argv)
         double *t = malloc(sizeof(double) * (size_t)repeat);
         for (long r = 0; t && r < repeat && rc == 0; r++) {
             double t1 = now_ms();
-            json_t *rq = NULL;
             eps_arch a2;
-            rc = eps_cli_request(space, arch, matrix, ops, spec, recipe, &rq, &err);
-            if (rc == 0) rc = eps_arch_from_json(rq, &a2, &err);
-            json_decref(rq);
+            rc = eps_arch_from_json(req, &a2, &err);
             if (rc == 0) {
                 rc = eps_arch_score(&a2, &batch, have_w ? w : NULL, &ro, &sc, &err);
                 eps_arch_free(&a2);
@@ -170,5 +170,6 @@ int eps_cmd_score(int argc, char **argv)
     }
     eps_batch_free(&batch);
     eps_arch_free(&arch_v);
+    json_decref(req);
     return rc ? eps_cli_fail("score", &err) : 0;
 }

@@ -30,17 +30,6 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
     return h;
 }
 
-/* Same digest as eps_batch.c's set_hash, so a batch hashes alike whichever
- * loader filled it. */
-static void set_hash(eps_batch *b)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    int shape[5] = {(int)b->kind, b->n, b->steps, 0, 0};
-    h = fnv1a(h, shape, sizeof shape);
-    h = fnv1a(h, b->tokens, sizeof(int32_t) * (size_t)b->n * (size_t)b->steps);
-    snprintf(b->hash, sizeof b->hash, "%016" PRIx64, h);
-}
-
 static int alloc_tokens(eps_batch *b, int streams, eps_error *err)
 {
     b->kind = EPS_BATCH_TOKENS;
@@ -300,6 +289,6 @@ int eps_tokens_load(const char *spec, int streams, eps_batch *out, eps_error *er
         return rc;
     }
     snprintf(out->source, sizeof out->source, "%s", spec);
-    set_hash(out);
+    eps_batch_set_hash(out);
     return 0;
 }

@@ -41,5 +41,7 @@ typedef struct eps_batch {
 /* Loads spec with batch size n into *out (caller frees with eps_batch_free). */
 int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err);
 void eps_batch_free(eps_batch *b);
+/* Sets b->hash from its shape and content (loaders call it last). */
+void eps_batch_set_hash(eps_batch *b);
 
 #endif

@@ -64,6 +64,10 @@ typedef struct fpool {
     int in_n, in_c, in_h, in_w;
     const float *in_data;
     char in_hash[17];
+    /* the first convolution of the input (a stem) for the two weights last
+     * seen: identical for every architecture scored on this batch */
+    struct { int valid; eps_node node; float w; int ng; grp g[4]; } stem[2];
+    int stem_next;
 } fpool;
 
 static _Thread_local fpool tl_pool;
@@ -135,6 +139,10 @@ static void tensor_release(fpool *fp, ftensor *t)
 
 static void input_cache_drop(fpool *fp)
 {
+    for (int e = 0; e < 2; e++) {
+        for (int k = 0; fp->stem[e].valid && k < fp->stem[e].ng; k++) plane_put(fp, fp->stem[e].g[k].p);
+        fp->stem[e].valid = 0;
+    }
     for (int c = 0; c < INPUT_CACHE_MAX_C; c++) {
         plane_put(fp, fp->in_planes[c]);
         fp->in_planes[c] = NULL;
@@ -165,9 +173,11 @@ void eps_engine_fast_release_thread_cache(void)
 /* 3x3, stride 1, pad 1 box sum of one H x W image a (zero padding), in the
  * order (left + centre) + right, then (up + centre) + down. The loops run
  * flat over the image (long, vectorisable) and then recompute the border
- * columns and rows exactly. mode 0: y = v; 1: y = cnt*v; 2: y += cnt*v.
+ * columns and rows exactly. mode 0: y = v; 1: y = cnt*v; 2: y += cnt*v;
+ * 3: y = v / div (average pooling).
  * t: H*W scratch. */
-static void box3_img(const float *restrict a, float *restrict t, float *restrict y, int H, int W, float cnt, int mode)
+static void box3_img(const float *restrict a, float *restrict t, float *restrict y, int H, int W, float cnt, int mode,
+                     const float *restrict div)
 {
     size_t hw = (size_t)H * W;
     if (W == 1) {
@@ -181,12 +191,15 @@ static void box3_img(const float *restrict a, float *restrict t, float *restrict
         }
     }
     if (H == 1) {
-        for (size_t q = 0; q < hw; q++) y[q] = mode == 0 ? t[q] : mode == 1 ? cnt * t[q] : y[q] + cnt * t[q];
+        for (size_t q = 0; q < hw; q++)
+            y[q] = mode == 0 ? t[q] : mode == 1 ? cnt * t[q] : mode == 2 ? y[q] + cnt * t[q] : t[q] / div[q];
         return;
     }
     size_t lo = (size_t)W, hi = hw - W;
     if (mode == 0)
         for (size_t q = lo; q < hi; q++) y[q] = t[q - W] + t[q] + t[q + W];
+    else if (mode == 3)
+        for (size_t q = lo; q < hi; q++) y[q] = (t[q - W] + t[q] + t[q + W]) / div[q];
     else if (mode == 1)
         for (size_t q = lo; q < hi; q++) y[q] = cnt * (t[q - W] + t[q] + t[q + W]);
     else
@@ -194,6 +207,7 @@ static void box3_img(const float *restrict a, float *restrict t, float *restrict
     for (size_t q = 0; q < (size_t)W; q++) {
         float top = t[q] + t[q + W], bot = t[hi - W + q] + t[hi + q];
         if (mode == 0) y[q] = top, y[hi + q] = bot;
+        else if (mode == 3) y[q] = top / div[q], y[hi + q] = bot / div[hi + q];
         else if (mode == 1) y[q] = cnt * top, y[hi + q] = cnt * bot;
         else y[q] = y[q] + cnt * top, y[hi + q] = y[hi + q] + cnt * bot;
     }
@@ -315,7 +329,7 @@ static void conv3_image(const float *restrict x, float *restrict y, float *restr
                         int H, int W, float w, float cnt, int acc, int relu, const grp *g)
 {
     load_scaled(scaled, x, (size_t)H * W, g, relu, w);
-    box3_img(scaled, tmp, y, H, W, cnt, acc ? 2 : 1);
+    box3_img(scaled, tmp, y, H, W, cnt, acc ? 2 : 1, NULL);
 }
 
 /* conv over a list of (count, plane) segments -> one plane (or NULL if all zero). */
@@ -585,9 +599,12 @@ static void fn_avgpool(run *R, const eps_node *nd, const eps_node *xn, const flo
     for (int b = 0; b < R->n; b++) {
         const float *xi = x + (size_t)b * H * W;
         float *restrict yi = y + (size_t)b * ohw;
-        if (is_box3_same(k, s, p, 1)) box3_img(xi, tmp, yi, H, W, 1.0f, 0);
-        else window_sum(xi, yi, tmp, H, W, OH, OW, k, s, p, 1);
-        for (int q = 0; q < ohw; q++) yi[q] /= div[q];
+        if (is_box3_same(k, s, p, 1)) {
+            box3_img(xi, tmp, yi, H, W, 1.0f, 3, div);
+        } else {
+            window_sum(xi, yi, tmp, H, W, OH, OW, k, s, p, 1);
+            for (int q = 0; q < ohw; q++) yi[q] /= div[q];
+        }
     }
 }
 
@@ -870,6 +887,46 @@ static void merge_nodes(const eps_graph *g, int *rep)
     }
 }
 
+static int same_conv(const eps_node *a, const eps_node *b)
+{
+    return a->out_c == b->out_c && a->kernel == b->kernel && a->stride == b->stride && a->pad == b->pad &&
+           a->dilation == b->dilation && a->groups == b->groups;
+}
+
+/* A convolution of the (cached) input batch seen before with the same w:
+ * share its output. Returns 1 on a hit. */
+static int stem_lookup(fpool *fp, const eps_node *nd, float w, ftensor *y)
+{
+    for (int e = 0; e < 2; e++) {
+        if (!fp->stem[e].valid || fp->stem[e].w != w || !same_conv(&fp->stem[e].node, nd)) continue;
+        y->g = arena_alloc(fp, sizeof(grp) * (size_t)fp->stem[e].ng);
+        if (!y->g) return 0;
+        y->ng = fp->stem[e].ng;
+        for (int k = 0; k < y->ng; k++) {
+            y->g[k] = fp->stem[e].g[k];
+            if (y->g[k].p) y->g[k].p->refs++;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static void stem_store(fpool *fp, const eps_node *nd, float w, const ftensor *y)
+{
+    if (y->ng > 4) return;
+    int e = fp->stem_next;
+    fp->stem_next ^= 1;
+    for (int k = 0; fp->stem[e].valid && k < fp->stem[e].ng; k++) plane_put(fp, fp->stem[e].g[k].p);
+    fp->stem[e].valid = 1;
+    fp->stem[e].node = *nd;
+    fp->stem[e].w = w;
+    fp->stem[e].ng = y->ng;
+    for (int k = 0; k < y->ng; k++) {
+        fp->stem[e].g[k] = y->g[k];
+        if (y->g[k].p) y->g[k].p->refs++;
+    }
+}
+
 int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
                             eps_error *err)
 {
@@ -969,8 +1026,14 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                 }
                 x = &plain;
             }
-            switch (nd->op) {
-            case EPS_OP_CONV2D: rc = op_conv(&R, nd, xn, x, yt); break;
+            int stem = cacheable && nd->op == EPS_OP_CONV2D && nd->in[0] == 0, stem_hit = 0;
+            if (stem) stem_hit = stem_lookup(fp, nd, w, yt);
+            switch (stem_hit ? EPS_OP__COUNT : nd->op) {
+            case EPS_OP__COUNT: break; /* shared stem output */
+            case EPS_OP_CONV2D:
+                rc = op_conv(&R, nd, xn, x, yt);
+                if (rc == 0 && stem) stem_store(fp, nd, w, yt);
+                break;
             case EPS_OP_BATCHNORM: rc = op_bn(&R, x, yt); break;
             case EPS_OP_RELU:
                 if (lazy_relu) {

@@ -13,7 +13,7 @@ PKGS       := openblas jansson libmicrohttpd libuv hiredis
 TEST_PKGS  := cmocka libcurl
 
 # -ffp-contract=off: no FMA contraction, to round like the reference.
-# Never -ffast-math: denormals and NaN rules are part of the metric.
+# Never fast-math flags: denormals and NaN rules are part of the metric.
 # SANITIZE: extra compile+link flags (make check-asan sets it).
 SANITIZE ?=
 CFLAGS   ?= $(OPT) -g

@@ -426,7 +426,7 @@ static int op_conv(run *R, const eps_node *nd, const eps_node *xn, const ftensor
 }
 
 /* Statistics accumulate in double with 32 independent partial sums: a fixed
- * order we choose (no -ffast-math), wide enough for the compiler to vectorise. */
+ * order we choose (no fast-math reassociation), wide enough to vectorise. */
 #define NACC 32
 static double fold(double *acc)
 {

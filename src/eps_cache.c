@@ -293,6 +293,21 @@ static void put_locked(eps_cache *c, const eps_cache_key *k, const char *val, si
     c->bytes += (long long)bytes;
 }
 
+/* A hit, under c->mu: a malloc'd copy of the value (caller frees; NULL when
+ * out of memory, then nothing is counted), the entry moved to the front. */
+static char *hit_locked(eps_cache *c, entry *e, size_t *len)
+{
+    char *copy = malloc(e->len + 1);
+    if (!copy) return NULL;
+    memcpy(copy, e->val, e->len + 1);
+    *len = e->len;
+    lru_unlink(c, e);
+    lru_push_front(c, e);
+    arch_touch(c, e);
+    c->hits++;
+    return copy;
+}
+
 eps_cache_result eps_cache_lookup(eps_cache *c, const eps_cache_key *k, eps_cache_waiter *w, char **val,
                                   size_t *len, eps_cache_flight **flight)
 {
@@ -300,21 +315,13 @@ eps_cache_result eps_cache_lookup(eps_cache *c, const eps_cache_key *k, eps_cach
     if (flight) *flight = NULL;
     pthread_mutex_lock(&c->mu);
     entry *e = find(c, k->text, k->h);
-    if (e) {
-        char *copy = malloc(e->len + 1);
-        if (copy) {
-            memcpy(copy, e->val, e->len + 1);
-            lru_unlink(c, e);
-            lru_push_front(c, e);
-            arch_touch(c, e);
-            c->hits++;
-            pthread_mutex_unlock(&c->mu);
-            *val = copy;
-            *len = e->len;
-            return EPS_CACHE_HIT;
-        }
-        /* out of memory for the copy: fall through and recompute */
+    char *copy = e ? hit_locked(c, e, len) : NULL;
+    if (copy) {
+        pthread_mutex_unlock(&c->mu);
+        *val = copy;
+        return EPS_CACHE_HIT;
     }
+    /* a miss, or out of memory for the copy: compute */
     c->misses++;
     w->next = NULL;
     eps_cache_flight **fb = &c->flights[k->h & (FLIGHT_BUCKETS - 1)];
@@ -348,15 +355,7 @@ int eps_cache_peek(eps_cache *c, const eps_cache_key *k, char **val, size_t *len
     *val = NULL;
     pthread_mutex_lock(&c->mu);
     entry *e = find(c, k->text, k->h);
-    char *copy = e ? malloc(e->len + 1) : NULL;
-    if (copy) {
-        memcpy(copy, e->val, e->len + 1);
-        *len = e->len;
-        lru_unlink(c, e);
-        lru_push_front(c, e);
-        arch_touch(c, e);
-        c->hits++;
-    }
+    char *copy = e ? hit_locked(c, e, len) : NULL;
     pthread_mutex_unlock(&c->mu);
     *val = copy;
     return copy ? EPS_CACHE_HIT : -1;

@@ -21,98 +21,9 @@
 #include "epsinas/score.h"
 #include "epsinas/space.h"
 #include "util.h"
+#include "util_golden.h"
 
 /* ---------------------------------------------------------------- goldens */
-
-/* Batches are loaded once per (spec, size) and reused across cases. */
-typedef struct { char key[600]; eps_batch b; } batch_slot;
-static batch_slot g_batches[16];
-static int g_nbatches;
-
-static const eps_batch *golden_batch(const char *spec, int n)
-{
-    char key[600];
-    snprintf(key, sizeof key, "%s#%d", spec, n);
-    for (int i = 0; i < g_nbatches; i++)
-        if (!strcmp(g_batches[i].key, key)) return &g_batches[i].b;
-    char *path = eps_t_subst_shared(spec);
-    if (!path) return NULL;
-    assert_true(g_nbatches < 16);
-    batch_slot *s = &g_batches[g_nbatches];
-    eps_error e = {0};
-    if (eps_batch_load(path, n, &s->b, &e)) fail_msg("batch %s: %s", path, e.msg);
-    free(path);
-    snprintf(s->key, sizeof s->key, "%s", key);
-    g_nbatches++;
-    return &s->b;
-}
-
-static void free_batches(void)
-{
-    for (int i = 0; i < g_nbatches; i++) eps_batch_free(&g_batches[i].b);
-    g_nbatches = 0;
-}
-
-/* Raw output statistics: relative 1e-3 of the pass's own scale (float32
- * summation order differs from PyTorch's), NaN only against NaN. */
-static int stat_close(double ours, double ref, double scale)
-{
-    return eps_t_close(ours, ref, 1e-3, 1e-4 * scale + 1e-38);
-}
-
-/* Runs one golden case on one engine; returns 1 when it matched, -1 when it
- * did not (printed), 0 when its batch needs the shared data. */
-static int run_golden_case(const json_t *c, json_t *req, eps_engine_kind engine, const char *label)
-{
-    const char *bspec = json_string_value(json_object_get(c, "batch"));
-    int n = (int)json_integer_value(json_object_get(c, "batch_size"));
-    const eps_batch *b = golden_batch(bspec, n);
-    if (!b) return 0;
-    eps_arch a;
-    eps_error e = {0};
-    if (eps_arch_from_json(req, &a, &e)) fail_msg("%s: %s", label, e.msg);
-    long long want_params = json_integer_value(json_object_get(c, "params"));
-    if (a.params != want_params) fail_msg("%s: params %lld, reference %lld", label, a.params, want_params);
-    double w[2] = {eps_t_num(json_array_get(json_object_get(c, "weights"), 0)),
-                   eps_t_num(json_array_get(json_object_get(c, "weights"), 1))};
-    eps_run_opts opts = {.engine = engine};
-    eps_score s;
-    if (eps_arch_score(&a, b, w, &opts, &s, &e)) fail_msg("%s (%s engine): %s", label, eps_engine_name(engine), e.msg);
-    double ref = eps_t_num(json_object_get(c, "epsilon"));
-    int ok;
-    if (json_is_true(json_object_get(c, "noise"))) {
-        /* the reference's own float32 epsilon is rounding noise (far from its
-         * float64 forward, spec §8): any float32 result must land near the
-         * float64 value, at the scale of that noise */
-        ref = eps_t_num(json_object_get(c, "epsilon_f64"));
-        ok = !isnan(s.epsilon) && fabs(s.epsilon - ref) <= 1e-4;
-    } else {
-        ok = eps_t_close(s.epsilon, ref, 1e-4, 1e-5);
-    }
-    int rc = 1;
-    if (!ok) {
-        print_error("MISMATCH %s (%s engine): epsilon %.9g, reference %.9g (ours: '%s', ref: '%s')\n", label,
-                    eps_engine_name(engine), s.epsilon, ref, s.nan_reason,
-                    json_string_value(json_object_get(c, "nan_reason")));
-        rc = -1;
-    }
-    for (int k = 0; k < 2; k++) {
-        json_t *y = json_array_get(json_object_get(c, "y"), (size_t)k);
-        double mn = eps_t_num(json_object_get(y, "min")), mx = eps_t_num(json_object_get(y, "max"));
-        double scale = fmax(fabs(mn), fabs(mx));
-        if (!stat_close(s.ymin[k], mn, scale) || !stat_close(s.ymax[k], mx, scale) ||
-            !stat_close(s.ymean[k], eps_t_num(json_object_get(y, "mean")), scale))
-        {
-            print_error("MISMATCH %s (%s engine): pass %d output min/max/mean %.9g %.9g %.9g, reference %.9g %.9g "
-                        "%.9g\n",
-                        label, eps_engine_name(engine), k + 1, s.ymin[k], s.ymax[k], s.ymean[k], mn, mx,
-                        eps_t_num(json_object_get(y, "mean")));
-            rc = -1;
-        }
-    }
-    eps_arch_free(&a);
-    return rc;
-}
 
 /* ---------------------------------------------------------------- validation */
 
@@ -405,12 +316,12 @@ static void goldens(eps_engine_kind engine)
         char label[160];
         snprintf(label, sizeof label, "case %zu '%s' on %s/%lld", i, json_string_value(json_object_get(c, "name")),
                  json_string_value(json_object_get(c, "batch")), json_integer_value(json_object_get(c, "batch_size")));
-        int r = run_golden_case(c, json_object_get(c, "request"), engine, label);
+        int r = eps_golden_case(c, json_object_get(c, "request"), engine, label);
         ran += r != 0;
         skipped += r == 0;
         bad += r < 0;
     }
-    free_batches();
+    eps_golden_free_batches();
     json_decref(d);
     if (skipped) print_message("# %d golden cases need shared data (absent) and were not run\n", skipped);
     if (bad) fail_msg("%d of %d golden cases differ from the reference (%s engine)", bad, ran, eps_engine_name(engine));

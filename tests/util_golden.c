@@ -4,6 +4,7 @@
 #include "util_golden.h"
 
 #include <math.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,7 +17,8 @@
 #include "epsinas/space.h"
 #include "util.h"
 
-/* A small cache of loaded batches: goldens reuse a handful. */
+/* A small cache of loaded batches: goldens reuse a handful. spec may
+ * contain $SHARED; NULL when it needs the shared data and that is absent. */
 typedef struct { char spec[600]; int n; eps_batch b; } cached_batch;
 static cached_batch cache[16];
 static int ncache;
@@ -25,16 +27,13 @@ static const eps_batch *get_batch(const char *spec, int n)
 {
     for (int i = 0; i < ncache; i++)
         if (cache[i].n == n && !strcmp(cache[i].spec, spec)) return &cache[i].b;
-    if (ncache == 16) {
-        for (int i = 0; i < ncache; i++) eps_batch_free(&cache[i].b);
-        ncache = 0;
-    }
+    char *path = eps_t_subst_shared(spec);
+    if (!path) return NULL;
+    if (ncache == 16) eps_golden_free_batches();
     cached_batch *c = &cache[ncache];
     eps_error err = {0};
-    if (eps_batch_load(spec, n, &c->b, &err)) {
-        print_error("batch %s (%d): %s\n", spec, n, err.msg);
-        fail();
-    }
+    if (eps_batch_load(path, n, &c->b, &err)) fail_msg("batch %s (%d): %s", path, n, err.msg);
+    free(path);
     snprintf(c->spec, sizeof c->spec, "%s", spec);
     c->n = n;
     ncache++;
@@ -45,6 +44,67 @@ void eps_golden_free_batches(void)
 {
     for (int i = 0; i < ncache; i++) eps_batch_free(&cache[i].b);
     ncache = 0;
+}
+
+/* Raw output statistics: relative 1e-3 of the pass's own scale (float32
+ * summation order differs from PyTorch's), NaN only against NaN. */
+static int stat_close(double ours, double ref, double scale)
+{
+    return eps_t_close(ours, ref, 1e-3, 1e-4 * scale + 1e-38);
+}
+
+/* Runs one golden case on one engine; returns 1 when it matched, -1 when it
+ * did not (printed), 0 when its batch needs the shared data. */
+int eps_golden_case(const json_t *c, json_t *req, eps_engine_kind engine, const char *label)
+{
+    const char *bspec = json_string_value(json_object_get(c, "batch"));
+    int n = (int)json_integer_value(json_object_get(c, "batch_size"));
+    const eps_batch *b = get_batch(bspec, n);
+    if (!b) return 0;
+    eps_arch a;
+    eps_error e = {0};
+    if (eps_arch_from_json(req, &a, &e)) fail_msg("%s: %s", label, e.msg);
+    long long want_params = json_integer_value(json_object_get(c, "params"));
+    if (a.params != want_params) fail_msg("%s: params %lld, reference %lld", label, a.params, want_params);
+    double w[2] = {eps_t_num(json_array_get(json_object_get(c, "weights"), 0)),
+                   eps_t_num(json_array_get(json_object_get(c, "weights"), 1))};
+    eps_run_opts opts = {.engine = engine};
+    eps_score s;
+    if (eps_arch_score(&a, b, w, &opts, &s, &e)) fail_msg("%s (%s engine): %s", label, eps_engine_name(engine), e.msg);
+    double ref = eps_t_num(json_object_get(c, "epsilon"));
+    int ok;
+    if (json_is_true(json_object_get(c, "noise"))) {
+        /* the reference's own float32 epsilon is rounding noise (far from its
+         * float64 forward, spec §8): any float32 result must land near the
+         * float64 value, at the scale of that noise */
+        ref = eps_t_num(json_object_get(c, "epsilon_f64"));
+        ok = !isnan(s.epsilon) && fabs(s.epsilon - ref) <= 1e-4;
+    } else {
+        ok = eps_t_close(s.epsilon, ref, 1e-4, 1e-5);
+    }
+    int rc = 1;
+    if (!ok) {
+        print_error("MISMATCH %s (%s engine): epsilon %.9g, reference %.9g (ours: '%s', ref: '%s')\n", label,
+                    eps_engine_name(engine), s.epsilon, ref, s.nan_reason,
+                    json_string_value(json_object_get(c, "nan_reason")));
+        rc = -1;
+    }
+    for (int k = 0; k < 2; k++) {
+        json_t *y = json_array_get(json_object_get(c, "y"), (size_t)k);
+        double mn = eps_t_num(json_object_get(y, "min")), mx = eps_t_num(json_object_get(y, "max"));
+        double scale = fmax(fabs(mn), fabs(mx));
+        if (!stat_close(s.ymin[k], mn, scale) || !stat_close(s.ymax[k], mx, scale) ||
+            !stat_close(s.ymean[k], eps_t_num(json_object_get(y, "mean")), scale))
+        {
+            print_error("MISMATCH %s (%s engine): pass %d output min/max/mean %.9g %.9g %.9g, reference %.9g %.9g "
+                        "%.9g\n",
+                        label, eps_engine_name(engine), k + 1, s.ymin[k], s.ymax[k], s.ymean[k], mn, mx,
+                        eps_t_num(json_object_get(y, "mean")));
+            rc = -1;
+        }
+    }
+    eps_arch_free(&a);
+    return rc;
 }
 
 /* The request object of a case: "request" if present, else the case itself. */
@@ -76,8 +136,8 @@ int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stat
         if (f->only_batch_prefix && strncmp(bspec, f->only_batch_prefix, strlen(f->only_batch_prefix))) continue;
         if (f->skip_batch_prefix && !strncmp(bspec, f->skip_batch_prefix, strlen(f->skip_batch_prefix))) continue;
         if (f->every > 1 && (st->seen++ % f->every) != 0) continue;
-        char *spec = eps_t_subst_shared(bspec);
-        if (!spec) {
+        const eps_batch *batch = get_batch(bspec, bs);
+        if (!batch) {
             st->skipped++;
             continue;
         }
@@ -93,7 +153,7 @@ int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stat
         double w[2] = {eps_t_num(json_array_get(jw, 0)), eps_t_num(json_array_get(jw, 1))};
         eps_run_opts ro = {.engine = f->engine};
         eps_score sc;
-        if (eps_arch_score(&a, get_batch(spec, bs), w, &ro, &sc, &err)) {
+        if (eps_arch_score(&a, batch, w, &ro, &sc, &err)) {
             print_error("case %zu: %s\n", i, err.msg);
             fail();
         }
@@ -110,14 +170,13 @@ int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stat
         }
         if (!ok) {
             print_error("case %zu (%s, %s/%d, w=%g,%g, %s): epsilon ours %.9g ref %.9g (%s); params ours %lld ref %lld\n", i,
-                        a.canonical, spec, bs, w[0], w[1], eps_engine_name(f->engine), sc.epsilon, ref, sc.nan_reason,
+                        a.canonical, bspec, bs, w[0], w[1], eps_engine_name(f->engine), sc.epsilon, ref, sc.nan_reason,
                         a.params, params);
             st->failed++;
         }
         st->checked++;
         st->nan += isnan(ref);
         eps_arch_free(&a);
-        free(spec);
     }
     json_decref(root);
     eps_golden_free_batches();

@@ -2,6 +2,7 @@
 #ifndef EPS_TEST_UTIL_GOLDEN_H
 #define EPS_TEST_UTIL_GOLDEN_H
 
+#include <jansson.h>
 #include "epsinas/engine.h"
 
 typedef struct {
@@ -19,5 +20,10 @@ typedef struct { int checked, failed, skipped, nan, seen; } eps_golden_stats;
  * batch needs ../shared when it is absent are counted in st->skipped. */
 int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stats *st);
 void eps_golden_free_batches(void);
+/* Runs one golden case c (request req) on one engine, checking params,
+ * epsilon (cases marked "noise" against their float64 value) and both
+ * passes' output min/max/mean. Returns 1 when it matched, -1 when it did
+ * not (printed), 0 when its batch needs the absent shared data. */
+int eps_golden_case(const json_t *c, json_t *req, eps_engine_kind engine, const char *label);
 
 #endif

@@ -31,6 +31,8 @@ typedef struct plane {
     int has_stats;       /* sum / ssc below are valid (set by the producer) */
     double sum, ssc;     /* sum and centred sum of squares, for BatchNorm */
     float maxabs;        /* largest |value| (NaN-unaware), with the stats */
+    size_t istride;      /* floats per image */
+    int virt;            /* holds only the current chunk of images (see img) */
     struct plane *next;  /* free list */
 } plane;
 
@@ -73,6 +75,7 @@ typedef struct fpool {
 static _Thread_local fpool tl_pool;
 
 static int plane_stats(plane *p);
+static plane *plane_get_sized(fpool *fp, size_t size);
 
 static void *arena_alloc(fpool *fp, size_t n)
 {
@@ -98,7 +101,16 @@ static void arena_reset(fpool *fp)
     for (arena_chunk *c = fp->chunks; c; c = c->next) c->used = 0;
 }
 
-static plane *plane_get(fpool *fp, size_t size)
+/* A plane of nimg images of isz floats each; virt: a chunk buffer. */
+static plane *plane_get(fpool *fp, size_t nimg, size_t isz, int virt)
+{
+    size_t size = nimg * isz;
+    plane *p = plane_get_sized(fp, size);
+    if (p) p->istride = isz, p->virt = virt;
+    return p;
+}
+
+static plane *plane_get_sized(fpool *fp, size_t size)
 {
     for (plane **pp = &fp->free_list; *pp; pp = &(*pp)->next)
         if ((*pp)->size == size) {
@@ -174,11 +186,19 @@ void eps_engine_fast_release_thread_cache(void)
  * order (left + centre) + right, then (up + centre) + down. The loops run
  * flat over the image (long, vectorisable) and then recompute the border
  * columns and rows exactly. mode 0: y = v; 1: y = cnt*v; 2: y += cnt*v;
- * 3: y = v / div (average pooling).
+ * 3: y = v / div (average pooling); 4: the same quotient as
+ * (float)((double)v * rdiv) with rdiv = 1/div in double: the double
+ * product is within 2^-52 relative of v/div, and a float quotient by an
+ * integer < 2^27 is never that close to a rounding midpoint unless it is an
+ * exact midpoint, which needs a subnormal result. So mode 4 returns
+ * non-zero when some 0 < |v| < 2^-100 and the caller redoes the image in
+ * mode 3; otherwise the result is bit-identical to dividing, at a fraction
+ * of the cost of vdivps.
  * t: H*W scratch. */
-static void box3_img(const float *restrict a, float *restrict t, float *restrict y, int H, int W, float cnt, int mode,
-                     const float *restrict div)
+static unsigned box3_img(const float *restrict a, float *restrict t, float *restrict y, int H, int W, float cnt,
+                         int mode, const float *restrict div, const double *restrict rdiv)
 {
+    unsigned tiny = 0;
     size_t hw = (size_t)H * W;
     if (W == 1) {
         memcpy(t, a, sizeof(float) * hw);
@@ -193,13 +213,19 @@ static void box3_img(const float *restrict a, float *restrict t, float *restrict
     if (H == 1) {
         for (size_t q = 0; q < hw; q++)
             y[q] = mode == 0 ? t[q] : mode == 1 ? cnt * t[q] : mode == 2 ? y[q] + cnt * t[q] : t[q] / div[q];
-        return;
+        return 0;
     }
     size_t lo = (size_t)W, hi = hw - W;
     if (mode == 0)
         for (size_t q = lo; q < hi; q++) y[q] = t[q - W] + t[q] + t[q + W];
     else if (mode == 3)
         for (size_t q = lo; q < hi; q++) y[q] = (t[q - W] + t[q] + t[q + W]) / div[q];
+    else if (mode == 4)
+        for (size_t q = lo; q < hi; q++) {
+            float v = t[q - W] + t[q] + t[q + W];
+            y[q] = (float)((double)v * rdiv[q]);
+            tiny |= (fabsf(v) < 0x1p-100f) & (v != 0.0f);
+        }
     else if (mode == 1)
         for (size_t q = lo; q < hi; q++) y[q] = cnt * (t[q - W] + t[q] + t[q + W]);
     else
@@ -207,10 +233,11 @@ static void box3_img(const float *restrict a, float *restrict t, float *restrict
     for (size_t q = 0; q < (size_t)W; q++) {
         float top = t[q] + t[q + W], bot = t[hi - W + q] + t[hi + q];
         if (mode == 0) y[q] = top, y[hi + q] = bot;
-        else if (mode == 3) y[q] = top / div[q], y[hi + q] = bot / div[hi + q];
+        else if (mode >= 3) y[q] = top / div[q], y[hi + q] = bot / div[hi + q];
         else if (mode == 1) y[q] = cnt * top, y[hi + q] = cnt * bot;
         else y[q] = y[q] + cnt * top, y[hi + q] = y[hi + q] + cnt * bot;
     }
+    return tiny;
 }
 
 /* General window sum: kernel k, stride s, pad p, dilation d (zero padding),
@@ -281,8 +308,15 @@ typedef struct run {
     const eps_graph *g;
     int n;
     float w;
-    float *scratch;       /* 2 x max plane */
+    float *in_buf, *scaled, *tmp, *ws, *zeros; /* one image each */
 } run;
+
+/* Image b of plane p; a chunk buffer (virt) holds images b0.. of the
+ * current chunk only. */
+static inline float *img(const plane *p, int b, int b0)
+{
+    return p->data + (size_t)(p->virt ? b - b0 : b) * p->istride;
+}
 
 /* Reads n values of group g (affine and ReLU applied) into dst, times w
  * when scale is set (each value rounded as the reference rounds w*x). */
@@ -329,49 +363,7 @@ static void conv3_image(const float *restrict x, float *restrict y, float *restr
                         int H, int W, float w, float cnt, int acc, int relu, const grp *g)
 {
     load_scaled(scaled, x, (size_t)H * W, g, relu, w);
-    box3_img(scaled, tmp, y, H, W, cnt, acc ? 2 : 1, NULL);
-}
-
-/* conv over a list of (count, plane) segments -> one plane (or NULL if all zero). */
-static int conv_segments(run *R, const eps_node *nd, const eps_node *xn, int nseg, const grp *seg, int relu,
-                         plane **out)
-{
-    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, n = R->n;
-    int k = nd->kernel, s = nd->stride, p = nd->pad, d = nd->dilation;
-    size_t ihw = (size_t)H * W, ohw = (size_t)OH * OW;
-    plane *o = NULL;
-    int acc = 0;
-    float *scaled = R->scratch, *tmp = R->scratch + ihw, *ws = tmp + (size_t)H * (OW > W ? OW : W);
-    for (int gi = 0; gi < nseg; gi++) {
-        if (!seg[gi].p) continue;
-        if (!o) {
-            o = plane_get(R->fp, (size_t)n * ohw);
-            if (!o) return EPS_ENOMEM;
-        }
-        float cnt = (float)seg[gi].count, w = R->w;
-        for (int b = 0; b < n; b++) {
-            const float *restrict xi = seg[gi].p->data + (size_t)b * ihw;
-            float *restrict oi = o->data + (size_t)b * ohw;
-            if (is_box3_same(k, s, p, d)) {
-                conv3_image(xi, oi, tmp, scaled, H, W, w, cnt, acc, relu, &seg[gi]);
-            } else if (k == 1 && s == 1 && p == 0) {
-                load_scaled(scaled, xi, ihw, &seg[gi], relu, w);
-                if (acc) for (size_t q = 0; q < ohw; q++) oi[q] = oi[q] + cnt * scaled[q];
-                else for (size_t q = 0; q < ohw; q++) oi[q] = cnt * scaled[q];
-            } else {
-                load_scaled(scaled, xi, ihw, &seg[gi], relu, w);
-                window_sum(scaled, ws, tmp, H, W, OH, OW, k, s, p, d);
-                for (size_t q = 0; q < ohw; q++) oi[q] = acc ? oi[q] + cnt * ws[q] : cnt * ws[q];
-            }
-        }
-        acc = 1;
-    }
-    if (o && !plane_stats(o)) {
-        plane_put(R->fp, o);
-        o = NULL;
-    }
-    *out = o;
-    return 0;
+    box3_img(scaled, tmp, y, H, W, cnt, acc ? 2 : 1, NULL, NULL);
 }
 
 /* Collects the input segments covering channels [c0, c0+len). */
@@ -400,30 +392,6 @@ static int same_segments(int na, const grp *a, int nb, const grp *b)
     return 1;
 }
 
-static int op_conv(run *R, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y)
-{
-    int G = nd->groups, cig = xn->c / G, cog = nd->out_c / G;
-    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)G);
-    grp *seg = arena_alloc(R->fp, sizeof(grp) * (size_t)(x->ng + 1));
-    grp *prev = arena_alloc(R->fp, sizeof(grp) * (size_t)(x->ng + 1));
-    if (!y->g || !seg || !prev) return EPS_ENOMEM;
-    int nprev = -1;
-    y->ng = 0;
-    for (int j = 0; j < G; j++) {
-        int ns = segments_of(x, j * cig, cig, seg);
-        if (nprev >= 0 && same_segments(ns, seg, nprev, prev)) {
-            y->g[y->ng - 1].count += cog; /* identical inputs: identical outputs */
-            continue;
-        }
-        plane *o;
-        int rc = conv_segments(R, nd, xn, ns, seg, x->relu, &o);
-        if (rc) return rc;
-        y->g[y->ng++] = (grp){.count = cog, .p = o};
-        memcpy(prev, seg, sizeof(grp) * (size_t)ns);
-        nprev = ns;
-    }
-    return 0;
-}
 
 /* Statistics accumulate in double with 32 independent partial sums: a fixed
  * order we choose (no fast-math reassociation), wide enough to vectorise. */
@@ -534,115 +502,12 @@ static int ensure_plain(run *R, const ftensor *x, ftensor *out, int *owned)
             out->g[i].p->refs++;
             continue;
         }
-        plane *o = plane_get(R->fp, g->p->size);
+        plane *o = plane_get(R->fp, g->p->size / g->p->istride, g->p->istride, 0);
         if (!o) return EPS_ENOMEM;
         load_row(o->data, g->p->data, g->p->size, g, x->relu);
         out->g[i].p = o;
     }
     return 0;
-}
-
-/* Applies a per-plane map to every distinct plane of x. */
-typedef void (*plane_fn)(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y);
-
-static int map_planes(run *R, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y, plane_fn fn,
-                      int zero_maps_to_zero)
-{
-    size_t osz = (size_t)R->n * nd->h * nd->w;
-    y->ng = x->ng;
-    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
-    if (!y->g) return EPS_ENOMEM;
-    for (int i = 0; i < x->ng; i++) {
-        y->g[i] = (grp){.count = x->g[i].count};
-        if (!x->g[i].p && zero_maps_to_zero) continue;
-        int dup = -1;
-        for (int j = 0; j < i; j++)
-            if (x->g[j].p == x->g[i].p) dup = j;
-        if (dup >= 0) {
-            y->g[i].p = y->g[dup].p;
-            if (y->g[i].p) y->g[i].p->refs++;
-            continue;
-        }
-        plane *o = plane_get(R->fp, osz);
-        if (!o) return EPS_ENOMEM;
-        if (x->g[i].p) {
-            fn(R, nd, xn, x->g[i].p->data, o->data);
-        } else {
-            memset(R->scratch, 0, sizeof(float) * (size_t)R->n * xn->h * xn->w);
-            fn(R, nd, xn, R->scratch, o->data);
-        }
-        y->g[i].p = o;
-    }
-    return 0;
-}
-
-static void fn_relu(run *R, const eps_node *nd, const eps_node *xn, const float *restrict x, float *restrict y)
-{
-    (void)xn;
-    size_t n = (size_t)R->n * nd->h * nd->w;
-    for (size_t k = 0; k < n; k++) y[k] = x[k] < 0.0f ? 0.0f : x[k];
-}
-
-static void fn_avgpool(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y)
-{
-    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, k = nd->kernel, s = nd->stride, p = nd->pad;
-    float *tmp = R->scratch + (size_t)R->n * H * W; /* after a possible zero input */
-    float *div = tmp + (size_t)H * (W > OW ? W : OW);
-    /* the divisor of each output position: the window size, or only its
-     * in-bounds taps when padding is not counted (as PyTorch divides) */
-    for (int oy = 0; oy < OH; oy++) {
-        int cy = window_count(oy, s, p, k, H);
-        for (int ox = 0; ox < OW; ox++)
-            div[oy * OW + ox] = (float)(nd->count_include_pad ? k * k : cy * window_count(ox, s, p, k, W));
-    }
-    int ohw = OH * OW;
-    for (int b = 0; b < R->n; b++) {
-        const float *xi = x + (size_t)b * H * W;
-        float *restrict yi = y + (size_t)b * ohw;
-        if (is_box3_same(k, s, p, 1)) {
-            box3_img(xi, tmp, yi, H, W, 1.0f, 3, div);
-        } else {
-            window_sum(xi, yi, tmp, H, W, OH, OW, k, s, p, 1);
-            for (int q = 0; q < ohw; q++) yi[q] /= div[q];
-        }
-    }
-}
-
-static void fn_maxpool(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y)
-{
-    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, k = nd->kernel, s = nd->stride, p = nd->pad;
-    for (int b = 0; b < R->n; b++) {
-        const float *xi = x + (size_t)b * H * W;
-        float *yi = y + (size_t)b * OH * OW;
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                float m = -INFINITY;
-                for (int ky = 0; ky < k; ky++) {
-                    int iy = oy * s - p + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        int ix = ox * s - p + kx;
-                        if (ix < 0 || ix >= W) continue;
-                        float v = xi[iy * W + ix];
-                        if (v > m || isnan(v)) m = v;
-                    }
-                }
-                yi[oy * OW + ox] = m;
-            }
-    }
-}
-
-static void fn_gap(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y)
-{
-    (void)nd;
-    int hw = xn->h * xn->w;
-    /* double accumulation: a float running sum over a BN output loses
-     * ~1e-5 relative, more than the reference's vectorised sums do */
-    for (int b = 0; b < R->n; b++) {
-        double s = 0.0;
-        for (int k = 0; k < hw; k++) s += x[(size_t)b * hw + k];
-        y[b] = (float)(s / hw);
-    }
 }
 
 static int has_nonfinite(const ftensor *x)
@@ -653,130 +518,6 @@ static int has_nonfinite(const ftensor *x)
         unsigned bad = 0;
         for (size_t k = 0; k < x->g[i].p->size; k++) bad |= !(fabsf(d[k]) <= FLT_MAX); /* vectorises */
         if (bad) return 1;
-    }
-    return 0;
-}
-
-static void fn_zero(run *R, const eps_node *nd, const eps_node *xn, const float *x, float *y)
-{
-    (void)xn;
-    size_t n = (size_t)R->n * nd->h * nd->w;
-    for (size_t k = 0; k < n; k++) y[k] = x[k] * 0.0f;
-}
-
-static int op_linear(run *R, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y)
-{
-    (void)xn;
-    y->ng = 1;
-    y->g = arena_alloc(R->fp, sizeof(grp));
-    if (!y->g) return EPS_ENOMEM;
-    plane *o = plane_get(R->fp, (size_t)R->n);
-    if (!o) return EPS_ENOMEM;
-    for (int b = 0; b < R->n; b++) o->data[b] = 0.0f;
-    int any = 0;
-    for (int i = 0; i < x->ng; i++) {
-        if (!x->g[i].p) continue;
-        any = 1;
-        float cnt = (float)x->g[i].count;
-        for (int b = 0; b < R->n; b++) o->data[b] += cnt * (R->w * x->g[i].p->data[b]);
-    }
-    for (int b = 0; b < R->n; b++) o->data[b] += 0.0f; /* bias */
-    if (!any) {
-        plane_put(R->fp, o);
-        o = NULL;
-    }
-    y->g[0] = (grp){.count = nd->out_c, .p = o};
-    return 0;
-}
-
-/* q (+)= the values of group g over n floats. */
-static void add_group(float *restrict q, const grp *g, size_t n, int first)
-{
-    const float *restrict a = g->p->data;
-    if (g->affine) {
-        float al = g->alpha, be = g->beta;
-        if (first) for (size_t i = 0; i < n; i++) q[i] = a[i] * al + be;
-        else for (size_t i = 0; i < n; i++) q[i] += a[i] * al + be;
-    } else {
-        if (first) memcpy(q, a, sizeof(float) * n);
-        else for (size_t i = 0; i < n; i++) q[i] += a[i];
-    }
-}
-
-/* q = a + lazy(b): the first two terms of a sum in one pass (a plain). */
-static void add_pair(float *restrict q, const grp *a, const grp *b, size_t n)
-{
-    const float *restrict x = a->p->data, *restrict y = b->p->data;
-    if (b->affine) {
-        float al = b->alpha, be = b->beta;
-        for (size_t i = 0; i < n; i++) q[i] = x[i] + (y[i] * al + be);
-    } else {
-        for (size_t i = 0; i < n; i++) q[i] = x[i] + y[i];
-    }
-}
-
-/* Sums aligned channel segments of several inputs (in input order, as the
- * reference adds them). */
-static int op_add(run *R, const eps_node *nd, ftensor *const *xs, ftensor *y)
-{
-    int nin = nd->n_in, C = nd->c;
-    size_t psz = (size_t)R->n * nd->h * nd->w;
-    int maxg = 0;
-    for (int k = 0; k < nin; k++) maxg += xs[k]->ng;
-    y->g = arena_alloc(R->fp, sizeof(grp) * (size_t)maxg);
-    int *gi = arena_alloc(R->fp, sizeof(int) * (size_t)nin), *left = arena_alloc(R->fp, sizeof(int) * (size_t)nin);
-    grp *prev = arena_alloc(R->fp, sizeof(grp) * (size_t)nin), *cur = arena_alloc(R->fp, sizeof(grp) * (size_t)nin);
-    if (!y->g || !gi || !left || !prev || !cur) return EPS_ENOMEM;
-    y->ng = 0;
-    for (int k = 0; k < nin; k++) gi[k] = 0, left[k] = xs[k]->g[0].count;
-    int done = 0, have_prev = 0;
-    while (done < C) {
-        int len = C - done;
-        for (int k = 0; k < nin; k++) {
-            if (left[k] < len) len = left[k];
-            cur[k] = xs[k]->g[gi[k]];
-        }
-        int same = have_prev;
-        for (int k = 0; k < nin && same; k++) same = same_grp(&prev[k], &cur[k]);
-        if (same) {
-            y->g[y->ng - 1].count += len;
-        } else {
-            int nz = 0, last = -1;
-            for (int k = 0; k < nin; k++)
-                if (cur[k].p) nz++, last = k;
-            grp out = {.count = len};
-            if (nz == 1) { /* x + exact zeros == x: share it, lazy or not */
-                out = cur[last];
-                out.count = len;
-                out.p->refs++;
-            } else if (nz > 1) {
-                plane *o = plane_get(R->fp, psz);
-                if (!o) return EPS_ENOMEM;
-                int first = 1;
-                for (int k = 0; k < nin; k++) {
-                    if (!cur[k].p) continue;
-                    if (first && !cur[k].affine) {
-                        /* two plain/lazy inputs in one pass: o = a + b */
-                        int k2 = k + 1;
-                        while (!cur[k2].p) k2++;
-                        add_pair(o->data, &cur[k], &cur[k2], psz);
-                        k = k2;
-                    } else {
-                        add_group(o->data, &cur[k], psz, first);
-                    }
-                    first = 0;
-                }
-                out.p = o;
-            }
-            y->g[y->ng++] = out;
-            memcpy(prev, cur, sizeof(grp) * (size_t)nin);
-            have_prev = 1;
-        }
-        done += len;
-        for (int k = 0; k < nin; k++) {
-            left[k] -= len;
-            if (left[k] == 0 && done < C) left[k] = xs[k]->g[++gi[k]].count;
-        }
     }
     return 0;
 }
@@ -823,7 +564,7 @@ static int op_flatten(run *R, const eps_node *xn, const ftensor *x, ftensor *y)
         for (int q = 0; q < hw; q++) {
             pos[q] = NULL;
             if (!x->g[i].p) continue;
-            pos[q] = plane_get(R->fp, (size_t)R->n);
+            pos[q] = plane_get(R->fp, (size_t)R->n, 1, 0);
             if (!pos[q]) return EPS_ENOMEM;
             for (int b = 0; b < R->n; b++) pos[q]->data[b] = x->g[i].p->data[(size_t)b * hw + q];
         }
@@ -927,6 +668,488 @@ static void stem_store(fpool *fp, const eps_node *nd, float w, const ftensor *y)
     }
 }
 
+/* ---- the phase-fused executor ----
+ *
+ * BatchNorm needs statistics over the whole batch, so it splits the graph
+ * into phases: a node's phase is the largest phase of its inputs, plus one
+ * for ops that need their whole input first (BatchNorm, flatten, zero).
+ * Everything else in a phase runs image by image (in chunks of a few
+ * images): each node's output for the chunk is computed while its inputs
+ * are still in L1/L2, and only tensors read by a later phase (or the
+ * output, or a BatchNorm) get whole-batch planes; the rest live in
+ * chunk-sized buffers. Each value is computed with exactly the same float
+ * operations as node by node, so results do not depend on the chunking;
+ * statistics accumulate per chunk in the same order as plane_stats. */
+
+enum { J_CONV, J_MAP, J_ADD, J_LINEAR };
+
+typedef struct statacc {
+    double K, a1[NACC], a2[NACC];
+    float mx[NACC];
+    unsigned nz;
+} statacc;
+
+typedef struct job {
+    int kind, map_op, relu;
+    const eps_node *nd, *xn;
+    plane *out;
+    int nin;
+    grp *in;         /* conv: non-zero segments; add: non-zero terms in order; map: one input (p may be NULL) */
+    float *div;      /* avg-pool divisors, one per output position */
+    double *rdiv;    /* their reciprocals */
+    statacc *st;     /* BatchNorm statistics accumulated per chunk, or NULL */
+    int stats_whole; /* compute plane_stats after the phase instead */
+    int node, gi;    /* the output group this job fills */
+    struct job *next;
+} job;
+
+static void stats_image(statacc *s, const float *restrict x, size_t n, int first)
+{
+    if (first) {
+        memset(s, 0, sizeof *s);
+        s->K = x[0];
+    }
+    double K = s->K;
+    unsigned nz = 0;
+    for (size_t i = 0; i + NACC <= n; i += NACC)
+        for (int j = 0; j < NACC; j++) {
+            double d = (double)x[i + j] - K;
+            s->a1[j] += d;
+            s->a2[j] += d * d;
+            float ax = fabsf(x[i + j]);
+            s->mx[j] = ax > s->mx[j] ? ax : s->mx[j];
+            nz |= x[i + j] != 0.0f;
+        }
+    s->nz |= nz;
+}
+
+/* The same result as plane_stats over the whole plane (n % NACC == 0 per
+ * image, so the partial sums see the same values in the same order). */
+static int stats_finish(statacc *s, plane *p)
+{
+    size_t n = p->size;
+    p->maxabs = 0;
+    for (int j = 0; j < NACC; j++) p->maxabs = s->mx[j] > p->maxabs ? s->mx[j] : p->maxabs;
+    double s1 = fold(s->a1), s2 = fold(s->a2);
+    p->sum = s->K * (double)n + s1;
+    p->ssc = s2 - s1 * s1 / (double)n;
+    if (p->ssc < 0) p->ssc = 0;
+    p->has_stats = 1;
+    return s->nz != 0;
+}
+
+/* q = a + lazy(b): the first two terms of a sum in one pass (a plain). */
+static void add_pair(float *restrict q, const float *restrict x, const float *restrict y, const grp *b, size_t n)
+{
+    if (b->affine) {
+        float al = b->alpha, be = b->beta;
+        for (size_t i = 0; i < n; i++) q[i] = x[i] + (y[i] * al + be);
+    } else {
+        for (size_t i = 0; i < n; i++) q[i] = x[i] + y[i];
+    }
+}
+
+/* q (+)= lazy(a) over n floats. */
+static void add_group(float *restrict q, const float *restrict a, const grp *g, size_t n, int first)
+{
+    if (g->affine) {
+        float al = g->alpha, be = g->beta;
+        if (first) for (size_t i = 0; i < n; i++) q[i] = a[i] * al + be;
+        else for (size_t i = 0; i < n; i++) q[i] += a[i] * al + be;
+    } else {
+        if (first) memcpy(q, a, sizeof(float) * n);
+        else for (size_t i = 0; i < n; i++) q[i] += a[i];
+    }
+}
+
+static void conv_image(run *R, const job *j, int b, int b0, float *restrict o)
+{
+    const eps_node *nd = j->nd, *xn = j->xn;
+    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w;
+    int k = nd->kernel, s = nd->stride, p = nd->pad, d = nd->dilation;
+    size_t ihw = (size_t)H * W, ohw = (size_t)OH * OW;
+    float w = R->w;
+    for (int gi = 0; gi < j->nin; gi++) {
+        const grp *sg = &j->in[gi];
+        const float *x = img(sg->p, b, b0);
+        float cnt = (float)sg->count;
+        int acc = gi > 0;
+        if (is_box3_same(k, s, p, d)) {
+            conv3_image(x, o, R->tmp, R->scaled, H, W, w, cnt, acc, j->relu, sg);
+        } else if (k == 1 && s == 1 && p == 0) {
+            load_scaled(R->scaled, x, ihw, sg, j->relu, w);
+            if (acc) for (size_t q = 0; q < ohw; q++) o[q] = o[q] + cnt * R->scaled[q];
+            else for (size_t q = 0; q < ohw; q++) o[q] = cnt * R->scaled[q];
+        } else {
+            load_scaled(R->scaled, x, ihw, sg, j->relu, w);
+            window_sum(R->scaled, R->ws, R->tmp, H, W, OH, OW, k, s, p, d);
+            for (size_t q = 0; q < ohw; q++) o[q] = acc ? o[q] + cnt * R->ws[q] : cnt * R->ws[q];
+        }
+    }
+}
+
+static void map_image(run *R, const job *j, const float *restrict x, float *restrict y)
+{
+    const eps_node *nd = j->nd, *xn = j->xn;
+    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, k = nd->kernel, s = nd->stride, p = nd->pad;
+    size_t ohw = (size_t)OH * OW;
+    switch (j->map_op) {
+    case EPS_OP_RELU:
+        for (size_t q = 0; q < ohw; q++) y[q] = x[q] < 0.0f ? 0.0f : x[q];
+        break;
+    case EPS_OP_ZERO:
+        for (size_t q = 0; q < ohw; q++) y[q] = x[q] * 0.0f;
+        break;
+    case EPS_OP_AVGPOOL:
+        if (is_box3_same(k, s, p, 1)) {
+            if (box3_img(x, R->tmp, y, H, W, 1.0f, 4, j->div, j->rdiv)) box3_img(x, R->tmp, y, H, W, 1.0f, 3, j->div, NULL);
+        } else {
+            window_sum(x, y, R->tmp, H, W, OH, OW, k, s, p, 1);
+            for (size_t q = 0; q < ohw; q++) y[q] /= j->div[q];
+        }
+        break;
+    case EPS_OP_MAXPOOL:
+        for (int oy = 0; oy < OH; oy++)
+            for (int ox = 0; ox < OW; ox++) {
+                float m = -INFINITY;
+                for (int ky = 0; ky < k; ky++) {
+                    int iy = oy * s - p + ky;
+                    if (iy < 0 || iy >= H) continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        int ix = ox * s - p + kx;
+                        if (ix < 0 || ix >= W) continue;
+                        float v = x[iy * W + ix];
+                        if (v > m || isnan(v)) m = v;
+                    }
+                }
+                y[oy * OW + ox] = m;
+            }
+        break;
+    case EPS_OP_GLOBAL_AVGPOOL: {
+        /* double accumulation: a float running sum over a BN output loses
+         * ~1e-5 relative, more than the reference's vectorised sums do */
+        int hw = H * W;
+        double sum = 0.0;
+        for (int q = 0; q < hw; q++) sum += x[q];
+        y[0] = (float)(sum / hw);
+        break;
+    }
+    default: break;
+    }
+}
+
+/* Runs job j on images [b0, b1). */
+static void job_run(run *R, job *j, int b0, int b1)
+{
+    size_t ohw = (size_t)j->nd->h * j->nd->w, ihw = (size_t)j->xn->h * j->xn->w;
+    for (int b = b0; b < b1; b++) {
+        float *o = img(j->out, b, b0);
+        switch (j->kind) {
+        case J_CONV: conv_image(R, j, b, b0, o); break;
+        case J_MAP: {
+            const grp *g = &j->in[0];
+            const float *x = g->p ? img(g->p, b, b0) : R->zeros;
+            if (g->affine || j->relu) {
+                load_row(R->in_buf, x, ihw, g, j->relu);
+                x = R->in_buf;
+            }
+            map_image(R, j, x, o);
+            break;
+        }
+        case J_ADD: {
+            const grp *c = j->in;
+            int k = 1;
+            if (j->nin >= 2 && !c[0].affine) {
+                add_pair(o, img(c[0].p, b, b0), img(c[1].p, b, b0), &c[1], ohw);
+                k = 2;
+            } else {
+                add_group(o, img(c[0].p, b, b0), &c[0], ohw, 1);
+            }
+            for (; k < j->nin; k++) add_group(o, img(c[k].p, b, b0), &c[k], ohw, 0);
+            break;
+        }
+        case J_LINEAR: {
+            float v = 0.0f;
+            for (int k = 0; k < j->nin; k++) {
+                float x = img(j->in[k].p, b, b0)[0];
+                x = lazy_value(&j->in[k], x);
+                if (j->relu) x = x < 0.0f ? 0.0f : x;
+                v += (float)j->in[k].count * (R->w * x);
+            }
+            o[0] = v + 0.0f; /* bias */
+            break;
+        }
+        }
+        if (j->st) stats_image(j->st, o, ohw, b == 0);
+    }
+}
+
+typedef struct planner {
+    run *R;
+    ftensor *t;
+    const char *need;   /* the node's planes must hold the whole batch */
+    const char *bn_in;  /* the node is read by a BatchNorm */
+    int cb;             /* images per chunk in this phase */
+    job *head, **tail;  /* the jobs of this phase, in order */
+} planner;
+
+/* A new output plane for node i: whole-batch or a chunk buffer. */
+static plane *out_plane(planner *P, int i, size_t isz)
+{
+    int whole = P->need[i];
+    return plane_get(P->R->fp, whole ? (size_t)P->R->n : (size_t)P->cb, isz, !whole);
+}
+
+static job *add_job(planner *P, int kind, int node, int gi, const eps_node *nd, const eps_node *xn, plane *out,
+                    int nin, const grp *in)
+{
+    job *j = arena_alloc(P->R->fp, sizeof *j);
+    grp *cp = arena_alloc(P->R->fp, sizeof(grp) * (size_t)(nin ? nin : 1));
+    if (!j || !cp) return NULL;
+    memset(j, 0, sizeof *j);
+    memcpy(cp, in, sizeof(grp) * (size_t)nin);
+    j->kind = kind, j->node = node, j->gi = gi, j->nd = nd, j->xn = xn, j->out = out, j->nin = nin, j->in = cp;
+    *P->tail = j;
+    P->tail = &j->next;
+    return j;
+}
+
+/* Whole-batch statistics for a BatchNorm input, accumulated as the chunks
+ * are produced (or after the phase when images are not NACC-aligned). */
+static int want_stats(planner *P, job *j, size_t isz)
+{
+    if (isz % NACC) {
+        j->stats_whole = 1;
+        return 0;
+    }
+    j->st = arena_alloc(P->R->fp, sizeof(statacc));
+    return j->st ? 0 : EPS_ENOMEM;
+}
+
+static int plan_conv(planner *P, int i, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y)
+{
+    fpool *fp = P->R->fp;
+    int G = nd->groups, cig = xn->c / G, cog = nd->out_c / G;
+    size_t ohw = (size_t)nd->h * nd->w;
+    y->g = arena_alloc(fp, sizeof(grp) * (size_t)G);
+    grp *seg = arena_alloc(fp, sizeof(grp) * (size_t)(x->ng + 1));
+    grp *prev = arena_alloc(fp, sizeof(grp) * (size_t)(x->ng + 1));
+    if (!y->g || !seg || !prev) return EPS_ENOMEM;
+    int nprev = -1;
+    y->ng = 0;
+    for (int jg = 0; jg < G; jg++) {
+        int ns = segments_of(x, jg * cig, cig, seg);
+        if (nprev >= 0 && same_segments(ns, seg, nprev, prev)) {
+            y->g[y->ng - 1].count += cog; /* identical inputs: identical outputs */
+            continue;
+        }
+        memcpy(prev, seg, sizeof(grp) * (size_t)ns);
+        nprev = ns;
+        int nz = 0;
+        for (int k = 0; k < ns; k++)
+            if (seg[k].p) seg[nz++] = seg[k];
+        plane *o = NULL;
+        if (nz) {
+            if (!(o = out_plane(P, i, ohw))) return EPS_ENOMEM;
+            job *j = add_job(P, J_CONV, i, y->ng, nd, xn, o, nz, seg);
+            if (!j) {
+                plane_put(fp, o);
+                return EPS_ENOMEM;
+            }
+            j->relu = x->relu;
+            if (P->need[i] && want_stats(P, j, ohw)) return EPS_ENOMEM;
+        }
+        y->g[y->ng++] = (grp){.count = cog, .p = o};
+    }
+    return 0;
+}
+
+/* relu / avg pool / max pool / global average pool over each distinct group. */
+static int plan_map(planner *P, int i, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y)
+{
+    fpool *fp = P->R->fp;
+    size_t ohw = (size_t)nd->h * nd->w;
+    int zero_to_zero = nd->op != EPS_OP_MAXPOOL;
+    float *div = NULL;
+    double *rdiv = NULL;
+    if (nd->op == EPS_OP_AVGPOOL) {
+        /* the divisor of each output position: the window size, or only its
+         * in-bounds taps when padding is not counted (as PyTorch divides) */
+        int k = nd->kernel, s = nd->stride, p = nd->pad;
+        div = arena_alloc(fp, sizeof(float) * ohw);
+        rdiv = arena_alloc(fp, sizeof(double) * ohw);
+        if (!div || !rdiv) return EPS_ENOMEM;
+        for (int oy = 0; oy < nd->h; oy++) {
+            int cy = window_count(oy, s, p, k, xn->h);
+            for (int ox = 0; ox < nd->w; ox++)
+                div[oy * nd->w + ox] = (float)(nd->count_include_pad ? k * k : cy * window_count(ox, s, p, k, xn->w));
+        }
+        for (size_t q = 0; q < ohw; q++) rdiv[q] = 1.0 / div[q];
+    }
+    y->ng = x->ng;
+    y->g = arena_alloc(fp, sizeof(grp) * (size_t)x->ng);
+    if (!y->g) return EPS_ENOMEM;
+    for (int gi = 0; gi < x->ng; gi++) {
+        y->g[gi] = (grp){.count = x->g[gi].count};
+        if (!x->g[gi].p && zero_to_zero) continue;
+        int dup = -1;
+        for (int k = 0; k < gi && dup < 0; k++)
+            if (same_grp(&x->g[k], &x->g[gi])) dup = k;
+        if (dup >= 0) {
+            y->g[gi].p = y->g[dup].p;
+            if (y->g[gi].p) y->g[gi].p->refs++;
+            continue;
+        }
+        plane *o = out_plane(P, i, ohw);
+        if (!o) return EPS_ENOMEM;
+        job *j = add_job(P, J_MAP, i, gi, nd, xn, o, 1, &x->g[gi]);
+        if (!j) {
+            plane_put(fp, o);
+            return EPS_ENOMEM;
+        }
+        j->map_op = nd->op, j->relu = x->relu, j->div = div, j->rdiv = rdiv;
+        y->g[gi].p = o;
+    }
+    return 0;
+}
+
+static int plan_linear(planner *P, int i, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y)
+{
+    fpool *fp = P->R->fp;
+    y->ng = 1;
+    y->g = arena_alloc(fp, sizeof(grp));
+    grp *in = arena_alloc(fp, sizeof(grp) * (size_t)x->ng);
+    if (!y->g || !in) return EPS_ENOMEM;
+    int nz = 0;
+    for (int k = 0; k < x->ng; k++)
+        if (x->g[k].p) in[nz++] = x->g[k];
+    y->g[0] = (grp){.count = nd->out_c};
+    if (!nz) return 0; /* w * 0 + 0 */
+    plane *o = out_plane(P, i, 1);
+    if (!o) return EPS_ENOMEM;
+    job *j = add_job(P, J_LINEAR, i, 0, nd, xn, o, nz, in);
+    if (!j) {
+        plane_put(fp, o);
+        return EPS_ENOMEM;
+    }
+    j->relu = x->relu;
+    y->g[0].p = o;
+    return 0;
+}
+
+/* Sums aligned channel segments of several inputs (in input order, as the
+ * reference adds them). */
+static int plan_add(planner *P, int i, const eps_node *nd, ftensor *const *xs, ftensor *y)
+{
+    fpool *fp = P->R->fp;
+    int nin = nd->n_in, C = nd->c;
+    size_t ohw = (size_t)nd->h * nd->w;
+    int maxg = 0;
+    for (int k = 0; k < nin; k++) maxg += xs[k]->ng;
+    y->g = arena_alloc(fp, sizeof(grp) * (size_t)maxg);
+    int *gi = arena_alloc(fp, sizeof(int) * (size_t)nin), *left = arena_alloc(fp, sizeof(int) * (size_t)nin);
+    grp *prev = arena_alloc(fp, sizeof(grp) * (size_t)nin), *cur = arena_alloc(fp, sizeof(grp) * (size_t)nin);
+    grp *terms = arena_alloc(fp, sizeof(grp) * (size_t)nin);
+    if (!y->g || !gi || !left || !prev || !cur || !terms) return EPS_ENOMEM;
+    y->ng = 0;
+    for (int k = 0; k < nin; k++) gi[k] = 0, left[k] = xs[k]->g[0].count;
+    int done = 0, have_prev = 0;
+    while (done < C) {
+        int len = C - done;
+        for (int k = 0; k < nin; k++) {
+            if (left[k] < len) len = left[k];
+            cur[k] = xs[k]->g[gi[k]];
+        }
+        int same = have_prev;
+        for (int k = 0; k < nin && same; k++) same = same_grp(&prev[k], &cur[k]);
+        if (same) {
+            y->g[y->ng - 1].count += len;
+        } else {
+            int nz = 0;
+            for (int k = 0; k < nin; k++)
+                if (cur[k].p) terms[nz++] = cur[k];
+            grp out = {.count = len};
+            if (nz == 1) { /* x + exact zeros == x: share it, lazy or not */
+                out = terms[0];
+                out.count = len;
+                out.p->refs++;
+            } else if (nz > 1) {
+                plane *o = out_plane(P, i, ohw);
+                if (!o) return EPS_ENOMEM;
+                job *j = add_job(P, J_ADD, i, y->ng, nd, nd, o, nz, terms);
+                if (!j) {
+                    plane_put(fp, o);
+                    return EPS_ENOMEM;
+                }
+                if (P->bn_in[i] && P->need[i] && want_stats(P, j, ohw)) return EPS_ENOMEM;
+                out.p = o;
+            }
+            y->g[y->ng++] = out;
+            memcpy(prev, cur, sizeof(grp) * (size_t)nin);
+            have_prev = 1;
+        }
+        done += len;
+        for (int k = 0; k < nin; k++) {
+            left[k] -= len;
+            if (left[k] == 0 && done < C) left[k] = xs[k]->g[++gi[k]].count;
+        }
+    }
+    return 0;
+}
+
+/* A node whose planes must hold the whole batch but that shares chunk
+ * buffers of its inputs (add of one non-zero term, concat, slice) gets a
+ * whole-batch copy of each (the copy applies a pending affine). */
+static int materialise_shared(planner *P, int i, const eps_node *nd, ftensor *y)
+{
+    if (!P->need[i]) return 0;
+    grp *orig = arena_alloc(P->R->fp, sizeof(grp) * (size_t)(y->ng ? y->ng : 1));
+    if (!orig) return EPS_ENOMEM;
+    memcpy(orig, y->g, sizeof(grp) * (size_t)y->ng);
+    for (int gi = 0; gi < y->ng; gi++) {
+        grp *g = &y->g[gi];
+        if (!g->p || !g->p->virt) continue;
+        int dup = -1;
+        for (int k = 0; k < gi && dup < 0; k++)
+            if (same_grp(&orig[k], &orig[gi])) dup = k;
+        plane *o = dup >= 0 ? y->g[dup].p : plane_get(P->R->fp, (size_t)P->R->n, g->p->istride, 0);
+        if (!o) return EPS_ENOMEM;
+        if (dup >= 0) {
+            o->refs++;
+        } else if (!add_job(P, J_ADD, i, gi, nd, nd, o, 1, g)) {
+            plane_put(P->R->fp, o);
+            return EPS_ENOMEM;
+        }
+        plane_put(P->R->fp, g->p);
+        *g = (grp){.count = g->count, .p = o};
+    }
+    return 0;
+}
+
+/* Runs the jobs of one phase chunk by chunk, then finishes their
+ * statistics; an all-zero BatchNorm input becomes an exact zero group. */
+static void run_phase(run *R, planner *P)
+{
+    if (!P->head) return;
+    for (int b0 = 0; b0 < R->n; b0 += P->cb) {
+        int b1 = b0 + P->cb < R->n ? b0 + P->cb : R->n;
+        for (job *j = P->head; j; j = j->next) job_run(R, j, b0, b1);
+    }
+    for (job *j = P->head; j; j = j->next) {
+        if (!j->st && !j->stats_whole) continue;
+        int nz = j->st ? stats_finish(j->st, j->out) : plane_stats(j->out);
+        if (!nz && j->kind == J_CONV) {
+            grp *g = &P->t[j->node].g[j->gi];
+            if (g->p == j->out) {
+                plane_put(R->fp, g->p);
+                g->p = NULL;
+            }
+        }
+    }
+}
+
+#define CHUNK_FLOATS 2048
+
 int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
                             eps_error *err)
 {
@@ -937,18 +1160,29 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
     fpool *fp = &tl_pool;
     float *dense = NULL;
     arena_reset(fp);
-    int n = b->n, rc = 0, N = g->n;
+    int n = b->n, rc = 0, N = g->n, trace = opts && opts->trace;
     run R = {.fp = fp, .g = g, .n = n, .w = w};
-    int *rep = arena_alloc(fp, sizeof(int) * (size_t)N), *last = arena_alloc(fp, sizeof(int) * (size_t)N);
-    char *live = arena_alloc(fp, (size_t)N);
+    int *rep = arena_alloc(fp, sizeof(int) * (size_t)N), *phase = arena_alloc(fp, sizeof(int) * (size_t)N);
+    int *lastph = arena_alloc(fp, sizeof(int) * (size_t)N);
+    char *live = arena_alloc(fp, (size_t)N), *need = arena_alloc(fp, (size_t)N), *conv_only = arena_alloc(fp, (size_t)N);
+    char *bn_in = arena_alloc(fp, (size_t)N);
     ftensor *t = arena_alloc(fp, sizeof(ftensor) * (size_t)N);
+    /* one image of any input or output, and the H x OW row sums between */
     size_t maxplane = (size_t)in->h * in->w;
-    for (int i = 0; i < N; i++) {
-        size_t s = (size_t)g->nodes[i].h * (g->nodes[i].w > in->w ? g->nodes[i].w : in->w);
-        if (s > maxplane) maxplane = s;
+    for (int i = 1; i < N; i++) {
+        const eps_node *nd = &g->nodes[i];
+        for (int k = 0; k < nd->n_in; k++) {
+            const eps_node *xn = &g->nodes[nd->in[k]];
+            size_t s = (size_t)(xn->h > nd->h ? xn->h : nd->h) * (size_t)(xn->w > nd->w ? xn->w : nd->w);
+            if (s > maxplane) maxplane = s;
+        }
     }
-    R.scratch = arena_alloc(fp, sizeof(float) * ((size_t)n * maxplane + 4 * maxplane + 64));
-    if (!rep || !last || !live || !t || !R.scratch) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    float *imgs = arena_alloc(fp, sizeof(float) * (6 * maxplane + 64));
+    if (!rep || !phase || !lastph || !live || !need || !conv_only || !bn_in || !t || !imgs)
+        return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    R.in_buf = imgs, R.scaled = imgs + maxplane, R.tmp = imgs + 2 * maxplane, R.ws = imgs + 4 * maxplane;
+    R.zeros = imgs + 5 * maxplane;
+    memset(R.zeros, 0, sizeof(float) * maxplane);
     merge_nodes(g, rep);
     memset(live, 0, (size_t)N);
     memset(t, 0, sizeof(ftensor) * (size_t)N);
@@ -957,18 +1191,36 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
     for (int i = N - 1; i > 0; i--)
         if (live[i] && rep[i] == i)
             for (int k = 0; k < g->nodes[i].n_in; k++) live[rep[g->nodes[i].in[k]]] = 1;
-    for (int i = 0; i < N; i++) last[i] = -1;
-    for (int i = 1; i < N; i++)
-        if (live[i] && rep[i] == i)
-            for (int k = 0; k < g->nodes[i].n_in; k++) last[rep[g->nodes[i].in[k]]] = i;
-    /* conv_only[i]: every reader of node i is a convolution */
-    char *conv_only = arena_alloc(fp, (size_t)N);
-    if (!conv_only) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    /* phases, and which nodes need whole-batch planes */
+    int maxph = 0;
+    phase[0] = 0;
+    for (int i = 1; i < N; i++) {
+        const eps_node *nd = &g->nodes[i];
+        phase[i] = 0;
+        if (!live[i] || rep[i] != i) continue;
+        for (int k = 0; k < nd->n_in; k++)
+            if (phase[rep[nd->in[k]]] > phase[i]) phase[i] = phase[rep[nd->in[k]]];
+        if (nd->op == EPS_OP_BATCHNORM || nd->op == EPS_OP_FLATTEN || nd->op == EPS_OP_ZERO) phase[i]++;
+        if (phase[i] > maxph) maxph = phase[i];
+    }
+    for (int i = 0; i < N; i++) {
+        need[i] = trace || i == out;
+        lastph[i] = -1;
+        bn_in[i] = 0;
+    }
     memset(conv_only, 1, (size_t)N);
     conv_only[out] = 0;
-    for (int i = 1; i < N; i++)
-        if (live[i] && rep[i] == i && g->nodes[i].op != EPS_OP_CONV2D)
-            for (int k = 0; k < g->nodes[i].n_in; k++) conv_only[rep[g->nodes[i].in[k]]] = 0;
+    for (int i = 1; i < N; i++) {
+        const eps_node *nd = &g->nodes[i];
+        if (!live[i] || rep[i] != i) continue;
+        for (int k = 0; k < nd->n_in; k++) {
+            int s = rep[nd->in[k]];
+            if (phase[i] > phase[s]) need[s] = 1;
+            if (phase[i] > lastph[s]) lastph[s] = phase[i];
+            if (nd->op != EPS_OP_CONV2D) conv_only[s] = 0;
+            if (nd->op == EPS_OP_BATCHNORM) bn_in[s] = 1;
+        }
+    }
 
     /* input: one group per channel (channels of a real image differ) */
     size_t ihw = (size_t)in->h * in->w;
@@ -985,7 +1237,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
         memcpy(fp->in_hash, b->hash, sizeof fp->in_hash);
     }
     for (int c = 0; c < in->c; c++) {
-        plane *p = cached ? fp->in_planes[c] : plane_get(fp, (size_t)n * ihw);
+        plane *p = cached ? fp->in_planes[c] : plane_get(fp, (size_t)n, ihw, 0);
         if (!p) {
             if (cacheable) input_cache_drop(fp);
             rc = eps_error_set(err, EPS_ENOMEM, "", "out of memory");
@@ -1003,57 +1255,60 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
         }
         t[0].g[c] = (grp){.count = 1, .p = p};
     }
-    for (int i = 1; i < N; i++) {
-        const eps_node *nd = &g->nodes[i];
+    for (int ph = 0; ph <= maxph; ph++) {
         if (opts && opts->cancel && *opts->cancel) {
             rc = eps_error_set(err, EPS_ECANCELED, "", "canceled");
             goto done;
         }
-        if (rep[i] == i && live[i]) {
+        /* chunk size: a few images of the largest plane in the phase */
+        size_t biggest = 1;
+        for (int i = 1; i < N; i++) {
+            const eps_node *nd = &g->nodes[i];
+            if (!live[i] || rep[i] != i || phase[i] != ph) continue;
+            if ((size_t)nd->h * nd->w > biggest) biggest = (size_t)nd->h * nd->w;
+            for (int k = 0; k < nd->n_in; k++) {
+                const eps_node *xn = &g->nodes[nd->in[k]];
+                if ((size_t)xn->h * xn->w > biggest) biggest = (size_t)xn->h * xn->w;
+            }
+        }
+        planner P = {.R = &R, .t = t, .need = need, .bn_in = bn_in, .cb = biggest >= CHUNK_FLOATS ? 1 : (int)(CHUNK_FLOATS / biggest)};
+        P.tail = &P.head;
+        int stem_node = -1;
+        for (int i = 1; i < N; i++) {
+            const eps_node *nd = &g->nodes[i];
+            if (!live[i] || rep[i] != i || phase[i] != ph) continue;
             const eps_node *xn = &g->nodes[nd->in[0]];
             ftensor *x = &t[rep[nd->in[0]]], *yt = &t[i];
             ftensor *xs[EPS_GRAPH_MAX_INPUTS];
             for (int k = 0; k < nd->n_in; k++) xs[k] = &t[rep[nd->in[k]]];
-            /* conv, add, concat, slice and the lazy ReLU read lazy groups
-             * directly; every other op gets materialised planes */
             ftensor plain;
-            int owned = 0, lazy_relu = nd->op == EPS_OP_RELU && conv_only[i] && !(opts && opts->trace);
-            if (nd->op != EPS_OP_CONV2D && nd->op != EPS_OP_ADD && nd->op != EPS_OP_CONCAT &&
-                nd->op != EPS_OP_SLICE && !lazy_relu) {
-                if ((rc = ensure_plain(&R, x, &plain, &owned))) {
-                    rc = eps_error_set(err, rc, "", "out of memory at node %d", i);
-                    goto done;
-                }
-                x = &plain;
-            }
-            int stem = cacheable && nd->op == EPS_OP_CONV2D && nd->in[0] == 0, stem_hit = 0;
-            if (stem) stem_hit = stem_lookup(fp, nd, w, yt);
-            switch (stem_hit ? EPS_OP__COUNT : nd->op) {
-            case EPS_OP__COUNT: break; /* shared stem output */
+            int owned = 0;
+            int stem = cacheable && nd->op == EPS_OP_CONV2D && nd->in[0] == 0;
+            switch (nd->op) {
             case EPS_OP_CONV2D:
-                rc = op_conv(&R, nd, xn, x, yt);
-                if (rc == 0 && stem) stem_store(fp, nd, w, yt);
-                break;
-            case EPS_OP_BATCHNORM: rc = op_bn(&R, x, yt); break;
-            case EPS_OP_RELU:
-                if (lazy_relu) {
-                    rc = op_share_prefix(&R, x, nd->c, yt);
-                    yt->relu = 1;
-                } else {
-                    rc = map_planes(&R, nd, xn, x, yt, fn_relu, 1);
+                if (stem && stem_lookup(fp, nd, w, yt)) break;
+                if (stem) {
+                    need[i] = 1; /* the stem cache keeps whole planes */
+                    stem_node = i;
                 }
+                rc = plan_conv(&P, i, nd, xn, x, yt);
                 break;
-            case EPS_OP_AVGPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_avgpool, 1); break;
-            case EPS_OP_MAXPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_maxpool, 0); break;
-            case EPS_OP_GLOBAL_AVGPOOL: rc = map_planes(&R, nd, xn, x, yt, fn_gap, 1); break;
-            case EPS_OP_LINEAR: rc = op_linear(&R, nd, xn, x, yt); break;
-            case EPS_OP_ADD: rc = op_add(&R, nd, xs, yt); break;
-            case EPS_OP_CONCAT: rc = op_concat(&R, nd, xs, yt); break;
-            case EPS_OP_SLICE: rc = op_share_prefix(&R, x, nd->out_c, yt); break;
-            case EPS_OP_FLATTEN: rc = op_flatten(&R, xn, x, yt); break;
+            case EPS_OP_BATCHNORM: /* whole-batch work on a finished input */
+                if (!(rc = ensure_plain(&R, x, &plain, &owned))) rc = op_bn(&R, &plain, yt);
+                break;
+            case EPS_OP_FLATTEN:
+                if (!(rc = ensure_plain(&R, x, &plain, &owned))) rc = op_flatten(&R, xn, &plain, yt);
+                break;
             case EPS_OP_ZERO:
-                if (has_nonfinite(x)) {
-                    rc = map_planes(&R, nd, xn, x, yt, fn_zero, 1);
+                if ((rc = ensure_plain(&R, x, &plain, &owned))) break;
+                if (has_nonfinite(&plain)) { /* 0 * inf = NaN: compute it now, over the whole batch */
+                    planner Z = P;
+                    Z.head = NULL, Z.tail = &Z.head;
+                    int keep = need[i];
+                    need[i] = 1;
+                    rc = plan_map(&Z, i, nd, xn, &plain, yt);
+                    need[i] = (char)keep;
+                    for (job *j = Z.head; j && !rc; j = j->next) j->map_op = EPS_OP_ZERO, job_run(&R, j, 0, n);
                 } else {
                     yt->ng = 1;
                     yt->g = arena_alloc(fp, sizeof(grp));
@@ -1061,32 +1316,55 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                     else rc = EPS_ENOMEM;
                 }
                 break;
+            case EPS_OP_RELU:
+                if (conv_only[i] && !trace) { /* applied by the convolutions that read it */
+                    rc = op_share_prefix(&R, x, nd->c, yt);
+                    yt->relu = 1;
+                } else {
+                    rc = plan_map(&P, i, nd, xn, x, yt);
+                }
+                break;
+            case EPS_OP_AVGPOOL:
+            case EPS_OP_MAXPOOL:
+            case EPS_OP_GLOBAL_AVGPOOL: rc = plan_map(&P, i, nd, xn, x, yt); break;
+            case EPS_OP_LINEAR: rc = plan_linear(&P, i, nd, xn, x, yt); break;
+            case EPS_OP_ADD:
+                if (!(rc = plan_add(&P, i, nd, xs, yt))) rc = materialise_shared(&P, i, nd, yt);
+                break;
+            case EPS_OP_CONCAT:
+                if (!(rc = op_concat(&R, nd, xs, yt))) rc = materialise_shared(&P, i, nd, yt);
+                break;
+            case EPS_OP_SLICE:
+                if (!(rc = op_share_prefix(&R, x, nd->out_c, yt))) rc = materialise_shared(&P, i, nd, yt);
+                break;
             default: rc = EPS_EINTERNAL; break;
             }
             if (owned) tensor_release(fp, &plain);
+            yt->valid = 1;
             if (rc) {
                 rc = rc == EPS_ENOMEM ? eps_error_set(err, rc, "", "out of memory at node %d", i)
                                       : eps_error_set(err, rc, "", "fast engine: unsupported op %s", eps_op_name(nd->op));
                 goto done;
             }
-            yt->valid = 1;
-            /* tracing reports merged nodes later, so it keeps every tensor */
-            for (int k = 0; k < nd->n_in && !(opts && opts->trace); k++) {
-                int src = rep[nd->in[k]];
-                if (last[src] == i && src != out) tensor_release(fp, &t[src]);
-            }
         }
-        if (opts && opts->trace && live[rep[i]] && t[rep[i]].valid) {
-            size_t sz = (size_t)n * nd->c * nd->h * nd->w;
-            float *d = realloc(dense, sizeof(float) * sz);
-            if (!d) {
-                rc = eps_error_set(err, EPS_ENOMEM, "", "out of memory");
-                goto done;
-            }
-            dense = d;
-            expand(&t[rep[i]], n, nd->c, nd->h, nd->w, dense);
-            opts->trace(opts->trace_ctx, i, dense, n, nd->c, nd->h, nd->w);
+        run_phase(&R, &P);
+        if (stem_node >= 0) stem_store(fp, &g->nodes[stem_node], w, &t[stem_node]);
+        /* tracing reports every node at the end, so it keeps every tensor */
+        for (int i = 1; i < N && !trace; i++)
+            if (lastph[i] == ph && i != out) tensor_release(fp, &t[i]);
+    }
+    for (int i = 1; trace && i < N; i++) {
+        const eps_node *nd = &g->nodes[i];
+        if (!live[rep[i]] || !t[rep[i]].valid) continue;
+        size_t sz = (size_t)n * nd->c * nd->h * nd->w;
+        float *d = realloc(dense, sizeof(float) * sz);
+        if (!d) {
+            rc = eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+            goto done;
         }
+        dense = d;
+        expand(&t[rep[i]], n, nd->c, nd->h, nd->w, dense);
+        opts->trace(opts->trace_ctx, i, dense, n, nd->c, nd->h, nd->w);
     }
     {
         const eps_node *on = &g->nodes[g->output];

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "eps_engine_common.h"
 
@@ -31,8 +32,12 @@ typedef struct plane {
     int has_stats;       /* sum / ssc below are valid (set by the producer) */
     double sum, ssc;     /* sum and centred sum of squares, for BatchNorm */
     float maxabs;        /* largest |value| (NaN-unaware), with the stats */
+    long nvals;          /* values the stats cover (the whole batch) */
     size_t istride;      /* floats per image */
     int virt;            /* holds only the current chunk of images (see img) */
+    struct job *producer; /* virt: the job that fills it, re-run by any later
+                             phase that reads it (it holds its inputs) */
+    int in_slab;         /* data lives in a huge-page slab (not freed alone) */
     struct plane *next;  /* free list */
 } plane;
 
@@ -55,10 +60,20 @@ static int same_grp(const grp *a, const grp *b)
 
 typedef struct arena_chunk { struct arena_chunk *next; size_t cap, used; } arena_chunk;
 
+/* Whole-batch planes (1 MB each for NB201's first stage) are read and
+ * written as long streams; on 4 KB pages the hardware prefetchers stop at
+ * every page (every image), on 2 MB pages they do not. Large planes are
+ * therefore carved from 2 MB-aligned slabs advised for transparent huge
+ * pages; they return to the plane pool, never to the slab. */
+#define SLAB_BYTES ((size_t)32 << 20)
+#define SLAB_MIN_PLANE_BYTES ((size_t)64 << 10)
+typedef struct slab { struct slab *next; void *map; size_t map_len; char *base; size_t used; } slab;
+
 #define INPUT_CACHE_MAX_C 8
 
 typedef struct fpool {
     plane *free_list;
+    slab *slabs;
     arena_chunk *chunks;  /* first chunk is reused; others appended as needed */
     /* the input batch split into channel planes, kept across runs (both
      * passes, and every architecture of a sweep, read the same batch) */
@@ -75,6 +90,7 @@ typedef struct fpool {
 static _Thread_local fpool tl_pool;
 
 static int plane_stats(plane *p);
+static void job_drop_inputs(struct fpool *fp, struct job *j);
 static plane *plane_get_sized(fpool *fp, size_t size);
 
 static void *arena_alloc(fpool *fp, size_t n)
@@ -110,6 +126,31 @@ static plane *plane_get(fpool *fp, size_t nimg, size_t isz, int virt)
     return p;
 }
 
+static void *slab_alloc(fpool *fp, size_t bytes)
+{
+    bytes = (bytes + 4095) & ~(size_t)4095;
+    if (bytes > SLAB_BYTES) return NULL;
+    slab *sb = fp->slabs;
+    if (!sb || SLAB_BYTES - sb->used < bytes) {
+        size_t huge = (size_t)2 << 20, len = SLAB_BYTES + huge;
+        void *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        sb = malloc(sizeof *sb);
+        if (!sb) {
+            munmap(m, len);
+            return NULL;
+        }
+        sb->map = m, sb->map_len = len, sb->used = 0;
+        sb->base = (char *)(((uintptr_t)m + huge - 1) & ~(uintptr_t)(huge - 1));
+        (void)madvise(sb->base, SLAB_BYTES, MADV_HUGEPAGE); /* advice only: 4 KB pages also work */
+        sb->next = fp->slabs;
+        fp->slabs = sb;
+    }
+    void *p = sb->base + sb->used;
+    sb->used += bytes;
+    return p;
+}
+
 static plane *plane_get_sized(fpool *fp, size_t size)
 {
     for (plane **pp = &fp->free_list; *pp; pp = &(*pp)->next)
@@ -118,12 +159,16 @@ static plane *plane_get_sized(fpool *fp, size_t size)
             *pp = p->next;
             p->refs = 1;
             p->has_stats = 0;
+            p->producer = NULL;
             p->next = NULL;
             return p;
         }
     plane *p = malloc(sizeof *p);
     if (!p) return NULL;
-    p->data = aligned_alloc(64, ((size * sizeof(float)) + 63) & ~(size_t)63);
+    size_t bytes = size * sizeof(float);
+    p->data = bytes >= SLAB_MIN_PLANE_BYTES ? slab_alloc(fp, bytes) : NULL;
+    p->in_slab = p->data != NULL;
+    if (!p->data) p->data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!p->data) {
         free(p);
         return NULL;
@@ -131,6 +176,7 @@ static plane *plane_get_sized(fpool *fp, size_t size)
     p->size = size;
     p->refs = 1;
     p->has_stats = 0;
+    p->producer = NULL;
     p->next = NULL;
     return p;
 }
@@ -138,8 +184,11 @@ static plane *plane_get_sized(fpool *fp, size_t size)
 static void plane_put(fpool *fp, plane *p)
 {
     if (!p || --p->refs > 0) return;
+    struct job *j = p->producer;
+    p->producer = NULL;
     p->next = fp->free_list;
     fp->free_list = p;
+    if (j) job_drop_inputs(fp, j);
 }
 
 static void tensor_release(fpool *fp, ftensor *t)
@@ -170,13 +219,19 @@ void eps_engine_fast_release_thread_cache(void)
     while (fp->free_list) {
         plane *p = fp->free_list;
         fp->free_list = p->next;
-        free(p->data);
+        if (!p->in_slab) free(p->data);
         free(p);
     }
     while (fp->chunks) {
         arena_chunk *c = fp->chunks;
         fp->chunks = c->next;
         free(c);
+    }
+    while (fp->slabs) {
+        slab *sb = fp->slabs;
+        fp->slabs = sb->next;
+        munmap(sb->map, sb->map_len);
+        free(sb);
     }
 }
 
@@ -186,17 +241,17 @@ void eps_engine_fast_release_thread_cache(void)
  * order (left + centre) + right, then (up + centre) + down. The loops run
  * flat over the image (long, vectorisable) and then recompute the border
  * columns and rows exactly. mode 0: y = v; 1: y = cnt*v; 2: y += cnt*v;
- * 3: y = v / div (average pooling); 4: the same quotient as
- * (float)((double)v * rdiv) with rdiv = 1/div in double: the double
- * product is within 2^-52 relative of v/div, and a float quotient by an
- * integer < 2^27 is never that close to a rounding midpoint unless it is an
- * exact midpoint, which needs a subnormal result. So mode 4 returns
- * non-zero when some 0 < |v| < 2^-100 and the caller redoes the image in
- * mode 3; otherwise the result is bit-identical to dividing, at a fraction
- * of the cost of vdivps.
+ * 3: y = v / div (average pooling); 4: the same quotient without a
+ * division: q = v * r with r = RN(1/div), then one exact remainder
+ * e = fma(-q, div, v) and q' = fma(e, r, q), which is the correctly
+ * rounded v / div (Markstein's theorem) for finite v away from the
+ * subnormal range; checked bit for bit against v / div on all 2^32 floats
+ * for every divisor of 3x3, 5x5 and 7x7 windows. Mode 4 returns non-zero
+ * when some v is non-finite or 0 < |v| < 2^-100, and the caller redoes the
+ * image in mode 3. vdivps costs several times more.
  * t: H*W scratch. */
 static unsigned box3_img(const float *restrict a, float *restrict t, float *restrict y, int H, int W, float cnt,
-                         int mode, const float *restrict div, const double *restrict rdiv)
+                         int mode, const float *restrict div, const float *restrict rdiv)
 {
     unsigned tiny = 0;
     size_t hw = (size_t)H * W;
@@ -223,8 +278,9 @@ static unsigned box3_img(const float *restrict a, float *restrict t, float *rest
     else if (mode == 4)
         for (size_t q = lo; q < hi; q++) {
             float v = t[q - W] + t[q] + t[q + W];
-            y[q] = (float)((double)v * rdiv[q]);
-            tiny |= (fabsf(v) < 0x1p-100f) & (v != 0.0f);
+            float q0 = v * rdiv[q];
+            y[q] = fmaf(fmaf(-q0, div[q], v), rdiv[q], q0);
+            tiny |= ((fabsf(v) < 0x1p-100f) & (v != 0.0f)) | !(fabsf(v) <= FLT_MAX);
         }
     else if (mode == 1)
         for (size_t q = lo; q < hi; q++) y[q] = cnt * (t[q - W] + t[q] + t[q + W]);
@@ -266,10 +322,26 @@ static void window_sum(const float *restrict x, float *restrict y, float *restri
             cyn[o]++;
         }
     }
+    /* columns whose whole window is in bounds; stride-2 windows of 2 or 3
+     * taps (reduction blocks) get loops the compiler vectorises */
+    int olo = 0, ohi = OW;
+    while (olo < OW && olo * s - p < 0) olo++;
+    while (ohi > olo && (ohi - 1) * s - p + (k - 1) * d > W - 1) ohi--;
+    int fast2 = s == 2 && d == 1 && (k == 2 || k == 3);
     for (int r = 0; r < H; r++) {
         const float *a = x + (size_t)r * W;
         float *t = tmp + (size_t)r * OW;
         for (int o = 0; o < OW; o++) {
+            if (fast2 && o == olo && ohi > olo) {
+                const float *restrict q = a + 2 * olo - p;
+                int m = ohi - olo;
+                if (k == 3)
+                    for (int c = 0; c < m; c++) t[olo + c] = q[2 * c] + q[2 * c + 1] + q[2 * c + 2];
+                else
+                    for (int c = 0; c < m; c++) t[olo + c] = q[2 * c] + q[2 * c + 1];
+                o = ohi - 1;
+                continue;
+            }
             if (!cxn[o]) { t[o] = 0.0f; continue; }
             const float *q = a + cx0[o];
             float acc = q[0];
@@ -309,6 +381,7 @@ typedef struct run {
     int n;
     float w;
     float *in_buf, *scaled, *tmp, *ws, *zeros; /* one image each */
+    int seq;              /* phases planned so far */
 } run;
 
 /* Image b of plane p; a chunk buffer (virt) holds images b0.. of the
@@ -436,6 +509,7 @@ static int plane_stats(plane *p)
     p->sum = K * (double)n + s1;
     p->ssc = s2 - s1 * s1 / (double)n;
     if (p->ssc < 0) p->ssc = 0;
+    p->nvals = (long)n;
     p->has_stats = 1;
     return nz != 0;
 }
@@ -465,7 +539,7 @@ static int op_bn(run *R, const ftensor *x, ftensor *y)
         }
         if (!xp->has_stats) plane_stats(xp);
         float alpha, beta;
-        eps_bn_coeffs(xp->sum, xp->ssc, (long)xp->size, R->w, &alpha, &beta);
+        eps_bn_coeffs(xp->sum, xp->ssc, xp->nvals, R->w, &alpha, &beta);
         if (xp->maxabs * fabsf(alpha) == 0.0f) continue;
         y->g[i].p = xp;
         y->g[i].alpha = alpha;
@@ -696,12 +770,22 @@ typedef struct job {
     int nin;
     grp *in;         /* conv: non-zero segments; add: non-zero terms in order; map: one input (p may be NULL) */
     float *div;      /* avg-pool divisors, one per output position */
-    double *rdiv;    /* their reciprocals */
+    float *rdiv;     /* their reciprocals, RN(1/div) */
     statacc *st;     /* BatchNorm statistics accumulated per chunk, or NULL */
     int stats_whole; /* compute plane_stats after the phase instead */
     int node, gi;    /* the output group this job fills */
+    int seq;         /* the phase that last ran it */
+    int cost;        /* jobs to re-run to refill out: this and its virtual inputs' */
+    int owns;        /* holds a reference on each input plane */
     struct job *next;
 } job;
+
+static void job_drop_inputs(fpool *fp, job *j)
+{
+    if (!j->owns) return;
+    j->owns = 0;
+    for (int k = 0; k < j->nin; k++) plane_put(fp, j->in[k].p);
+}
 
 static void stats_image(statacc *s, const float *restrict x, size_t n, int first)
 {
@@ -709,31 +793,40 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
         memset(s, 0, sizeof *s);
         s->K = x[0];
     }
-    double K = s->K;
+    /* local copies stay in registers (s might alias anything) */
+    double K = s->K, a1[NACC], a2[NACC];
+    float mx[NACC];
+    memcpy(a1, s->a1, sizeof a1);
+    memcpy(a2, s->a2, sizeof a2);
+    memcpy(mx, s->mx, sizeof mx);
     unsigned nz = 0;
     for (size_t i = 0; i + NACC <= n; i += NACC)
         for (int j = 0; j < NACC; j++) {
             double d = (double)x[i + j] - K;
-            s->a1[j] += d;
-            s->a2[j] += d * d;
+            a1[j] += d;
+            a2[j] += d * d;
             float ax = fabsf(x[i + j]);
-            s->mx[j] = ax > s->mx[j] ? ax : s->mx[j];
+            mx[j] = ax > mx[j] ? ax : mx[j];
             nz |= x[i + j] != 0.0f;
         }
+    memcpy(s->a1, a1, sizeof a1);
+    memcpy(s->a2, a2, sizeof a2);
+    memcpy(s->mx, mx, sizeof mx);
     s->nz |= nz;
 }
 
 /* The same result as plane_stats over the whole plane (n % NACC == 0 per
  * image, so the partial sums see the same values in the same order). */
-static int stats_finish(statacc *s, plane *p)
+static int stats_finish(statacc *s, plane *p, int nimg)
 {
-    size_t n = p->size;
+    size_t n = (size_t)nimg * p->istride;
     p->maxabs = 0;
     for (int j = 0; j < NACC; j++) p->maxabs = s->mx[j] > p->maxabs ? s->mx[j] : p->maxabs;
     double s1 = fold(s->a1), s2 = fold(s->a2);
     p->sum = s->K * (double)n + s1;
     p->ssc = s2 - s1 * s1 / (double)n;
     if (p->ssc < 0) p->ssc = 0;
+    p->nvals = (long)n;
     p->has_stats = 1;
     return s->nz != 0;
 }
@@ -889,15 +982,54 @@ typedef struct planner {
     ftensor *t;
     const char *need;   /* the node's planes must hold the whole batch */
     const char *bn_in;  /* the node is read by a BatchNorm */
+    const char *recomputable; /* may be re-run by later phases instead of stored */
     int cb;             /* images per chunk in this phase */
+    int cbcap;          /* images a chunk buffer holds (the largest cb of any phase) */
+    int out, trace;
+    int seq;            /* distinct per phase */
     job *head, **tail;  /* the jobs of this phase, in order */
 } planner;
 
-/* A new output plane for node i: whole-batch or a chunk buffer. */
-static plane *out_plane(planner *P, int i, size_t isz)
+/* Re-running a few cheap jobs per chunk costs less than writing a
+ * whole-batch plane and reading it back from L3 in a later phase. */
+#define RECOMPUTE_MAX_COST 0
+
+/* The cost of refilling the chunk buffers x reads. */
+static int tensor_cost(const ftensor *x)
 {
-    int whole = P->need[i];
-    return plane_get(P->R->fp, whole ? (size_t)P->R->n : (size_t)P->cb, isz, !whole);
+    int c = 0;
+    for (int i = 0; i < x->ng; i++)
+        if (x->g[i].p && x->g[i].p->virt && x->g[i].p->producer) c += x->g[i].p->producer->cost;
+    return c;
+}
+
+/* A new output plane for node i: whole-batch, or a chunk buffer when no
+ * later phase reads it or re-running its jobs there is cheap. */
+static plane *out_plane(planner *P, int i, size_t isz, int cost)
+{
+    int whole = P->need[i] && !(P->recomputable[i] && cost <= RECOMPUTE_MAX_COST && !(P->bn_in[i] && isz % NACC));
+    return plane_get(P->R->fp, whole ? (size_t)P->R->n : (size_t)P->cbcap, isz, !whole);
+}
+
+/* Appends a re-run of j0 (after its own virtual inputs) to this phase. */
+static int recompute(planner *P, job *j0)
+{
+    if (j0->seq == P->seq) return 0;
+    for (int k = 0; k < j0->nin; k++) {
+        plane *p = j0->in[k].p;
+        if (p && p->virt && p->producer && p->producer->seq != P->seq) {
+            int rc = recompute(P, p->producer);
+            if (rc) return rc;
+        }
+    }
+    job *c = arena_alloc(P->R->fp, sizeof *c);
+    if (!c) return EPS_ENOMEM;
+    *c = *j0;
+    c->st = NULL, c->stats_whole = 0, c->owns = 0, c->next = NULL;
+    *P->tail = c;
+    P->tail = &c->next;
+    j0->seq = P->seq;
+    return 0;
 }
 
 static job *add_job(planner *P, int kind, int node, int gi, const eps_node *nd, const eps_node *xn, plane *out,
@@ -909,6 +1041,18 @@ static job *add_job(planner *P, int kind, int node, int gi, const eps_node *nd, 
     memset(j, 0, sizeof *j);
     memcpy(cp, in, sizeof(grp) * (size_t)nin);
     j->kind = kind, j->node = node, j->gi = gi, j->nd = nd, j->xn = xn, j->out = out, j->nin = nin, j->in = cp;
+    j->seq = P->seq, j->cost = 1;
+    for (int k = 0; k < nin; k++) {
+        plane *p = cp[k].p;
+        if (!p) continue;
+        if (p->virt && p->producer) {
+            if (p->producer->seq != P->seq && recompute(P, p->producer)) return NULL;
+            j->cost += p->producer->cost;
+        }
+        p->refs++;
+    }
+    j->owns = 1;
+    if (out->virt) out->producer = j;
     *P->tail = j;
     P->tail = &j->next;
     return j;
@@ -950,14 +1094,14 @@ static int plan_conv(planner *P, int i, const eps_node *nd, const eps_node *xn, 
             if (seg[k].p) seg[nz++] = seg[k];
         plane *o = NULL;
         if (nz) {
-            if (!(o = out_plane(P, i, ohw))) return EPS_ENOMEM;
+            if (!(o = out_plane(P, i, ohw, 1 + tensor_cost(x)))) return EPS_ENOMEM;
             job *j = add_job(P, J_CONV, i, y->ng, nd, xn, o, nz, seg);
             if (!j) {
                 plane_put(fp, o);
                 return EPS_ENOMEM;
             }
             j->relu = x->relu;
-            if (P->need[i] && want_stats(P, j, ohw)) return EPS_ENOMEM;
+            if ((!o->virt || P->bn_in[i]) && want_stats(P, j, ohw)) return EPS_ENOMEM;
         }
         y->g[y->ng++] = (grp){.count = cog, .p = o};
     }
@@ -971,20 +1115,20 @@ static int plan_map(planner *P, int i, const eps_node *nd, const eps_node *xn, c
     size_t ohw = (size_t)nd->h * nd->w;
     int zero_to_zero = nd->op != EPS_OP_MAXPOOL;
     float *div = NULL;
-    double *rdiv = NULL;
+    float *rdiv = NULL;
     if (nd->op == EPS_OP_AVGPOOL) {
         /* the divisor of each output position: the window size, or only its
          * in-bounds taps when padding is not counted (as PyTorch divides) */
         int k = nd->kernel, s = nd->stride, p = nd->pad;
         div = arena_alloc(fp, sizeof(float) * ohw);
-        rdiv = arena_alloc(fp, sizeof(double) * ohw);
+        rdiv = arena_alloc(fp, sizeof(float) * ohw);
         if (!div || !rdiv) return EPS_ENOMEM;
         for (int oy = 0; oy < nd->h; oy++) {
             int cy = window_count(oy, s, p, k, xn->h);
             for (int ox = 0; ox < nd->w; ox++)
                 div[oy * nd->w + ox] = (float)(nd->count_include_pad ? k * k : cy * window_count(ox, s, p, k, xn->w));
         }
-        for (size_t q = 0; q < ohw; q++) rdiv[q] = 1.0 / div[q];
+        for (size_t q = 0; q < ohw; q++) rdiv[q] = 1.0f / div[q];
     }
     y->ng = x->ng;
     y->g = arena_alloc(fp, sizeof(grp) * (size_t)x->ng);
@@ -1000,7 +1144,7 @@ static int plan_map(planner *P, int i, const eps_node *nd, const eps_node *xn, c
             if (y->g[gi].p) y->g[gi].p->refs++;
             continue;
         }
-        plane *o = out_plane(P, i, ohw);
+        plane *o = out_plane(P, i, ohw, 1 + tensor_cost(x));
         if (!o) return EPS_ENOMEM;
         job *j = add_job(P, J_MAP, i, gi, nd, xn, o, 1, &x->g[gi]);
         if (!j) {
@@ -1025,7 +1169,7 @@ static int plan_linear(planner *P, int i, const eps_node *nd, const eps_node *xn
         if (x->g[k].p) in[nz++] = x->g[k];
     y->g[0] = (grp){.count = nd->out_c};
     if (!nz) return 0; /* w * 0 + 0 */
-    plane *o = out_plane(P, i, 1);
+    plane *o = out_plane(P, i, 1, 1 + tensor_cost(x));
     if (!o) return EPS_ENOMEM;
     job *j = add_job(P, J_LINEAR, i, 0, nd, xn, o, nz, in);
     if (!j) {
@@ -1074,14 +1218,17 @@ static int plan_add(planner *P, int i, const eps_node *nd, ftensor *const *xs, f
                 out.count = len;
                 out.p->refs++;
             } else if (nz > 1) {
-                plane *o = out_plane(P, i, ohw);
+                int cost = 1;
+                for (int k = 0; k < nz; k++)
+                    if (terms[k].p->virt && terms[k].p->producer) cost += terms[k].p->producer->cost;
+                plane *o = out_plane(P, i, ohw, cost);
                 if (!o) return EPS_ENOMEM;
                 job *j = add_job(P, J_ADD, i, y->ng, nd, nd, o, nz, terms);
                 if (!j) {
                     plane_put(fp, o);
                     return EPS_ENOMEM;
                 }
-                if (P->bn_in[i] && P->need[i] && want_stats(P, j, ohw)) return EPS_ENOMEM;
+                if (P->bn_in[i] && (P->need[i] || o->virt) && want_stats(P, j, ohw)) return EPS_ENOMEM;
                 out.p = o;
             }
             y->g[y->ng++] = out;
@@ -1097,12 +1244,12 @@ static int plan_add(planner *P, int i, const eps_node *nd, ftensor *const *xs, f
     return 0;
 }
 
-/* A node whose planes must hold the whole batch but that shares chunk
- * buffers of its inputs (add of one non-zero term, concat, slice) gets a
- * whole-batch copy of each (the copy applies a pending affine). */
+/* The output node, when it shares chunk buffers of its inputs (add of one
+ * non-zero term, concat, slice), gets a whole-batch copy of each (the copy
+ * applies a pending affine). */
 static int materialise_shared(planner *P, int i, const eps_node *nd, ftensor *y)
 {
-    if (!P->need[i]) return 0;
+    if (i != P->out && !P->trace) return 0; /* later phases re-run the producers of shared chunk buffers */
     grp *orig = arena_alloc(P->R->fp, sizeof(grp) * (size_t)(y->ng ? y->ng : 1));
     if (!orig) return EPS_ENOMEM;
     memcpy(orig, y->g, sizeof(grp) * (size_t)y->ng);
@@ -1126,6 +1273,57 @@ static int materialise_shared(planner *P, int i, const eps_node *nd, ftensor *y)
     return 0;
 }
 
+/* Jobs that filled whole-batch planes will not run again: they let go of
+ * their inputs. */
+static void phase_release(run *R, planner *P)
+{
+    for (job *j = P->head; j; j = j->next)
+        if (!j->out->virt) job_drop_inputs(R->fp, j);
+    P->head = NULL;
+    P->tail = &P->head;
+}
+
+static void run_phase(run *R, planner *P);
+
+/* x with plain whole-batch planes: ensure_plain, after re-running the
+ * producers of any chunk buffers x reads over the whole batch. */
+static int ensure_whole_plain(run *R, const planner *P, const eps_node *xn, const ftensor *x, ftensor *out, int *owned)
+{
+    int virt = 0;
+    for (int i = 0; i < x->ng; i++) virt |= x->g[i].p && x->g[i].p->virt;
+    if (!virt) return ensure_plain(R, x, out, owned);
+    planner Z = *P;
+    Z.seq = ++R->seq;
+    Z.head = NULL, Z.tail = &Z.head;
+    out->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
+    if (!out->g) return EPS_ENOMEM;
+    out->ng = x->ng, out->relu = 0, out->valid = 1;
+    *owned = 1;
+    int rc = 0;
+    for (int i = 0; i < x->ng && !rc; i++) {
+        const grp *g = &x->g[i];
+        out->g[i] = (grp){.count = g->count};
+        if (!g->p) continue;
+        int dup = -1;
+        for (int j = 0; j < i && dup < 0; j++)
+            if (same_grp(&x->g[j], g)) dup = j;
+        if (dup >= 0) {
+            out->g[i].p = out->g[dup].p;
+            out->g[i].p->refs++;
+            continue;
+        }
+        plane *o = plane_get(R->fp, (size_t)R->n, g->p->istride, 0);
+        if (!o) return EPS_ENOMEM;
+        out->g[i].p = o;
+        job *j = add_job(&Z, x->relu ? J_MAP : J_ADD, -1, 0, xn, xn, o, 1, g);
+        if (!j) rc = EPS_ENOMEM;
+        else j->map_op = EPS_OP_RELU, j->relu = x->relu;
+    }
+    if (!rc) run_phase(R, &Z);
+    phase_release(R, &Z);
+    return rc;
+}
+
 /* Runs the jobs of one phase chunk by chunk, then finishes their
  * statistics; an all-zero BatchNorm input becomes an exact zero group. */
 static void run_phase(run *R, planner *P)
@@ -1137,7 +1335,7 @@ static void run_phase(run *R, planner *P)
     }
     for (job *j = P->head; j; j = j->next) {
         if (!j->st && !j->stats_whole) continue;
-        int nz = j->st ? stats_finish(j->st, j->out) : plane_stats(j->out);
+        int nz = j->st ? stats_finish(j->st, j->out, R->n) : plane_stats(j->out);
         if (!nz && j->kind == J_CONV) {
             grp *g = &P->t[j->node].g[j->gi];
             if (g->p == j->out) {
@@ -1148,7 +1346,7 @@ static void run_phase(run *R, planner *P)
     }
 }
 
-#define CHUNK_FLOATS 2048
+#define CHUNK_FLOATS 1024
 
 int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
                             eps_error *err)
@@ -1165,7 +1363,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
     int *rep = arena_alloc(fp, sizeof(int) * (size_t)N), *phase = arena_alloc(fp, sizeof(int) * (size_t)N);
     int *lastph = arena_alloc(fp, sizeof(int) * (size_t)N);
     char *live = arena_alloc(fp, (size_t)N), *need = arena_alloc(fp, (size_t)N), *conv_only = arena_alloc(fp, (size_t)N);
-    char *bn_in = arena_alloc(fp, (size_t)N);
+    char *bn_in = arena_alloc(fp, (size_t)N), *recomputable = arena_alloc(fp, (size_t)N);
     ftensor *t = arena_alloc(fp, sizeof(ftensor) * (size_t)N);
     /* one image of any input or output, and the H x OW row sums between */
     size_t maxplane = (size_t)in->h * in->w;
@@ -1178,7 +1376,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
         }
     }
     float *imgs = arena_alloc(fp, sizeof(float) * (6 * maxplane + 64));
-    if (!rep || !phase || !lastph || !live || !need || !conv_only || !bn_in || !t || !imgs)
+    if (!rep || !phase || !lastph || !live || !need || !conv_only || !bn_in || !recomputable || !t || !imgs)
         return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     R.in_buf = imgs, R.scaled = imgs + maxplane, R.tmp = imgs + 2 * maxplane, R.ws = imgs + 4 * maxplane;
     R.zeros = imgs + 5 * maxplane;
@@ -1221,6 +1419,38 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
             if (nd->op == EPS_OP_BATCHNORM) bn_in[s] = 1;
         }
     }
+    /* ops whose chunk buffers later phases may refill by re-running them;
+     * flatten and zero read whole tensors, so their inputs are stored */
+    for (int i = 0; i < N; i++) {
+        int op = g->nodes[i].op;
+        recomputable[i] = i > 0 && !trace && i != out &&
+                          (op == EPS_OP_CONV2D || op == EPS_OP_AVGPOOL || op == EPS_OP_MAXPOOL ||
+                           op == EPS_OP_GLOBAL_AVGPOOL || op == EPS_OP_RELU || op == EPS_OP_ADD || op == EPS_OP_LINEAR);
+    }
+    for (int i = 1; i < N; i++)
+        if (live[i] && rep[i] == i && (g->nodes[i].op == EPS_OP_FLATTEN || g->nodes[i].op == EPS_OP_ZERO))
+            recomputable[rep[g->nodes[i].in[0]]] = 0;
+    /* chunk size per phase: a few images of the largest plane in it */
+    int *cbph = arena_alloc(fp, sizeof(int) * (size_t)(maxph + 1)), cbcap = 1;
+    if (!cbph) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    for (int ph = 0; ph <= maxph; ph++) {
+        size_t biggest = 1;
+        for (int i = 1; i < N; i++) {
+            const eps_node *nd = &g->nodes[i];
+            if (!live[i] || rep[i] != i || phase[i] != ph) continue;
+            if ((size_t)nd->h * nd->w > biggest) biggest = (size_t)nd->h * nd->w;
+            for (int k = 0; k < nd->n_in; k++) {
+                const eps_node *xn = &g->nodes[nd->in[k]];
+                if ((size_t)xn->h * xn->w > biggest) biggest = (size_t)xn->h * xn->w;
+            }
+        }
+        cbph[ph] = biggest >= CHUNK_FLOATS ? 1 : (int)(CHUNK_FLOATS / biggest);
+        if (cbph[ph] > n) cbph[ph] = n > 0 ? n : 1;
+        if (cbph[ph] > cbcap) cbcap = cbph[ph];
+    }
+    planner P = {.R = &R, .t = t, .need = need, .bn_in = bn_in, .recomputable = recomputable, .cbcap = cbcap,
+                 .out = out, .trace = trace};
+    P.tail = &P.head;
 
     /* input: one group per channel (channels of a real image differ) */
     size_t ihw = (size_t)in->h * in->w;
@@ -1260,19 +1490,8 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
             rc = eps_error_set(err, EPS_ECANCELED, "", "canceled");
             goto done;
         }
-        /* chunk size: a few images of the largest plane in the phase */
-        size_t biggest = 1;
-        for (int i = 1; i < N; i++) {
-            const eps_node *nd = &g->nodes[i];
-            if (!live[i] || rep[i] != i || phase[i] != ph) continue;
-            if ((size_t)nd->h * nd->w > biggest) biggest = (size_t)nd->h * nd->w;
-            for (int k = 0; k < nd->n_in; k++) {
-                const eps_node *xn = &g->nodes[nd->in[k]];
-                if ((size_t)xn->h * xn->w > biggest) biggest = (size_t)xn->h * xn->w;
-            }
-        }
-        planner P = {.R = &R, .t = t, .need = need, .bn_in = bn_in, .cb = biggest >= CHUNK_FLOATS ? 1 : (int)(CHUNK_FLOATS / biggest)};
-        P.tail = &P.head;
+        P.cb = cbph[ph];
+        P.seq = ++R.seq;
         int stem_node = -1;
         for (int i = 1; i < N; i++) {
             const eps_node *nd = &g->nodes[i];
@@ -1289,18 +1508,26 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                 if (stem && stem_lookup(fp, nd, w, yt)) break;
                 if (stem) {
                     need[i] = 1; /* the stem cache keeps whole planes */
+                    recomputable[i] = 0;
                     stem_node = i;
                 }
                 rc = plan_conv(&P, i, nd, xn, x, yt);
                 break;
-            case EPS_OP_BATCHNORM: /* whole-batch work on a finished input */
-                if (!(rc = ensure_plain(&R, x, &plain, &owned))) rc = op_bn(&R, &plain, yt);
+            case EPS_OP_BATCHNORM: { /* whole-batch work on a finished input */
+                /* chunk buffers with their statistics are shared as they are */
+                int lazy = x->relu, whole = 0;
+                for (int k = 0; k < x->ng; k++) lazy |= x->g[k].affine;
+                for (int k = 0; k < x->ng; k++)
+                    whole |= x->g[k].p && x->g[k].p->virt && (lazy || !x->g[k].p->has_stats);
+                rc = whole ? ensure_whole_plain(&R, &P, xn, x, &plain, &owned) : ensure_plain(&R, x, &plain, &owned);
+                if (!rc) rc = op_bn(&R, &plain, yt);
                 break;
+            }
             case EPS_OP_FLATTEN:
-                if (!(rc = ensure_plain(&R, x, &plain, &owned))) rc = op_flatten(&R, xn, &plain, yt);
+                if (!(rc = ensure_whole_plain(&R, &P, xn, x, &plain, &owned))) rc = op_flatten(&R, xn, &plain, yt);
                 break;
             case EPS_OP_ZERO:
-                if ((rc = ensure_plain(&R, x, &plain, &owned))) break;
+                if ((rc = ensure_whole_plain(&R, &P, xn, x, &plain, &owned))) break;
                 if (has_nonfinite(&plain)) { /* 0 * inf = NaN: compute it now, over the whole batch */
                     planner Z = P;
                     Z.head = NULL, Z.tail = &Z.head;
@@ -1309,6 +1536,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                     rc = plan_map(&Z, i, nd, xn, &plain, yt);
                     need[i] = (char)keep;
                     for (job *j = Z.head; j && !rc; j = j->next) j->map_op = EPS_OP_ZERO, job_run(&R, j, 0, n);
+                    phase_release(&R, &Z);
                 } else {
                     yt->ng = 1;
                     yt->g = arena_alloc(fp, sizeof(grp));
@@ -1348,6 +1576,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
             }
         }
         run_phase(&R, &P);
+        phase_release(&R, &P);
         if (stem_node >= 0) stem_store(fp, &g->nodes[stem_node], w, &t[stem_node]);
         /* tracing reports every node at the end, so it keeps every tensor */
         for (int i = 1; i < N && !trace; i++)
@@ -1368,9 +1597,18 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
     }
     {
         const eps_node *on = &g->nodes[g->output];
-        expand(&t[out], n, on->c, on->h, on->w, y);
+        ftensor fin;
+        int owned = 0;
+        P.seq = ++R.seq;
+        if ((rc = ensure_whole_plain(&R, &P, &g->nodes[out], &t[out], &fin, &owned))) {
+            rc = eps_error_set(err, rc, "", "out of memory");
+            goto done;
+        }
+        expand(&fin, n, on->c, on->h, on->w, y);
+        if (owned) tensor_release(fp, &fin);
     }
 done:
+    phase_release(&R, &P);
     free(dense);
     for (int i = 0; i < N; i++) tensor_release(fp, &t[i]);
     return rc;

@@ -117,6 +117,7 @@ int eps_cmd_score(int argc, char **argv)
         json_decref(req);
         return eps_cli_fail("score", &err);
     }
+    if (ro.engine == EPS_ENGINE_FAST) eps_engine_blas_quiet();
     eps_score sc;
     rc = eps_arch_score(&arch_v, &batch, have_w ? w : NULL, &ro, &sc, &err);
     double elapsed = now_ms() - t0;

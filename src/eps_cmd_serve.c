@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "epsinas/batch.h"
 #include "epsinas/config.h"
+#include "epsinas/engine.h"
 #include "epsinas/http.h"
 
 /* OpenBLAS is used by the dense engine on the worker threads; its own
@@ -92,6 +93,7 @@ int eps_cmd_serve(int argc, char **argv)
     }
     eps_log_setup(cfg.log_format, cfg.log_level);
     openblas_set_num_threads(1);
+    eps_engine_blas_quiet(); /* workers run BLAS single-threaded: no pool */
 
     static eps_named_batch batches[EPS_CONFIG_MAX_BATCHES + 2];
     int nb = 0;

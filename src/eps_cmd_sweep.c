@@ -472,6 +472,7 @@ int eps_cmd_sweep(int argc, char **argv)
         return eps_cli_fail("sweep", &err);
     }
     for (long i = 0; i < S.nrows; i++) S.rows_todo += !S.rows[i].done;
+    if (S.ro.engine == EPS_ENGINE_FAST) eps_engine_blas_quiet();
     S.fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (S.fd < 0) {
         eps_error_set(&err, EPS_EIO, "--out", "cannot open '%.300s': %s", out, strerror(errno));

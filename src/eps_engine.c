@@ -15,6 +15,10 @@ int eps_engine_parse(const char *s, eps_engine_kind *out)
 
 const char *eps_engine_name(eps_engine_kind k) { return k == EPS_ENGINE_DENSE ? "dense" : "fast"; }
 
+extern int blas_thread_shutdown_(void); /* OpenBLAS (pthreads build) */
+
+void eps_engine_blas_quiet(void) { (void)blas_thread_shutdown_(); }
+
 int eps_engine_forward(const eps_graph *g, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
                        eps_error *err)
 {

@@ -296,6 +296,119 @@ static unsigned box3_img(const float *restrict a, float *restrict t, float *rest
     return tiny;
 }
 
+/* ---- 3x3 box sums with AVX-512 (the hot kernel of NB201-like cells) ----
+ *
+ * The same sums in the same order as box3_img, with the input transform of
+ * load_row_impl fused in: each row is loaded once, aligned, and its left
+ * and right neighbours come from valignd with zeros shifted in (x + 0 == x
+ * and 0 + x == x, so the borders need no separate fix-up; only the sign of
+ * an exact zero can differ, which no later operation can observe), and the
+ * horizontal sums of three rows stay in registers for the vertical sum.
+ * Rows of W = 16 * NV floats. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define BOX3_AVX512 1
+
+typedef struct xform { int affine, relu, scale; float al, be, w; } xform;
+
+static inline __m512 xf_apply(__m512 v, const xform *f)
+{
+    if (f->affine) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(f->al)), _mm512_set1_ps(f->be));
+    if (f->relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
+    if (f->scale) v = _mm512_mul_ps(_mm512_set1_ps(f->w), v);
+    return v;
+}
+
+static inline __m512 shift_in_left(__m512 cur, __m512 prev) /* [prev[15], cur[0..14]] */
+{
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(cur), _mm512_castps_si512(prev), 15));
+}
+
+static inline __m512 shift_in_right(__m512 next, __m512 cur) /* [cur[1..15], next[0]] */
+{
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next), _mm512_castps_si512(cur), 1));
+}
+
+/* One output row from the horizontal sums above, at and below it. */
+static inline unsigned box3_row_out(const __m512 *up, const __m512 *mid, const __m512 *down, float *restrict y,
+                                    int nv, int mode, float cnt, const float *restrict div,
+                                    const float *restrict rdiv)
+{
+    unsigned tiny = 0;
+    __m512 c = _mm512_set1_ps(cnt);
+    for (int k = 0; k < nv; k++) {
+        __m512 v = _mm512_add_ps(_mm512_add_ps(up[k], mid[k]), down[k]);
+        float *yo = y + 16 * k;
+        if (mode == 0) {
+            _mm512_storeu_ps(yo, v);
+        } else if (mode == 1) {
+            _mm512_storeu_ps(yo, _mm512_mul_ps(c, v));
+        } else if (mode == 2) {
+            _mm512_storeu_ps(yo, _mm512_add_ps(_mm512_loadu_ps(yo), _mm512_mul_ps(c, v)));
+        } else if (mode == 3) {
+            _mm512_storeu_ps(yo, _mm512_div_ps(v, _mm512_loadu_ps(div + 16 * k)));
+        } else {
+            __m512 r = _mm512_loadu_ps(rdiv + 16 * k), d = _mm512_loadu_ps(div + 16 * k);
+            __m512 q0 = _mm512_mul_ps(v, r);
+            __m512 e = _mm512_fnmadd_ps(q0, d, v); /* v - q0*d, exact */
+            _mm512_storeu_ps(yo, _mm512_fmadd_ps(e, r, q0));
+            __m512 av = _mm512_abs_ps(v);
+            __mmask16 small = _mm512_cmp_ps_mask(av, _mm512_set1_ps(0x1p-100f), _CMP_LT_OQ) &
+                              _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+            __mmask16 big = _mm512_cmp_ps_mask(av, _mm512_set1_ps(FLT_MAX), _CMP_NLE_UQ); /* inf or NaN */
+            tiny |= (unsigned)(small | big);
+        }
+    }
+    return tiny;
+}
+
+static inline void box3_hrow(const float *restrict a, const xform *f, __m512 *h, int nv)
+{
+    __m512 v[4], z = _mm512_setzero_ps();
+    for (int k = 0; k < nv; k++) v[k] = xf_apply(_mm512_loadu_ps(a + 16 * k), f);
+    for (int k = 0; k < nv; k++) {
+        __m512 l = shift_in_left(v[k], k > 0 ? v[k - 1] : z);
+        __m512 r = shift_in_right(k + 1 < nv ? v[k + 1] : z, v[k]);
+        h[k] = _mm512_add_ps(_mm512_add_ps(l, v[k]), r);
+    }
+}
+
+static inline unsigned box3_avx512_nv(const float *restrict a, float *restrict y, int H, int nv, const xform *f,
+                                      int mode, float cnt, const float *restrict div, const float *restrict rdiv)
+{
+    int W = 16 * nv;
+    __m512 rows[3][4], zero[4];
+    unsigned tiny = 0;
+    for (int k = 0; k < nv; k++) zero[k] = _mm512_setzero_ps();
+    box3_hrow(a, f, rows[1], nv);
+    __m512 *up = zero, *mid = rows[1];
+    for (int r = 0; r < H; r++) {
+        __m512 *down = zero;
+        if (r + 1 < H) {
+            down = rows[(r + 2) % 3];
+            box3_hrow(a + (size_t)(r + 1) * W, f, down, nv);
+        }
+        size_t o = (size_t)r * W;
+        tiny |= box3_row_out(up, mid, down, y + o, nv, mode, cnt, div ? div + o : NULL, rdiv ? rdiv + o : NULL);
+        up = mid;
+        mid = down;
+    }
+    return tiny;
+}
+
+/* Returns -1 when W is not a multiple of 16 up to 64 (use box3_img). */
+static int box3_avx512(const float *restrict a, float *restrict y, int H, int W, const xform *f, int mode, float cnt,
+                       const float *restrict div, const float *restrict rdiv)
+{
+    switch (W) {
+    case 16: return (int)(box3_avx512_nv(a, y, H, 1, f, mode, cnt, div, rdiv) != 0);
+    case 32: return (int)(box3_avx512_nv(a, y, H, 2, f, mode, cnt, div, rdiv) != 0);
+    case 64: return (int)(box3_avx512_nv(a, y, H, 4, f, mode, cnt, div, rdiv) != 0);
+    default: return -1;
+    }
+}
+#endif
+
 /* General window sum: kernel k, stride s, pad p, dilation d (zero padding),
  * summing the in-bounds taps in order. The first in-bounds tap and the tap
  * count of each output column/row are computed once per call, so the inner
@@ -486,7 +599,7 @@ static int plane_stats(plane *p)
     size_t n = p->size, i = 0;
     double K = x[0], a1[NACC] = {0}, a2[NACC] = {0};
     float mx[NACC] = {0};
-    unsigned nz = 0;
+    unsigned nz = 0, nzl[NACC] = {0};
     for (; i + NACC <= n; i += NACC)
         for (int j = 0; j < NACC; j++) {
             double d = (double)x[i + j] - K;
@@ -494,8 +607,9 @@ static int plane_stats(plane *p)
             a2[j] += d * d;
             float ax = fabsf(x[i + j]);
             mx[j] = ax > mx[j] ? ax : mx[j];
-            nz |= x[i + j] != 0.0f;
+            nzl[j] |= x[i + j] != 0.0f;
         }
+    for (int j = 0; j < NACC; j++) nz |= nzl[j];
     for (; i < n; i++) {
         double d = (double)x[i] - K;
         a1[0] += d;
@@ -799,7 +913,7 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
     memcpy(a1, s->a1, sizeof a1);
     memcpy(a2, s->a2, sizeof a2);
     memcpy(mx, s->mx, sizeof mx);
-    unsigned nz = 0;
+    unsigned nz[NACC] = {0}; /* per lane: no horizontal reduction in the loop */
     for (size_t i = 0; i + NACC <= n; i += NACC)
         for (int j = 0; j < NACC; j++) {
             double d = (double)x[i + j] - K;
@@ -807,12 +921,12 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
             a2[j] += d * d;
             float ax = fabsf(x[i + j]);
             mx[j] = ax > mx[j] ? ax : mx[j];
-            nz |= x[i + j] != 0.0f;
+            nz[j] |= x[i + j] != 0.0f;
         }
     memcpy(s->a1, a1, sizeof a1);
     memcpy(s->a2, a2, sizeof a2);
     memcpy(s->mx, mx, sizeof mx);
-    s->nz |= nz;
+    for (int j = 0; j < NACC; j++) s->nz |= nz[j];
 }
 
 /* The same result as plane_stats over the whole plane (n % NACC == 0 per
@@ -868,6 +982,10 @@ static void conv_image(run *R, const job *j, int b, int b0, float *restrict o)
         float cnt = (float)sg->count;
         int acc = gi > 0;
         if (is_box3_same(k, s, p, d)) {
+#ifdef BOX3_AVX512
+            xform f = {.affine = sg->affine, .relu = j->relu, .scale = 1, .al = sg->alpha, .be = sg->beta, .w = w};
+            if (box3_avx512(x, o, H, W, &f, acc ? 2 : 1, cnt, NULL, NULL) >= 0) continue;
+#endif
             conv3_image(x, o, R->tmp, R->scaled, H, W, w, cnt, acc, j->relu, sg);
         } else if (k == 1 && s == 1 && p == 0) {
             load_scaled(R->scaled, x, ihw, sg, j->relu, w);
@@ -942,6 +1060,12 @@ static void job_run(run *R, job *j, int b0, int b1)
         case J_MAP: {
             const grp *g = &j->in[0];
             const float *x = g->p ? img(g->p, b, b0) : R->zeros;
+#ifdef BOX3_AVX512
+            if (j->map_op == EPS_OP_AVGPOOL && is_box3_same(j->nd->kernel, j->nd->stride, j->nd->pad, 1)) {
+                xform f = {.affine = g->affine, .relu = j->relu, .al = g->alpha, .be = g->beta};
+                if (box3_avx512(x, o, j->xn->h, j->xn->w, &f, 4, 1.0f, j->div, j->rdiv) == 0) break;
+            }
+#endif
             if (g->affine || j->relu) {
                 load_row(R->in_buf, x, ihw, g, j->relu);
                 x = R->in_buf;

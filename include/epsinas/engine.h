@@ -33,6 +33,12 @@ typedef struct eps_run_opts {
 int eps_engine_parse(const char *s, eps_engine_kind *out);
 const char *eps_engine_name(eps_engine_kind k);
 
+/* Stops OpenBLAS's idle worker threads, which otherwise spin in
+ * sched_yield on the other cores for the life of the process; a later
+ * multi-threaded BLAS call starts them again. For processes that run only
+ * the fast engine (or single-threaded BLAS). */
+void eps_engine_blas_quiet(void);
+
 /* Runs g on the image batch b with every weight = w, every bias = 0.
  * y (caller-allocated) receives b->n * eps_graph_output_size(g) floats,
  * image-major. opts may be NULL (fast engine, no cancel). */

@@ -330,7 +330,8 @@ static inline __m512 shift_in_right(__m512 next, __m512 cur) /* [cur[1..15], nex
 }
 
 /* One output row from the horizontal sums above, at and below it. */
-static inline unsigned box3_row_out(const __m512 *up, const __m512 *mid, const __m512 *down, float *restrict y,
+#define AINL static inline __attribute__((always_inline))
+AINL unsigned box3_row_out(const __m512 *up, const __m512 *mid, const __m512 *down, float *restrict y,
                                     int nv, int mode, float cnt, const float *restrict div,
                                     const float *restrict rdiv)
 {
@@ -362,7 +363,7 @@ static inline unsigned box3_row_out(const __m512 *up, const __m512 *mid, const _
     return tiny;
 }
 
-static inline void box3_hrow(const float *restrict a, const xform *f, __m512 *h, int nv)
+AINL void box3_hrow(const float *restrict a, const xform *f, __m512 *h, int nv)
 {
     __m512 v[4], z = _mm512_setzero_ps();
     for (int k = 0; k < nv; k++) v[k] = xf_apply(_mm512_loadu_ps(a + 16 * k), f);
@@ -373,7 +374,7 @@ static inline void box3_hrow(const float *restrict a, const xform *f, __m512 *h,
     }
 }
 
-static inline unsigned box3_avx512_nv(const float *restrict a, float *restrict y, int H, int nv, const xform *f,
+AINL unsigned box3_avx512_nv(const float *restrict a, float *restrict y, int H, int nv, const xform *f,
                                       int mode, float cnt, const float *restrict div, const float *restrict rdiv)
 {
     int W = 16 * nv;
@@ -396,14 +397,24 @@ static inline unsigned box3_avx512_nv(const float *restrict a, float *restrict y
     return tiny;
 }
 
+/* One instance per (width, mode): the mode tests leave the inner loop. */
+#define BOX3_MODES(NV)                                                                           \
+    switch (mode) {                                                                              \
+    case 0: return (int)(box3_avx512_nv(a, y, H, NV, f, 0, cnt, div, rdiv) != 0);                \
+    case 1: return (int)(box3_avx512_nv(a, y, H, NV, f, 1, cnt, div, rdiv) != 0);                \
+    case 2: return (int)(box3_avx512_nv(a, y, H, NV, f, 2, cnt, div, rdiv) != 0);                \
+    case 3: return (int)(box3_avx512_nv(a, y, H, NV, f, 3, cnt, div, rdiv) != 0);                \
+    default: return (int)(box3_avx512_nv(a, y, H, NV, f, 4, cnt, div, rdiv) != 0);               \
+    }
+
 /* Returns -1 when W is not a multiple of 16 up to 64 (use box3_img). */
 static int box3_avx512(const float *restrict a, float *restrict y, int H, int W, const xform *f, int mode, float cnt,
                        const float *restrict div, const float *restrict rdiv)
 {
     switch (W) {
-    case 16: return (int)(box3_avx512_nv(a, y, H, 1, f, mode, cnt, div, rdiv) != 0);
-    case 32: return (int)(box3_avx512_nv(a, y, H, 2, f, mode, cnt, div, rdiv) != 0);
-    case 64: return (int)(box3_avx512_nv(a, y, H, 4, f, mode, cnt, div, rdiv) != 0);
+    case 16: BOX3_MODES(1)
+    case 32: BOX3_MODES(2)
+    case 64: BOX3_MODES(4)
     default: return -1;
     }
 }
@@ -413,10 +424,12 @@ static int box3_avx512(const float *restrict a, float *restrict y, int H, int W,
  * summing the in-bounds taps in order. The first in-bounds tap and the tap
  * count of each output column/row are computed once per call, so the inner
  * loops have no bounds checks. tmp: H*OW scratch. */
-static void window_sum(const float *restrict x, float *restrict y, float *restrict tmp, int H, int W, int OH, int OW,
-                       int k, int s, int p, int d)
+/* Where each output column/row's in-bounds taps start and how many there
+ * are: computed once per job, not per image. */
+typedef struct wtab { int *cx0, *cxn, *cy0, *cyn; } wtab;
+
+static void wtab_fill(int *cx0, int *cxn, int *cy0, int *cyn, int H, int W, int OH, int OW, int k, int s, int p, int d)
 {
-    int cx0[OW], cxn[OW], cy0[OH], cyn[OH];
     for (int o = 0; o < OW; o++) {
         cx0[o] = -1, cxn[o] = 0;
         for (int kk = 0; kk < k; kk++) {
@@ -435,6 +448,26 @@ static void window_sum(const float *restrict x, float *restrict y, float *restri
             cyn[o]++;
         }
     }
+}
+
+static wtab *wtab_make(fpool *fp, int H, int W, int OH, int OW, int k, int s, int p, int d)
+{
+    wtab *t = arena_alloc(fp, sizeof *t);
+    int *v = arena_alloc(fp, sizeof(int) * 2 * ((size_t)OW + (size_t)OH));
+    if (!t || !v) return NULL;
+    t->cx0 = v, t->cxn = v + OW, t->cy0 = v + 2 * OW, t->cyn = v + 2 * OW + OH;
+    wtab_fill(t->cx0, t->cxn, t->cy0, t->cyn, H, W, OH, OW, k, s, p, d);
+    return t;
+}
+
+/* wt: the job's tables, or NULL to compute them here. */
+static void window_sum(const float *restrict x, float *restrict y, float *restrict tmp, int H, int W, int OH, int OW,
+                       int k, int s, int p, int d, const wtab *wt)
+{
+    int vx0[wt ? 1 : OW], vxn[wt ? 1 : OW], vy0[wt ? 1 : OH], vyn[wt ? 1 : OH];
+    const int *cx0 = vx0, *cxn = vxn, *cy0 = vy0, *cyn = vyn;
+    if (wt) cx0 = wt->cx0, cxn = wt->cxn, cy0 = wt->cy0, cyn = wt->cyn;
+    else wtab_fill(vx0, vxn, vy0, vyn, H, W, OH, OW, k, s, p, d);
     /* columns whose whole window is in bounds; stride-2 windows of 2 or 3
      * taps (reduction blocks) get loops the compiler vectorises */
     int olo = 0, ohi = OW;
@@ -550,6 +583,23 @@ static void conv3_image(const float *restrict x, float *restrict y, float *restr
 {
     load_scaled(scaled, x, (size_t)H * W, g, relu, w);
     box3_img(scaled, tmp, y, H, W, cnt, acc ? 2 : 1, NULL, NULL);
+}
+
+/* 1x1 / stride 1 convolution of one image: o (+)= cnt * (w * v) with v the
+ * loaded value (affine, ReLU), in one pass; the same roundings as loading
+ * a scaled row first. */
+static void conv1_image(const float *restrict x, float *restrict o, size_t n, const grp *g, int relu, float w,
+                        float cnt, int acc)
+{
+    int affine = g->affine;
+    float al = g->alpha, be = g->beta;
+    for (size_t q = 0; q < n; q++) {
+        float v = x[q];
+        if (affine) v = v * al + be;
+        if (relu) v = v < 0.0f ? 0.0f : v;
+        float t = cnt * (w * v);
+        o[q] = acc ? o[q] + t : t;
+    }
 }
 
 /* Collects the input segments covering channels [c0, c0+len). */
@@ -874,7 +924,6 @@ enum { J_CONV, J_MAP, J_ADD, J_LINEAR };
 typedef struct statacc {
     double K, a1[NACC], a2[NACC];
     float mx[NACC];
-    unsigned nz;
 } statacc;
 
 typedef struct job {
@@ -885,6 +934,7 @@ typedef struct job {
     grp *in;         /* conv: non-zero segments; add: non-zero terms in order; map: one input (p may be NULL) */
     float *div;      /* avg-pool divisors, one per output position */
     float *rdiv;     /* their reciprocals, RN(1/div) */
+    const struct wtab *wt; /* window tables for window_sum, or NULL */
     statacc *st;     /* BatchNorm statistics accumulated per chunk, or NULL */
     int stats_whole; /* compute plane_stats after the phase instead */
     int node, gi;    /* the output group this job fills */
@@ -913,7 +963,7 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
     memcpy(a1, s->a1, sizeof a1);
     memcpy(a2, s->a2, sizeof a2);
     memcpy(mx, s->mx, sizeof mx);
-    unsigned nz[NACC] = {0}; /* per lane: no horizontal reduction in the loop */
+    /* no zero flag here: some x != 0 iff max|x| > 0 or a sum is NaN */
     for (size_t i = 0; i + NACC <= n; i += NACC)
         for (int j = 0; j < NACC; j++) {
             double d = (double)x[i + j] - K;
@@ -921,12 +971,10 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
             a2[j] += d * d;
             float ax = fabsf(x[i + j]);
             mx[j] = ax > mx[j] ? ax : mx[j];
-            nz[j] |= x[i + j] != 0.0f;
         }
     memcpy(s->a1, a1, sizeof a1);
     memcpy(s->a2, a2, sizeof a2);
     memcpy(s->mx, mx, sizeof mx);
-    for (int j = 0; j < NACC; j++) s->nz |= nz[j];
 }
 
 /* The same result as plane_stats over the whole plane (n % NACC == 0 per
@@ -942,7 +990,7 @@ static int stats_finish(statacc *s, plane *p, int nimg)
     if (p->ssc < 0) p->ssc = 0;
     p->nvals = (long)n;
     p->has_stats = 1;
-    return s->nz != 0;
+    return p->maxabs > 0.0f || isnan(s1); /* NaN values: NaN sums, max|x| skips them */
 }
 
 /* q = a + lazy(b): the first two terms of a sum in one pass (a plain). */
@@ -988,12 +1036,10 @@ static void conv_image(run *R, const job *j, int b, int b0, float *restrict o)
 #endif
             conv3_image(x, o, R->tmp, R->scaled, H, W, w, cnt, acc, j->relu, sg);
         } else if (k == 1 && s == 1 && p == 0) {
-            load_scaled(R->scaled, x, ihw, sg, j->relu, w);
-            if (acc) for (size_t q = 0; q < ohw; q++) o[q] = o[q] + cnt * R->scaled[q];
-            else for (size_t q = 0; q < ohw; q++) o[q] = cnt * R->scaled[q];
+            conv1_image(x, o, ihw, sg, j->relu, w, cnt, acc);
         } else {
             load_scaled(R->scaled, x, ihw, sg, j->relu, w);
-            window_sum(R->scaled, R->ws, R->tmp, H, W, OH, OW, k, s, p, d);
+            window_sum(R->scaled, R->ws, R->tmp, H, W, OH, OW, k, s, p, d, j->wt);
             for (size_t q = 0; q < ohw; q++) o[q] = acc ? o[q] + cnt * R->ws[q] : cnt * R->ws[q];
         }
     }
@@ -1015,7 +1061,7 @@ static void map_image(run *R, const job *j, const float *restrict x, float *rest
         if (is_box3_same(k, s, p, 1)) {
             if (box3_img(x, R->tmp, y, H, W, 1.0f, 4, j->div, j->rdiv)) box3_img(x, R->tmp, y, H, W, 1.0f, 3, j->div, NULL);
         } else {
-            window_sum(x, y, R->tmp, H, W, OH, OW, k, s, p, 1);
+            window_sum(x, y, R->tmp, H, W, OH, OW, k, s, p, 1, j->wt);
             for (size_t q = 0; q < ohw; q++) y[q] /= j->div[q];
         }
         break;
@@ -1225,6 +1271,10 @@ static int plan_conv(planner *P, int i, const eps_node *nd, const eps_node *xn, 
                 return EPS_ENOMEM;
             }
             j->relu = x->relu;
+            if (!is_box3_same(nd->kernel, nd->stride, nd->pad, nd->dilation) &&
+                !(nd->kernel == 1 && nd->stride == 1 && nd->pad == 0) &&
+                !(j->wt = wtab_make(fp, xn->h, xn->w, nd->h, nd->w, nd->kernel, nd->stride, nd->pad, nd->dilation)))
+                return EPS_ENOMEM;
             if ((!o->virt || P->bn_in[i]) && want_stats(P, j, ohw)) return EPS_ENOMEM;
         }
         y->g[y->ng++] = (grp){.count = cog, .p = o};
@@ -1276,6 +1326,9 @@ static int plan_map(planner *P, int i, const eps_node *nd, const eps_node *xn, c
             return EPS_ENOMEM;
         }
         j->map_op = nd->op, j->relu = x->relu, j->div = div, j->rdiv = rdiv;
+        if (nd->op == EPS_OP_AVGPOOL && !is_box3_same(nd->kernel, nd->stride, nd->pad, 1) &&
+            !(j->wt = wtab_make(fp, xn->h, xn->w, nd->h, nd->w, nd->kernel, nd->stride, nd->pad, 1)))
+            return EPS_ENOMEM;
         y->g[gi].p = o;
     }
     return 0;

@@ -3,6 +3,7 @@
 #   make test        unit + golden + service tests (installs Debian deps first)
 #   make check-asan  the same suite under ASan + UBSan
 #   make bench       engines vs the PyTorch reference, service vs nginx
+#   make equiv-full  fast vs dense engine on every NB201 cell (batch 8, ~25 min)
 # BUILD=dir selects the build directory (so parallel builds do not collide).
 
 BUILD      ?= build
@@ -39,7 +40,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TPKG_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
-.PHONY: all deps test-deps run test check check-asan bench clean test-cluster reproduce
+.PHONY: all deps test-deps run test check check-asan bench clean test-cluster reproduce equiv-full
 
 all: $(BIN)
 
@@ -92,6 +93,10 @@ check-asan:
 # The README's reproduction table (needs ../shared).
 reproduce: $(BIN)
 	./scripts/reproduce.sh $(BIN)
+
+# Fast vs dense engine on all 15,625 NB201 cells at batch 8 (~25 min on 2 cores).
+equiv-full: $(BIN)
+	./scripts/equiv-full.sh $(BIN)
 
 bench: $(BIN)
 	@scripts/install-deps.sh all

@@ -407,11 +407,107 @@ AINL unsigned box3_avx512_nv(const float *restrict a, float *restrict y, int H, 
     default: return (int)(box3_avx512_nv(a, y, H, NV, f, 4, cnt, div, rdiv) != 0);               \
     }
 
-/* Returns -1 when W is not a multiple of 16 up to 64 (use box3_img). */
+
+/* Stride-2 window sums of rows of 32 floats (the reductions between
+ * NB201's stages): 3 taps with padding 1, or 2 taps without, in both
+ * directions. Even and odd columns come from two permutes; the same sums in
+ * the same order as window_sum, written to ws (H/2 rows of 16). Returns -1
+ * when the shape is not one of these. */
+static int wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, int W, int OH, int OW, int k, int s,
+                          int p, int d, const xform *f)
+{
+    if (W != 32 || OW != 16 || s != 2 || d != 1 || (H & 1) || OH != H / 2 || !((k == 3 && p == 1) || (k == 2 && p == 0)))
+        return -1;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 z = _mm512_setzero_ps();
+    __m512 prev = z; /* row 2o-1 */
+    for (int o = 0; o < OH; o++) {
+        __m512 t[2];
+        for (int h = 0; h < 2; h++) {
+            const float *row = a + (size_t)(2 * o + h) * 32;
+            __m512 v0 = xf_apply(_mm512_loadu_ps(row), f), v1 = xf_apply(_mm512_loadu_ps(row + 16), f);
+            __m512 e = _mm512_permutex2var_ps(v0, ie, v1), od = _mm512_permutex2var_ps(v0, io, v1);
+            if (k == 3) {
+                __m512 op = shift_in_left(od, z); /* [0, a1, a3, ...] */
+                t[h] = _mm512_add_ps(_mm512_add_ps(op, e), od);
+            } else {
+                t[h] = _mm512_add_ps(e, od);
+            }
+        }
+        __m512 y = k == 3 ? _mm512_add_ps(_mm512_add_ps(prev, t[0]), t[1]) : _mm512_add_ps(t[0], t[1]);
+        _mm512_storeu_ps(ws + (size_t)o * 16, y);
+        prev = t[1];
+    }
+    return 0;
+}
+
+/* Rows of 8 floats (NB201's last stage): the same kernel on 256-bit
+ * vectors (valignd on ymm is AVX-512VL). */
+AINL __m256 xf_apply8(__m256 v, const xform *f)
+{
+    if (f->affine) v = _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps(f->al)), _mm256_set1_ps(f->be));
+    if (f->relu) v = _mm256_mask_mov_ps(v, _mm256_cmp_ps_mask(v, _mm256_setzero_ps(), _CMP_LT_OQ), _mm256_setzero_ps());
+    if (f->scale) v = _mm256_mul_ps(_mm256_set1_ps(f->w), v);
+    return v;
+}
+
+AINL __m256 box3_hrow8(const float *restrict a, const xform *f)
+{
+    __m256 v = xf_apply8(_mm256_loadu_ps(a), f), z = _mm256_setzero_ps();
+    __m256 l = _mm256_castsi256_ps(_mm256_alignr_epi32(_mm256_castps_si256(v), _mm256_castps_si256(z), 7));
+    __m256 r = _mm256_castsi256_ps(_mm256_alignr_epi32(_mm256_castps_si256(z), _mm256_castps_si256(v), 1));
+    return _mm256_add_ps(_mm256_add_ps(l, v), r);
+}
+
+AINL unsigned box3_avx512_w8(const float *restrict a, float *restrict y, int H, const xform *f, int mode, float cnt,
+                             const float *restrict div, const float *restrict rdiv)
+{
+    unsigned tiny = 0;
+    __m256 c = _mm256_set1_ps(cnt), up = _mm256_setzero_ps(), mid = box3_hrow8(a, f);
+    for (int r = 0; r < H; r++) {
+        __m256 down = r + 1 < H ? box3_hrow8(a + (size_t)(r + 1) * 8, f) : _mm256_setzero_ps();
+        __m256 v = _mm256_add_ps(_mm256_add_ps(up, mid), down);
+        float *yo = y + (size_t)r * 8;
+        if (mode == 0) {
+            _mm256_storeu_ps(yo, v);
+        } else if (mode == 1) {
+            _mm256_storeu_ps(yo, _mm256_mul_ps(c, v));
+        } else if (mode == 2) {
+            _mm256_storeu_ps(yo, _mm256_add_ps(_mm256_loadu_ps(yo), _mm256_mul_ps(c, v)));
+        } else if (mode == 3) {
+            _mm256_storeu_ps(yo, _mm256_div_ps(v, _mm256_loadu_ps(div + (size_t)r * 8)));
+        } else {
+            __m256 rr = _mm256_loadu_ps(rdiv + (size_t)r * 8), d = _mm256_loadu_ps(div + (size_t)r * 8);
+            __m256 q0 = _mm256_mul_ps(v, rr);
+            _mm256_storeu_ps(yo, _mm256_fmadd_ps(_mm256_fnmadd_ps(q0, d, v), rr, q0));
+            __m256 av = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
+            __mmask8 small = _mm256_cmp_ps_mask(av, _mm256_set1_ps(0x1p-100f), _CMP_LT_OQ) &
+                             _mm256_cmp_ps_mask(v, _mm256_setzero_ps(), _CMP_NEQ_UQ);
+            __mmask8 big = _mm256_cmp_ps_mask(av, _mm256_set1_ps(FLT_MAX), _CMP_NLE_UQ);
+            tiny |= (unsigned)(small | big);
+        }
+        up = mid;
+        mid = down;
+    }
+    return tiny;
+}
+
+#define BOX3_MODES8                                                                              \
+    switch (mode) {                                                                              \
+    case 0: return (int)(box3_avx512_w8(a, y, H, f, 0, cnt, div, rdiv) != 0);                    \
+    case 1: return (int)(box3_avx512_w8(a, y, H, f, 1, cnt, div, rdiv) != 0);                    \
+    case 2: return (int)(box3_avx512_w8(a, y, H, f, 2, cnt, div, rdiv) != 0);                    \
+    case 3: return (int)(box3_avx512_w8(a, y, H, f, 3, cnt, div, rdiv) != 0);                    \
+    default: return (int)(box3_avx512_w8(a, y, H, f, 4, cnt, div, rdiv) != 0);                   \
+    }
+
+/* Returns -1 for widths other than 8, 16, 32, 64 (use box3_img). */
 static int box3_avx512(const float *restrict a, float *restrict y, int H, int W, const xform *f, int mode, float cnt,
                        const float *restrict div, const float *restrict rdiv)
 {
     switch (W) {
+    case 8: BOX3_MODES8
     case 16: BOX3_MODES(1)
     case 32: BOX3_MODES(2)
     case 64: BOX3_MODES(4)
@@ -1038,8 +1134,15 @@ static void conv_image(run *R, const job *j, int b, int b0, float *restrict o)
         } else if (k == 1 && s == 1 && p == 0) {
             conv1_image(x, o, ihw, sg, j->relu, w, cnt, acc);
         } else {
-            load_scaled(R->scaled, x, ihw, sg, j->relu, w);
-            window_sum(R->scaled, R->ws, R->tmp, H, W, OH, OW, k, s, p, d, j->wt);
+            int done = -1;
+#ifdef BOX3_AVX512
+            xform f = {.affine = sg->affine, .relu = j->relu, .scale = 1, .al = sg->alpha, .be = sg->beta, .w = w};
+            done = wsum_s2_avx512(x, R->ws, H, W, OH, OW, k, s, p, d, &f);
+#endif
+            if (done < 0) {
+                load_scaled(R->scaled, x, ihw, sg, j->relu, w);
+                window_sum(R->scaled, R->ws, R->tmp, H, W, OH, OW, k, s, p, d, j->wt);
+            }
             for (size_t q = 0; q < ohw; q++) o[q] = acc ? o[q] + cnt * R->ws[q] : cnt * R->ws[q];
         }
     }
@@ -1061,7 +1164,12 @@ static void map_image(run *R, const job *j, const float *restrict x, float *rest
         if (is_box3_same(k, s, p, 1)) {
             if (box3_img(x, R->tmp, y, H, W, 1.0f, 4, j->div, j->rdiv)) box3_img(x, R->tmp, y, H, W, 1.0f, 3, j->div, NULL);
         } else {
-            window_sum(x, y, R->tmp, H, W, OH, OW, k, s, p, 1, j->wt);
+            int done = -1;
+#ifdef BOX3_AVX512
+            xform f = {0};
+            done = wsum_s2_avx512(x, y, H, W, OH, OW, k, s, p, 1, &f);
+#endif
+            if (done < 0) window_sum(x, y, R->tmp, H, W, OH, OW, k, s, p, 1, j->wt);
             for (size_t q = 0; q < ohw; q++) y[q] /= j->div[q];
         }
         break;

@@ -3,6 +3,8 @@
 #   docker run -p 8080:8080 -e EPSINAS_WORKERS=2 epsinas
 # Build: the same Makefile and dependency script CI uses, for a portable
 # x86-64-v2 target instead of -march=native (the image runs on other CPUs).
+# For a fleet on AVX-512 CPUs, --build-arg ARCH_FLAGS=-march=x86-64-v4
+# enables the fast engine's AVX-512 kernels (several times faster).
 # Runtime: only the shared libraries, a non-root user, configuration by
 # EPSINAS_* environment variables (see `docker run epsinas serve --help`).
 
@@ -17,7 +19,8 @@ COPY scripts/install-deps.sh scripts/
 RUN make deps && rm -rf /var/lib/apt/lists/*
 COPY include include
 COPY src src
-RUN make ARCH_FLAGS=-march=x86-64-v2 build/epsinas \
+ARG ARCH_FLAGS=-march=x86-64-v2
+RUN make ARCH_FLAGS="$ARCH_FLAGS" build/epsinas \
  && strip build/epsinas \
  && build/epsinas serve --help >/dev/null
 

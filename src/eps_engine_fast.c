@@ -16,6 +16,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -810,40 +811,6 @@ static int op_bn(run *R, const ftensor *x, ftensor *y)
     return 0;
 }
 
-/* A tensor with plain planes (no pending affine or ReLU): x itself, or a
- * materialised copy when *owned is set (the caller releases it). */
-static int ensure_plain(run *R, const ftensor *x, ftensor *out, int *owned)
-{
-    int lazy = x->relu;
-    for (int i = 0; i < x->ng; i++) lazy |= x->g[i].affine;
-    *owned = 0;
-    *out = *x;
-    if (!lazy) return 0;
-    out->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
-    if (!out->g) return EPS_ENOMEM;
-    out->relu = 0;
-    out->valid = 1;
-    *owned = 1;
-    for (int i = 0; i < x->ng; i++) {
-        const grp *g = &x->g[i];
-        out->g[i] = (grp){.count = g->count};
-        if (!g->p) continue;
-        int dup = -1;
-        for (int j = 0; j < i && dup < 0; j++)
-            if (same_grp(&x->g[j], g)) dup = j;
-        if (dup >= 0) {
-            out->g[i].p = out->g[dup].p;
-            out->g[i].p->refs++;
-            continue;
-        }
-        plane *o = plane_get(R->fp, g->p->size / g->p->istride, g->p->istride, 0);
-        if (!o) return EPS_ENOMEM;
-        load_row(o->data, g->p->data, g->p->size, g, x->relu);
-        out->g[i].p = o;
-    }
-    return 0;
-}
-
 static int has_nonfinite(const ftensor *x)
 {
     for (int i = 0; i < x->ng; i++) {
@@ -1264,13 +1231,17 @@ typedef struct planner {
     int cb;             /* images per chunk in this phase */
     int cbcap;          /* images a chunk buffer holds (the largest cb of any phase) */
     int out, trace;
+    int recompute_max;  /* see eps_engine_fast_set_recompute */
     int seq;            /* distinct per phase */
     job *head, **tail;  /* the jobs of this phase, in order */
 } planner;
 
-/* Re-running a few cheap jobs per chunk costs less than writing a
- * whole-batch plane and reading it back from L3 in a later phase. */
-#define RECOMPUTE_MAX_COST 0
+/* When re-running a few cheap jobs per chunk costs less than writing a
+ * whole-batch plane and reading it back in a later phase (see
+ * eps_engine_fast_set_recompute; 0: always store). */
+static _Atomic int recompute_max_cost = 0;
+
+void eps_engine_fast_set_recompute(int max_cost) { atomic_store(&recompute_max_cost, max_cost < 0 ? 0 : max_cost); }
 
 /* The cost of refilling the chunk buffers x reads. */
 static int tensor_cost(const ftensor *x)
@@ -1285,7 +1256,7 @@ static int tensor_cost(const ftensor *x)
  * later phase reads it or re-running its jobs there is cheap. */
 static plane *out_plane(planner *P, int i, size_t isz, int cost)
 {
-    int whole = P->need[i] && !(P->recomputable[i] && cost <= RECOMPUTE_MAX_COST && !(P->bn_in[i] && isz % NACC));
+    int whole = P->need[i] && !(P->recomputable[i] && cost <= P->recompute_max && !(P->bn_in[i] && isz % NACC));
     return plane_get(P->R->fp, whole ? (size_t)P->R->n : (size_t)P->cbcap, isz, !whole);
 }
 
@@ -1570,18 +1541,30 @@ static void phase_release(run *R, planner *P)
 
 static void run_phase(run *R, planner *P);
 
-/* x with plain whole-batch planes: ensure_plain, after re-running the
- * producers of any chunk buffers x reads over the whole batch. */
-static int ensure_whole_plain(run *R, const planner *P, const eps_node *xn, const ftensor *x, ftensor *out, int *owned)
+/* x with plain planes (no pending affine or ReLU) that hold the whole
+ * batch: x itself when it has them, or a copy (*owned set: the caller
+ * releases it) that applies the pending affine and ReLU and refills chunk
+ * buffers over the whole batch by re-running their producers. stats_only:
+ * the reader needs only the statistics of a plane (BatchNorm), so chunk
+ * buffers that have them do as they are. */
+static int ensure_plain(run *R, const planner *P, const eps_node *xn, const ftensor *x, ftensor *out, int *owned,
+                        int stats_only)
 {
-    int virt = 0;
-    for (int i = 0; i < x->ng; i++) virt |= x->g[i].p && x->g[i].p->virt;
-    if (!virt) return ensure_plain(R, x, out, owned);
+    int lazy = x->relu, virt = 0;
+    for (int i = 0; i < x->ng; i++) {
+        const plane *p = x->g[i].p;
+        lazy |= x->g[i].affine;
+        virt |= p && p->virt && !(stats_only && p->has_stats);
+    }
+    *owned = 0;
+    *out = *x;
+    if (!lazy && !virt) return 0;
     planner Z = *P;
     Z.seq = ++R->seq;
     Z.head = NULL, Z.tail = &Z.head;
     out->g = arena_alloc(R->fp, sizeof(grp) * (size_t)x->ng);
     if (!out->g) return EPS_ENOMEM;
+    memset(out->g, 0, sizeof(grp) * (size_t)x->ng); /* releasable at any point */
     out->ng = x->ng, out->relu = 0, out->valid = 1;
     *owned = 1;
     int rc = 0;
@@ -1598,13 +1581,20 @@ static int ensure_whole_plain(run *R, const planner *P, const eps_node *xn, cons
             continue;
         }
         plane *o = plane_get(R->fp, (size_t)R->n, g->p->istride, 0);
-        if (!o) return EPS_ENOMEM;
+        if (!o) {
+            rc = EPS_ENOMEM;
+            break;
+        }
         out->g[i].p = o;
+        if (!g->p->virt) {
+            load_row(o->data, g->p->data, g->p->size, g, x->relu);
+            continue;
+        }
         job *j = add_job(&Z, x->relu ? J_MAP : J_ADD, -1, 0, xn, xn, o, 1, g);
         if (!j) rc = EPS_ENOMEM;
         else j->map_op = EPS_OP_RELU, j->relu = x->relu;
     }
-    if (!rc) run_phase(R, &Z);
+    if (!rc && Z.head) run_phase(R, &Z);
     phase_release(R, &Z);
     return rc;
 }
@@ -1734,7 +1724,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
         if (cbph[ph] > cbcap) cbcap = cbph[ph];
     }
     planner P = {.R = &R, .t = t, .need = need, .bn_in = bn_in, .recomputable = recomputable, .cbcap = cbcap,
-                 .out = out, .trace = trace};
+                 .out = out, .trace = trace, .recompute_max = atomic_load(&recompute_max_cost)};
     P.tail = &P.head;
 
     /* input: one group per channel (channels of a real image differ) */
@@ -1799,20 +1789,14 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                 rc = plan_conv(&P, i, nd, xn, x, yt);
                 break;
             case EPS_OP_BATCHNORM: { /* whole-batch work on a finished input */
-                /* chunk buffers with their statistics are shared as they are */
-                int lazy = x->relu, whole = 0;
-                for (int k = 0; k < x->ng; k++) lazy |= x->g[k].affine;
-                for (int k = 0; k < x->ng; k++)
-                    whole |= x->g[k].p && x->g[k].p->virt && (lazy || !x->g[k].p->has_stats);
-                rc = whole ? ensure_whole_plain(&R, &P, xn, x, &plain, &owned) : ensure_plain(&R, x, &plain, &owned);
-                if (!rc) rc = op_bn(&R, &plain, yt);
+                if (!(rc = ensure_plain(&R, &P, xn, x, &plain, &owned, 1))) rc = op_bn(&R, &plain, yt);
                 break;
             }
             case EPS_OP_FLATTEN:
-                if (!(rc = ensure_whole_plain(&R, &P, xn, x, &plain, &owned))) rc = op_flatten(&R, xn, &plain, yt);
+                if (!(rc = ensure_plain(&R, &P, xn, x, &plain, &owned, 0))) rc = op_flatten(&R, xn, &plain, yt);
                 break;
             case EPS_OP_ZERO:
-                if ((rc = ensure_whole_plain(&R, &P, xn, x, &plain, &owned))) break;
+                if ((rc = ensure_plain(&R, &P, xn, x, &plain, &owned, 0))) break;
                 if (has_nonfinite(&plain)) { /* 0 * inf = NaN: compute it now, over the whole batch */
                     planner Z = P;
                     Z.head = NULL, Z.tail = &Z.head;
@@ -1885,7 +1869,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
         ftensor fin;
         int owned = 0;
         P.seq = ++R.seq;
-        if ((rc = ensure_whole_plain(&R, &P, &g->nodes[out], &t[out], &fin, &owned))) {
+        if ((rc = ensure_plain(&R, &P, &g->nodes[out], &t[out], &fin, &owned, 0))) {
             rc = eps_error_set(err, rc, "", "out of memory");
             goto done;
         }

@@ -1,7 +1,8 @@
 /* test_engine_equiv.c — the single-plane engine against the dense one:
  * op by op on graphs that use every op (ggml style), and epsilon on 300
  * random NB201 cells (dense runs the cell as written, fast the canonical
- * form, so this also checks that dropping dead edges is exact). */
+ * form, so this also checks that dropping dead edges is exact); and the fast
+ * engine's optional re-running of producers across phases changes no bit. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -222,6 +223,73 @@ static void test_random_nb201_epsilon(void **state)
     eps_batch_free(&b);
 }
 
+/* ---- re-running producers in later phases is exact ---- */
+
+/* fast-engine output of g at weight w with the given recompute limit */
+static float *fast_out(const eps_graph *g, const eps_batch *b, float w, int max_cost)
+{
+    eps_error err = {0};
+    eps_engine_fast_set_recompute(max_cost);
+    float *y = malloc(sizeof(float) * (size_t)b->n * eps_graph_output_size(g));
+    eps_run_opts of = {.engine = EPS_ENGINE_FAST};
+    int rc = eps_engine_forward(g, b, w, &of, y, &err);
+    eps_engine_fast_set_recompute(0);
+    assert_int_equal(rc, 0);
+    return y;
+}
+
+static void assert_same_outputs(const eps_graph *g, const eps_batch *b, float w, const char *what)
+{
+    size_t n = (size_t)b->n * eps_graph_output_size(g);
+    float *y0 = fast_out(g, b, w, 0);
+    for (int cost = 1; cost <= 64; cost *= 4) {
+        float *y1 = fast_out(g, b, w, cost);
+        if (memcmp(y0, y1, sizeof(float) * n)) {
+            print_error("%s (w=%g): recompute limit %d changes the output\n", what, w, cost);
+            fail();
+        }
+        free(y1);
+    }
+    free(y0);
+}
+
+static void test_recompute_identical(void **state)
+{
+    (void)state;
+    eps_error err = {0};
+    eps_graph g;
+    build_all_ops(&g);
+    eps_batch b;
+    assert_int_equal(eps_batch_load("gaussian:7", 6, &b, &err), 0);
+    float *crop = malloc(sizeof(float) * 6 * 3 * 12 * 12);
+    for (int i = 0; i < 6 * 3; i++)
+        for (int y = 0; y < 12; y++)
+            for (int x = 0; x < 12; x++) crop[(i * 12 + y) * 12 + x] = b.data[(i * 32 + y) * 32 + x];
+    free(b.data);
+    b.data = crop;
+    b.h = b.w = 12;
+    const float ws[] = {1.0f, 0.37f, 1e-3f};
+    for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) assert_same_outputs(&g, &b, ws[k], "all-ops graph");
+    eps_batch_free(&b);
+    eps_graph_free(&g);
+
+    assert_int_equal(eps_batch_load("gaussian:5", 8, &b, &err), 0);
+    uint64_t keep = rng;
+    rng = 77;
+    for (int i = 0; i < (eps_t_asan() ? 8 : 40); i++) {
+        eps_nb201_cell c;
+        eps_nb201_from_index((int)(next_rand() % EPS_NB201_COUNT), &c);
+        assert_int_equal(eps_nb201_build(&c, &g, &err), 0);
+        char buf[EPS_NB201_STR_MAX];
+        eps_nb201_format(&c, buf);
+        assert_same_outputs(&g, &b, 1.0f, buf);
+        assert_same_outputs(&g, &b, 1e-7f, buf);
+        eps_graph_free(&g);
+    }
+    rng = keep;
+    eps_batch_free(&b);
+}
+
 /* One full-size case: batch 256 of the ramp. */
 static void test_b256(void **state)
 {
@@ -247,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_nb201_op_by_op),
         cmocka_unit_test(test_random_nb201_epsilon),
         cmocka_unit_test(test_b256),
+        cmocka_unit_test(test_recompute_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -54,6 +54,14 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w,
  * nothing once warm; a thread that scored calls this before it exits. */
 void eps_engine_fast_release_thread_cache(void);
 
+/* Tuning: a tensor read by a later phase (past a BatchNorm) is normally
+ * stored for the whole batch; with max_cost > 0 it is kept in a chunk
+ * buffer and its producing jobs are re-run in the later phase when that
+ * takes at most max_cost jobs per chunk. Results are bit-identical either
+ * way; on this project's 2-core VM re-running measured slower, so the
+ * default is 0. Applies to runs that start afterwards, on every thread. */
+void eps_engine_fast_set_recompute(int max_cost);
+
 /* BatchNorm as PyTorch's CPU kernel does it (spec §1): per-channel mean and
  * biased variance accumulated in double over `count` values, then
  * y = x * alpha + beta in float32 with alpha = gamma / sqrt(var + 1e-5),

@@ -67,6 +67,7 @@ typedef struct arena_chunk { struct arena_chunk *next; size_t cap, used; } arena
  * therefore carved from 2 MB-aligned slabs advised for transparent huge
  * pages; they return to the plane pool, never to the slab. */
 #define SLAB_BYTES ((size_t)32 << 20)
+#define POOL_TRIM_BYTES ((size_t)256 << 20)
 #define SLAB_MIN_PLANE_BYTES ((size_t)64 << 10)
 typedef struct slab { struct slab *next; void *map; size_t map_len; char *base; size_t used; } slab;
 
@@ -75,6 +76,7 @@ typedef struct slab { struct slab *next; void *map; size_t map_len; char *base; 
 typedef struct fpool {
     plane *free_list;
     slab *slabs;
+    size_t bytes;        /* plane and slab memory held (see POOL_TRIM_BYTES) */
     arena_chunk *chunks;  /* first chunk is reused; others appended as needed */
     /* the input batch split into channel planes, kept across runs (both
      * passes, and every architecture of a sweep, read the same batch) */
@@ -146,6 +148,7 @@ static void *slab_alloc(fpool *fp, size_t bytes)
         (void)madvise(sb->base, SLAB_BYTES, MADV_HUGEPAGE); /* advice only: 4 KB pages also work */
         sb->next = fp->slabs;
         fp->slabs = sb;
+        fp->bytes += len;
     }
     void *p = sb->base + sb->used;
     sb->used += bytes;
@@ -169,7 +172,10 @@ static plane *plane_get_sized(fpool *fp, size_t size)
     size_t bytes = size * sizeof(float);
     p->data = bytes >= SLAB_MIN_PLANE_BYTES ? slab_alloc(fp, bytes) : NULL;
     p->in_slab = p->data != NULL;
-    if (!p->data) p->data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!p->data) {
+        p->data = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        fp->bytes += bytes;
+    }
     if (!p->data) {
         free(p);
         return NULL;
@@ -234,7 +240,10 @@ void eps_engine_fast_release_thread_cache(void)
         munmap(sb->map, sb->map_len);
         free(sb);
     }
+    fp->bytes = 0;
 }
+
+size_t eps_engine_fast_thread_cache_bytes(void) { return tl_pool.bytes; }
 
 /* ---- plane kernels (B images of H x W each) ---- */
 
@@ -1632,6 +1641,10 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                              b->source, b->c, b->h, b->w, in->c, in->h, in->w);
     fpool *fp = &tl_pool;
     float *dense = NULL;
+    /* The pool keeps planes by exact size, so a worker that sees many batch
+     * sizes or networks would keep growing: past the bound, start afresh
+     * (between runs nothing else holds a plane). */
+    if (fp->bytes > POOL_TRIM_BYTES) eps_engine_fast_release_thread_cache();
     arena_reset(fp);
     int n = b->n, rc = 0, N = g->n, trace = opts && opts->trace;
     run R = {.fp = fp, .g = g, .n = n, .w = w};

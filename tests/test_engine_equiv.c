@@ -290,6 +290,42 @@ static void test_recompute_identical(void **state)
     eps_batch_free(&b);
 }
 
+/* ---- the per-thread plane pool stays bounded ---- */
+
+static void test_pool_bounded(void **state)
+{
+    (void)state;
+    eps_error err = {0};
+    eps_nb201_cell c;
+    const char *arch = "|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|nor_conv_1x1~0|skip_connect~1|nor_conv_3x3~2|";
+    assert_int_equal(eps_nb201_parse(arch, strlen(arch), &c, &err), 0);
+    eps_graph g;
+    assert_int_equal(eps_nb201_build(&c, &g, &err), 0);
+    eps_engine_fast_release_thread_cache();
+    size_t peak = 0, most = 0;
+    int drops = 0, n_sizes = eps_t_asan() ? 6 : 64;
+    for (int k = 0; k < n_sizes && !(drops && k > 40); k++) {
+        eps_batch b;
+        assert_int_equal(eps_batch_load("ramp", 256 - 2 * k, &b, &err), 0); /* a new plane size each time */
+        float *y = malloc(sizeof(float) * (size_t)b.n);
+        eps_run_opts of = {.engine = EPS_ENGINE_FAST};
+        size_t before = eps_engine_fast_thread_cache_bytes();
+        assert_int_equal(eps_engine_forward(&g, &b, 1.0f, &of, y, &err), 0);
+        size_t after = eps_engine_fast_thread_cache_bytes();
+        if (k == 0) peak = after; /* what one run at batch 256 needs */
+        if (after < before) drops++;
+        if (after > most) most = after;
+        free(y);
+        eps_batch_free(&b);
+    }
+    print_message("one run: %zu MB; most held: %zu MB; trimmed %d times\n", peak >> 20, most >> 20, drops);
+    assert_true(most <= ((size_t)256 << 20) + peak);
+    if (!eps_t_asan()) assert_true(drops > 0); /* without the bound the pool would pass 500 MB */
+    eps_engine_fast_release_thread_cache();
+    assert_int_equal((long long)eps_engine_fast_thread_cache_bytes(), 0);
+    eps_graph_free(&g);
+}
+
 /* One full-size case: batch 256 of the ramp. */
 static void test_b256(void **state)
 {
@@ -316,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_random_nb201_epsilon),
         cmocka_unit_test(test_b256),
         cmocka_unit_test(test_recompute_identical),
+        cmocka_unit_test(test_pool_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

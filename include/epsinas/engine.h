@@ -53,6 +53,10 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w,
 /* The fast engine keeps a per-thread pool of planes so that a run allocates
  * nothing once warm; a thread that scored calls this before it exits. */
 void eps_engine_fast_release_thread_cache(void);
+/* Bytes of plane memory the calling thread's pool holds. A run that starts
+ * with more than 256 MB releases the pool first, so a worker that sees many
+ * batch sizes or networks stays bounded. */
+size_t eps_engine_fast_thread_cache_bytes(void);
 
 /* Tuning: a tensor read by a later phase (past a BatchNorm) is normally
  * stored for the whole batch; with max_cost > 0 it is kept in a chunk

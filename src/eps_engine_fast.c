@@ -10,8 +10,14 @@
  * group; concat appends groups; slice keeps a prefix; add sums aligned
  * segments. Before running, identical nodes (same op, parameters and
  * inputs) are merged: with shared constant weights they compute the same
- * tensor. Planes come from a per-thread pool, so a run allocates nothing
- * once the pool is warm. Checked op by op against eps_engine_dense.c. */
+ * tensor. BatchNorm's whole-batch statistics cut the graph into phases;
+ * inside a phase the ops run as jobs, chunk by chunk of images, so only
+ * tensors read by a later phase get whole-batch planes (see "the
+ * phase-fused executor" below). Planes come from a per-thread pool (large
+ * ones on huge-page slabs), so a run allocates nothing once the pool is
+ * warm. Hot kernels have AVX-512 versions next to the generic loops, with
+ * the same sums in the same order. Checked op by op against
+ * eps_engine_dense.c. */
 #include "epsinas/engine.h"
 
 #include <float.h>

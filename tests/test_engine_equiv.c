@@ -117,22 +117,27 @@ static void build_all_ops(eps_graph *g)
     OK(eps_g_linear(g, h, 1, 1, &err));
 }
 
+/* 6 images of 12x12 for the all-ops graph: a gaussian batch, cropped. */
+static void load_crop12(eps_batch *b)
+{
+    eps_error err = {0};
+    assert_int_equal(eps_batch_load("gaussian:7", 6, b, &err), 0);
+    float *crop = malloc(sizeof(float) * 6 * 3 * 12 * 12);
+    for (int i = 0; i < 6 * 3; i++)
+        for (int y = 0; y < 12; y++)
+            for (int x = 0; x < 12; x++) crop[(i * 12 + y) * 12 + x] = b->data[(i * 32 + y) * 32 + x];
+    free(b->data);
+    b->data = crop;
+    b->h = b->w = 12;
+}
+
 static void test_all_ops_op_by_op(void **state)
 {
     (void)state;
     eps_graph g;
     build_all_ops(&g);
     eps_batch b;
-    eps_error err = {0};
-    /* 12x12 images: take a gaussian batch and crop through a custom batch */
-    assert_int_equal(eps_batch_load("gaussian:7", 6, &b, &err), 0);
-    float *crop = malloc(sizeof(float) * 6 * 3 * 12 * 12);
-    for (int i = 0; i < 6 * 3; i++)
-        for (int y = 0; y < 12; y++)
-            for (int x = 0; x < 12; x++) crop[(i * 12 + y) * 12 + x] = b.data[(i * 32 + y) * 32 + x];
-    free(b.data);
-    b.data = crop;
-    b.h = b.w = 12;
+    load_crop12(&b);
     const float ws[] = {1.0f, 0.37f, 1e-3f};
     for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) compare_traces(&g, &b, ws[k]);
     eps_batch_free(&b);
@@ -260,14 +265,7 @@ static void test_recompute_identical(void **state)
     eps_graph g;
     build_all_ops(&g);
     eps_batch b;
-    assert_int_equal(eps_batch_load("gaussian:7", 6, &b, &err), 0);
-    float *crop = malloc(sizeof(float) * 6 * 3 * 12 * 12);
-    for (int i = 0; i < 6 * 3; i++)
-        for (int y = 0; y < 12; y++)
-            for (int x = 0; x < 12; x++) crop[(i * 12 + y) * 12 + x] = b.data[(i * 32 + y) * 32 + x];
-    free(b.data);
-    b.data = crop;
-    b.h = b.w = 12;
+    load_crop12(&b);
     const float ws[] = {1.0f, 0.37f, 1e-3f};
     for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) assert_same_outputs(&g, &b, ws[k], "all-ops graph");
     eps_batch_free(&b);

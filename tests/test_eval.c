@@ -368,13 +368,9 @@ static void test_table_number(void **state)
 static void test_table_wikitext(void **state)
 {
     (void)state;
-    const char *sh = eps_t_shared();
-    if (!sh) {
-        print_message("SKIP: shared data directory absent (EPS_SHARED / ../shared)\n");
-        skip();
-    }
     char path[4096];
-    snprintf(path, sizeof path, "%s/data/nlp/wikitext2_final.csv", sh);
+    eps_t_shared_file(path, sizeof path, "data/nlp/wikitext2_final.csv",
+                      "shared data directory absent (EPS_SHARED / ../shared)");
     eps_table t;
     eps_error e = {0};
     assert_int_equal(eps_table_read(path, &t, &e), 0);
@@ -674,17 +670,14 @@ static void test_cli_eval_text_plot(void **state)
     assert_non_null(strstr(out, "target cifar10_test (higher is better)"));
     assert_non_null(strstr(out, "top-64/top-5%"));
     free(out);
-    FILE *f = fopen(svg, "r");
-    assert_non_null(f);
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
+    char *buf = eps_t_read_file(svg);
+    assert_non_null(buf);
     assert_non_null(strstr(buf, "<svg xmlns=\"http://www.w3.org/2000/svg\""));
     assert_non_null(strstr(buf, "NaN scores not shown"));
     assert_non_null(strstr(buf, "<circle"));
     assert_non_null(strstr(buf, "</svg>"));
     assert_null(strstr(buf, "href")); /* self-contained */
+    free(buf);
     remove(svg);
 }
 
@@ -734,15 +727,12 @@ static void test_cli_search(void **state)
     assert_int_equal(t.nrows, 4 * 100);
     assert_int_equal(eps_table_col(&t, "q75"), 5);
     eps_table_free(&t);
-    FILE *f = fopen(svg, "r");
-    assert_non_null(f);
-    char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
+    char *buf = eps_t_read_file(svg);
+    assert_non_null(buf);
     assert_non_null(strstr(buf, "<polyline"));
     assert_non_null(strstr(buf, "random, no warm-up"));
     assert_non_null(strstr(buf, "</svg>"));
+    free(buf);
     remove(csv);
     remove(svg);
 }
@@ -792,13 +782,9 @@ static void test_cli_search_scoring(void **state)
 static void test_cli_nlp_join_real(void **state)
 {
     (void)state;
-    const char *sh = eps_t_shared();
-    if (!sh) {
-        print_message("SKIP: shared data directory absent (EPS_SHARED / ../shared)\n");
-        skip();
-    }
     char path[4096];
-    snprintf(path, sizeof path, "%s/data/nlp/wikitext2_final.csv", sh);
+    eps_t_shared_file(path, sizeof path, "data/nlp/wikitext2_final.csv",
+                      "shared data directory absent (EPS_SHARED / ../shared)");
     eps_table t;
     assert_int_equal(eps_table_read(path, &t, NULL), 0);
     int rc_col = eps_table_col(&t, "recepie_json"), p_col = eps_table_col(&t, "num_params");

@@ -303,29 +303,11 @@ static void test_nb201_as_graph(void **state)
     eps_batch_free(&b);
 }
 
+static json_t *request_of_case(const json_t *c) { return json_incref(json_object_get(c, "request")); }
+
 static void goldens(eps_engine_kind engine)
 {
-    json_t *d = eps_t_load_json("tests/golden/graph.json");
-    json_t *cases = json_object_get(d, "cases");
-    assert_true(json_array_size(cases) >= 10);
-    size_t i;
-    json_t *c;
-    int ran = 0, skipped = 0, bad = 0;
-    json_array_foreach(cases, i, c) {
-        if (eps_t_asan() && i % 5) continue;
-        char label[160];
-        snprintf(label, sizeof label, "case %zu '%s' on %s/%lld", i, json_string_value(json_object_get(c, "name")),
-                 json_string_value(json_object_get(c, "batch")), json_integer_value(json_object_get(c, "batch_size")));
-        int r = eps_golden_case(c, json_object_get(c, "request"), engine, label);
-        ran += r != 0;
-        skipped += r == 0;
-        bad += r < 0;
-    }
-    eps_golden_free_batches();
-    json_decref(d);
-    if (skipped) print_message("# %d golden cases need shared data (absent) and were not run\n", skipped);
-    if (bad) fail_msg("%d of %d golden cases differ from the reference (%s engine)", bad, ran, eps_engine_name(engine));
-    assert_true(ran > 0);
+    eps_golden_run_requests("tests/golden/graph.json", 10, eps_t_asan() ? 5 : 1, engine, request_of_case);
 }
 
 static void test_goldens_dense(void **state)

@@ -303,32 +303,15 @@ static void test_build_structure(void **state)
 /* Dense NB101 forwards cost seconds each (128-512 channels): the dense engine
  * runs every sixth case (all with EPS_NB101_ALL_DENSE=1), the fast
  * engine all of them; under ASan both run a handful. */
+static json_t *request_of_case(const json_t *c)
+{
+    return req_of(json_object_get(c, "matrix"), json_object_get(c, "ops"));
+}
+
 static void goldens(eps_engine_kind engine)
 {
-    json_t *d = eps_t_load_json("tests/golden/nb101.json");
-    json_t *cases = json_object_get(d, "cases");
-    assert_true(json_array_size(cases) >= 20);
-    int stride = eps_t_asan() ? 10 : engine == EPS_ENGINE_DENSE && !getenv("EPS_NB101_ALL_DENSE") ? 6 : 1;
-    size_t i;
-    json_t *c;
-    int ran = 0, skipped = 0, bad = 0;
-    json_array_foreach(cases, i, c) {
-        if (i % (size_t)stride) continue;
-        char label[200];
-        snprintf(label, sizeof label, "case %zu '%s' on %s/%lld", i, json_string_value(json_object_get(c, "name")),
-                 json_string_value(json_object_get(c, "batch")), json_integer_value(json_object_get(c, "batch_size")));
-        json_t *req = req_of(json_object_get(c, "matrix"), json_object_get(c, "ops"));
-        int r = eps_golden_case(c, req, engine, label);
-        ran += r != 0;
-        skipped += r == 0;
-        bad += r < 0;
-        json_decref(req);
-    }
-    eps_golden_free_batches();
-    json_decref(d);
-    if (skipped) print_message("# %d golden cases need shared data (absent) and were not run\n", skipped);
-    if (bad) fail_msg("%d of %d golden cases differ from the reference (%s engine)", bad, ran, eps_engine_name(engine));
-    assert_true(ran > 0);
+    size_t stride = eps_t_asan() ? 10 : engine == EPS_ENGINE_DENSE && !getenv("EPS_NB101_ALL_DENSE") ? 6 : 1;
+    eps_golden_run_requests("tests/golden/nb101.json", 20, stride, engine, request_of_case);
 }
 
 static void test_goldens_dense(void **state)

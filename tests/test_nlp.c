@@ -276,13 +276,9 @@ static void free_fields(char **f, int n)
 static void test_params_csv(void **state)
 {
     (void)state;
-    const char *sh = eps_t_shared();
-    if (!sh) {
-        print_message("SKIP: shared data absent (EPS_SHARED / ../shared): no WikiText-2 CSV to check param counts\n");
-        skip();
-    }
     char path[4096];
-    snprintf(path, sizeof path, "%s/data/nlp/wikitext2_final.csv", sh);
+    eps_t_shared_file(path, sizeof path, "data/nlp/wikitext2_final.csv",
+                      "shared data absent (EPS_SHARED / ../shared): no WikiText-2 CSV to check param counts");
     FILE *fp = fopen(path, "rb");
     if (!fp) {
         print_message("SKIP: %s is missing\n", path);

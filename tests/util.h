@@ -8,6 +8,9 @@
  * the repo root when it exists), or NULL when absent: callers then skip
  * with a printed reason. Static string. */
 const char *eps_t_shared(void);
+/* buf = the shared directory + "/" + rel; when the directory is absent,
+ * prints "SKIP: <why>" and skips the running test (cmocka). */
+void eps_t_shared_file(char *buf, size_t n, const char *rel, const char *why);
 /* Repo root (env EPS_ROOT, else "."). Static string. */
 const char *eps_t_root(void);
 /* Returns a malloc'd copy of s with every "$SHARED" replaced by the shared
@@ -24,6 +27,9 @@ double eps_t_num(const json_t *v);
 const char *eps_t_bin(void);
 /* Runs a shell command, captures stdout (malloc'd, caller frees) and exit code. */
 char *eps_t_run(const char *cmd, int *exit_code);
+/* The whole file as a NUL-terminated malloc'd string (caller frees), or
+ * NULL when it cannot be opened. */
+char *eps_t_read_file(const char *path);
 /* True when running under ASan (env EPS_ASAN set): heavy loops shrink. */
 int eps_t_asan(void);
 

@@ -2,6 +2,10 @@
 #include "util.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +46,16 @@ char *eps_t_subst_shared(const char *s)
     return out;
 }
 
+void eps_t_shared_file(char *buf, size_t n, const char *rel, const char *why)
+{
+    const char *sh = eps_t_shared();
+    if (!sh) {
+        print_message("SKIP: %s\n", why);
+        skip();
+    }
+    snprintf(buf, n, "%s/%s", sh, rel);
+}
+
 json_t *eps_t_load_json(const char *relpath)
 {
     char path[4096];
@@ -72,10 +86,9 @@ const char *eps_t_bin(void)
     return b && *b ? b : "build/epsinas";
 }
 
-char *eps_t_run(const char *cmd, int *exit_code)
+/* All of f as a NUL-terminated malloc'd string. */
+static char *read_all(FILE *f)
 {
-    FILE *f = popen(cmd, "r");
-    if (!f) abort();
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
     if (!buf) abort();
@@ -89,6 +102,23 @@ char *eps_t_run(const char *cmd, int *exit_code)
         }
     }
     buf[n] = 0;
+    return buf;
+}
+
+char *eps_t_read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *s = read_all(f);
+    fclose(f);
+    return s;
+}
+
+char *eps_t_run(const char *cmd, int *exit_code)
+{
+    FILE *f = popen(cmd, "r");
+    if (!f) abort();
+    char *buf = read_all(f);
     int st = pclose(f);
     if (exit_code) *exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     return buf;

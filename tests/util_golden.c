@@ -182,3 +182,31 @@ int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stat
     eps_golden_free_batches();
     return st->failed;
 }
+
+void eps_golden_run_requests(const char *file, size_t min_cases, size_t stride, eps_engine_kind engine,
+                             json_t *(*request_of)(const json_t *c))
+{
+    json_t *d = eps_t_load_json(file);
+    json_t *cases = json_object_get(d, "cases");
+    assert_true(json_array_size(cases) >= min_cases);
+    size_t i;
+    json_t *c;
+    int ran = 0, skipped = 0, bad = 0;
+    json_array_foreach(cases, i, c) {
+        if (i % stride) continue;
+        char label[200];
+        snprintf(label, sizeof label, "case %zu '%s' on %s/%lld", i, json_string_value(json_object_get(c, "name")),
+                 json_string_value(json_object_get(c, "batch")), json_integer_value(json_object_get(c, "batch_size")));
+        json_t *req = request_of(c);
+        int r = eps_golden_case(c, req, engine, label);
+        json_decref(req);
+        ran += r != 0;
+        skipped += r == 0;
+        bad += r < 0;
+    }
+    eps_golden_free_batches();
+    json_decref(d);
+    if (skipped) print_message("# %d golden cases need shared data (absent) and were not run\n", skipped);
+    if (bad) fail_msg("%d of %d golden cases differ from the reference (%s engine)", bad, ran, eps_engine_name(engine));
+    assert_true(ran > 0);
+}

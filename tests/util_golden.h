@@ -25,5 +25,11 @@ void eps_golden_free_batches(void);
  * passes' output min/max/mean. Returns 1 when it matched, -1 when it did
  * not (printed), 0 when its batch needs the absent shared data. */
 int eps_golden_case(const json_t *c, json_t *req, eps_engine_kind engine, const char *label);
+/* Runs every stride-th case of `file` (at least min_cases in it) through
+ * eps_golden_case with the request request_of(case) returns (a new
+ * reference, released here); reports skipped cases and fails the test on
+ * any mismatch or when none ran. */
+void eps_golden_run_requests(const char *file, size_t min_cases, size_t stride, eps_engine_kind engine,
+                             json_t *(*request_of)(const json_t *c));
 
 #endif

@@ -345,44 +345,54 @@ static inline __m512 shift_in_right(__m512 next, __m512 cur) /* [cur[1..15], nex
     return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next), _mm512_castps_si512(cur), 1));
 }
 
-/* One output row from the horizontal sums above, at and below it. */
 #define AINL static inline __attribute__((always_inline))
-AINL unsigned box3_row_out(const __m512 *up, const __m512 *mid, const __m512 *down, float *restrict y,
-                                    int nv, int mode, float cnt, const float *restrict div,
-                                    const float *restrict rdiv)
+
+/* The input transform as compile-time flags, so each kernel instance
+ * carries only the operations it needs. */
+enum { XF_AFF = 1, XF_RELU = 2, XF_SCALE = 4 };
+typedef struct { __m512 al, be, w; } xfv;
+
+AINL __m512 xf_v(__m512 v, int xf, const xfv *c)
 {
-    unsigned tiny = 0;
-    __m512 c = _mm512_set1_ps(cnt);
-    for (int k = 0; k < nv; k++) {
-        __m512 v = _mm512_add_ps(_mm512_add_ps(up[k], mid[k]), down[k]);
-        float *yo = y + 16 * k;
-        if (mode == 0) {
-            _mm512_storeu_ps(yo, v);
-        } else if (mode == 1) {
-            _mm512_storeu_ps(yo, _mm512_mul_ps(c, v));
-        } else if (mode == 2) {
-            _mm512_storeu_ps(yo, _mm512_add_ps(_mm512_loadu_ps(yo), _mm512_mul_ps(c, v)));
-        } else if (mode == 3) {
-            _mm512_storeu_ps(yo, _mm512_div_ps(v, _mm512_loadu_ps(div + 16 * k)));
-        } else {
-            __m512 r = _mm512_loadu_ps(rdiv + 16 * k), d = _mm512_loadu_ps(div + 16 * k);
-            __m512 q0 = _mm512_mul_ps(v, r);
-            __m512 e = _mm512_fnmadd_ps(q0, d, v); /* v - q0*d, exact */
-            _mm512_storeu_ps(yo, _mm512_fmadd_ps(e, r, q0));
-            __m512 av = _mm512_abs_ps(v);
-            __mmask16 small = _mm512_cmp_ps_mask(av, _mm512_set1_ps(0x1p-100f), _CMP_LT_OQ) &
-                              _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
-            __mmask16 big = _mm512_cmp_ps_mask(av, _mm512_set1_ps(FLT_MAX), _CMP_NLE_UQ); /* inf or NaN */
-            tiny |= (unsigned)(small | big);
-        }
-    }
-    return tiny;
+    if (xf & XF_AFF) v = _mm512_add_ps(_mm512_mul_ps(v, c->al), c->be);
+    if (xf & XF_RELU) v = _mm512_max_ps(_mm512_setzero_ps(), v); /* 0 > v ? 0 : v == (v < 0 ? 0 : v), -0 and NaN kept */
+    if (xf & XF_SCALE) v = _mm512_mul_ps(c->w, v);
+    return v;
 }
 
-AINL void box3_hrow(const float *restrict a, const xform *f, __m512 *h, int nv)
+/* Mode 4's range check without mask registers: t = bits(|v|) - 1 as int32
+ * (an exact zero gives -1); the quotient may be inexact only when some
+ * unsigned t < bits(2^-100) - 1 (0 < |v| < 2^-100) or some signed
+ * t > bits(FLT_MAX) - 1 (inf, NaN). */
+typedef struct { __m512i lo, hi; } tinyacc;
+#define TINY_LO 0x0D7FFFFF /* bits(0x1p-100f) - 1 */
+#define TINY_HI 0x7F7FFFFE /* bits(FLT_MAX) - 1 */
+
+/* One output vector v (16 values at y + o) in the given mode. */
+AINL void box3_out(__m512 v, float *restrict y, size_t o, int mode, __m512 c, const float *restrict div,
+                   const float *restrict rdiv, tinyacc *t)
+{
+    float *yo = y + o;
+    if (mode == 1) {
+        _mm512_storeu_ps(yo, _mm512_mul_ps(c, v));
+    } else if (mode == 2) {
+        _mm512_storeu_ps(yo, _mm512_add_ps(_mm512_loadu_ps(yo), _mm512_mul_ps(c, v)));
+    } else {
+        __m512 r = _mm512_loadu_ps(rdiv + o), d = _mm512_loadu_ps(div + o); /* per position, not per image */
+        __m512 q0 = _mm512_mul_ps(v, r);
+        __m512 e = _mm512_fnmadd_ps(q0, d, v); /* v - q0*d, exact */
+        _mm512_storeu_ps(yo, _mm512_fmadd_ps(e, r, q0));
+        __m512i b = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)),
+                                     _mm512_set1_epi32(1));
+        t->lo = _mm512_min_epu32(t->lo, b);
+        t->hi = _mm512_max_epi32(t->hi, b);
+    }
+}
+
+AINL void box3_hrow(const float *restrict a, int xf, const xfv *c, __m512 *h, int nv)
 {
     __m512 v[4], z = _mm512_setzero_ps();
-    for (int k = 0; k < nv; k++) v[k] = xf_apply(_mm512_loadu_ps(a + 16 * k), f);
+    for (int k = 0; k < nv; k++) v[k] = xf_v(_mm512_loadu_ps(a + 16 * k), xf, c);
     for (int k = 0; k < nv; k++) {
         __m512 l = shift_in_left(v[k], k > 0 ? v[k - 1] : z);
         __m512 r = shift_in_right(k + 1 < nv ? v[k + 1] : z, v[k]);
@@ -390,39 +400,92 @@ AINL void box3_hrow(const float *restrict a, const xform *f, __m512 *h, int nv)
     }
 }
 
-AINL unsigned box3_avx512_nv(const float *restrict a, float *restrict y, int H, int nv, const xform *f,
-                                      int mode, float cnt, const float *restrict div, const float *restrict rdiv)
+/* nimg consecutive H x (16*nv) images. up/mid/down are named per row (no
+ * rotating pointers), so they stay in registers. */
+AINL unsigned box3_rows(const float *restrict a, float *restrict y, int nimg, int H, int nv, int xf, int mode,
+                        const xform *f, float cnt, const float *restrict div, const float *restrict rdiv)
 {
-    int W = 16 * nv;
-    __m512 rows[3][4], zero[4];
-    unsigned tiny = 0;
-    for (int k = 0; k < nv; k++) zero[k] = _mm512_setzero_ps();
-    box3_hrow(a, f, rows[1], nv);
-    __m512 *up = zero, *mid = rows[1];
-    for (int r = 0; r < H; r++) {
-        __m512 *down = zero;
-        if (r + 1 < H) {
-            down = rows[(r + 2) % 3];
-            box3_hrow(a + (size_t)(r + 1) * W, f, down, nv);
+    const int W = 16 * nv;
+    const size_t hw = (size_t)H * W;
+    const xfv c = {_mm512_set1_ps(f->al), _mm512_set1_ps(f->be), _mm512_set1_ps(f->w)};
+    const __m512 cv = _mm512_set1_ps(cnt), z = _mm512_setzero_ps();
+    tinyacc t = {_mm512_set1_epi32(-1), _mm512_set1_epi32(-1)};
+    for (int b = 0; b < nimg; b++) {
+        const float *ai = a + b * hw;
+        float *yi = y + b * hw;
+        __m512 up[4], mid[4], dn[4];
+        for (int k = 0; k < nv; k++) up[k] = z;
+        box3_hrow(ai, xf, &c, mid, nv);
+        for (int r = 0; r < H; r++) {
+            if (r + 1 < H) box3_hrow(ai + (size_t)(r + 1) * W, xf, &c, dn, nv);
+            else for (int k = 0; k < nv; k++) dn[k] = z;
+            size_t o = (size_t)r * W;
+            for (int k = 0; k < nv; k++)
+                box3_out(_mm512_add_ps(_mm512_add_ps(up[k], mid[k]), dn[k]), yi, o + 16 * k, mode, cv, div, rdiv, &t);
+            for (int k = 0; k < nv; k++) up[k] = mid[k], mid[k] = dn[k];
         }
-        size_t o = (size_t)r * W;
-        tiny |= box3_row_out(up, mid, down, y + o, nv, mode, cnt, div ? div + o : NULL, rdiv ? rdiv + o : NULL);
-        up = mid;
-        mid = down;
     }
-    return tiny;
+    if (mode != 4) return 0;
+    return (unsigned)_mm512_reduce_min_epu32(t.lo) < TINY_LO || _mm512_reduce_max_epi32(t.hi) > TINY_HI;
 }
 
-/* One instance per (width, mode): the mode tests leave the inner loop. */
-#define BOX3_MODES(NV)                                                                           \
-    switch (mode) {                                                                              \
-    case 0: return (int)(box3_avx512_nv(a, y, H, NV, f, 0, cnt, div, rdiv) != 0);                \
-    case 1: return (int)(box3_avx512_nv(a, y, H, NV, f, 1, cnt, div, rdiv) != 0);                \
-    case 2: return (int)(box3_avx512_nv(a, y, H, NV, f, 2, cnt, div, rdiv) != 0);                \
-    case 3: return (int)(box3_avx512_nv(a, y, H, NV, f, 3, cnt, div, rdiv) != 0);                \
-    default: return (int)(box3_avx512_nv(a, y, H, NV, f, 4, cnt, div, rdiv) != 0);               \
-    }
+/* Rows of 8 floats (NB201's last stage), two rows per vector: the row
+ * neighbours come from valignd with a zeroing mask at each row's ends, the
+ * rows above and below from shifting by 8 across adjacent vectors. H even. */
+AINL __m512 box3_hpair8(const float *restrict a, int xf, const xfv *c)
+{
+    __m512 v = xf_v(_mm512_loadu_ps(a), xf, c);
+    __m512i vi = _mm512_castps_si512(v), zi = _mm512_setzero_si512();
+    __m512 l = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFEFE, vi, zi, 15)); /* [0, v0..v6, 0, v8..v14] */
+    __m512 r = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0x7F7F, zi, vi, 1));  /* [v1..v7, 0, v9..v15, 0] */
+    return _mm512_add_ps(_mm512_add_ps(l, v), r);
+}
 
+static inline __m512 shift8(__m512 hi, __m512 lo) /* [lo[8..15], hi[0..7]] */
+{
+    return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), 8));
+}
+
+AINL unsigned box3_rows8(const float *restrict a, float *restrict y, int nimg, int H, int xf, int mode,
+                         const xform *f, float cnt, const float *restrict div, const float *restrict rdiv)
+{
+    const size_t hw = (size_t)H * 8;
+    const int np = H / 2;
+    const xfv c = {_mm512_set1_ps(f->al), _mm512_set1_ps(f->be), _mm512_set1_ps(f->w)};
+    const __m512 cv = _mm512_set1_ps(cnt), z = _mm512_setzero_ps();
+    tinyacc t = {_mm512_set1_epi32(-1), _mm512_set1_epi32(-1)};
+    for (int b = 0; b < nimg; b++) {
+        const float *ai = a + b * hw;
+        float *yi = y + b * hw;
+        __m512 prev = z, cur = box3_hpair8(ai, xf, &c);
+        for (int j = 0; j < np; j++) {
+            __m512 next = j + 1 < np ? box3_hpair8(ai + 16 * (j + 1), xf, &c) : z;
+            __m512 v = _mm512_add_ps(_mm512_add_ps(shift8(cur, prev), cur), shift8(next, cur));
+            box3_out(v, yi, (size_t)16 * j, mode, cv, div, rdiv, &t);
+            prev = cur;
+            cur = next;
+        }
+    }
+    if (mode != 4) return 0;
+    return (unsigned)_mm512_reduce_min_epu32(t.lo) < TINY_LO || _mm512_reduce_max_epi32(t.hi) > TINY_HI;
+}
+
+/* One instance per (width, mode, transform). */
+#define BOX3_KERNEL(NV, MODE, XF)                                                                  \
+    ((NV) ? box3_rows(a, y, nimg, H, (NV), (XF), (MODE), f, cnt, div, rdiv)                         \
+          : box3_rows8(a, y, nimg, H, (XF), (MODE), f, cnt, div, rdiv))
+#define BOX3_XF4(NV, MODE, S)                                                                      \
+    switch (xf & 3) {                                                                              \
+    case 0: return (int)BOX3_KERNEL(NV, MODE, (S));                                                \
+    case 1: return (int)BOX3_KERNEL(NV, MODE, (S) | XF_AFF);                                       \
+    case 2: return (int)BOX3_KERNEL(NV, MODE, (S) | XF_RELU);                                      \
+    default: return (int)BOX3_KERNEL(NV, MODE, (S) | XF_AFF | XF_RELU);                            \
+    }
+#define BOX3_WIDTH(NV)                                                                             \
+    if (mode == 1 && (xf & XF_SCALE)) BOX3_XF4(NV, 1, XF_SCALE)                                    \
+    if (mode == 2 && (xf & XF_SCALE)) BOX3_XF4(NV, 2, XF_SCALE)                                    \
+    if (mode == 4 && !(xf & XF_SCALE)) BOX3_XF4(NV, 4, 0)                                          \
+    return -1;
 
 /* Stride-2 window sums of rows of 32 floats (the reductions between
  * NB201's stages): 3 taps with padding 1, or 2 taps without, in both
@@ -458,75 +521,21 @@ static int wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, in
     return 0;
 }
 
-/* Rows of 8 floats (NB201's last stage): the same kernel on 256-bit
- * vectors (valignd on ymm is AVX-512VL). */
-AINL __m256 xf_apply8(__m256 v, const xform *f)
+/* nimg consecutive H x W images: modes 1 and 2 (a convolution: the
+ * transform scales by w) and 4 (average pooling, see box3_img). Returns -1
+ * for other shapes and modes (use box3_img), 1 when mode 4 met a value it
+ * cannot divide exactly by multiplication (redo those images in mode 3). */
+static int box3_avx512(const float *restrict a, float *restrict y, int nimg, int H, int W, const xform *f, int mode,
+                       float cnt, const float *restrict div, const float *restrict rdiv)
 {
-    if (f->affine) v = _mm256_add_ps(_mm256_mul_ps(v, _mm256_set1_ps(f->al)), _mm256_set1_ps(f->be));
-    if (f->relu) v = _mm256_mask_mov_ps(v, _mm256_cmp_ps_mask(v, _mm256_setzero_ps(), _CMP_LT_OQ), _mm256_setzero_ps());
-    if (f->scale) v = _mm256_mul_ps(_mm256_set1_ps(f->w), v);
-    return v;
-}
-
-AINL __m256 box3_hrow8(const float *restrict a, const xform *f)
-{
-    __m256 v = xf_apply8(_mm256_loadu_ps(a), f), z = _mm256_setzero_ps();
-    __m256 l = _mm256_castsi256_ps(_mm256_alignr_epi32(_mm256_castps_si256(v), _mm256_castps_si256(z), 7));
-    __m256 r = _mm256_castsi256_ps(_mm256_alignr_epi32(_mm256_castps_si256(z), _mm256_castps_si256(v), 1));
-    return _mm256_add_ps(_mm256_add_ps(l, v), r);
-}
-
-AINL unsigned box3_avx512_w8(const float *restrict a, float *restrict y, int H, const xform *f, int mode, float cnt,
-                             const float *restrict div, const float *restrict rdiv)
-{
-    unsigned tiny = 0;
-    __m256 c = _mm256_set1_ps(cnt), up = _mm256_setzero_ps(), mid = box3_hrow8(a, f);
-    for (int r = 0; r < H; r++) {
-        __m256 down = r + 1 < H ? box3_hrow8(a + (size_t)(r + 1) * 8, f) : _mm256_setzero_ps();
-        __m256 v = _mm256_add_ps(_mm256_add_ps(up, mid), down);
-        float *yo = y + (size_t)r * 8;
-        if (mode == 0) {
-            _mm256_storeu_ps(yo, v);
-        } else if (mode == 1) {
-            _mm256_storeu_ps(yo, _mm256_mul_ps(c, v));
-        } else if (mode == 2) {
-            _mm256_storeu_ps(yo, _mm256_add_ps(_mm256_loadu_ps(yo), _mm256_mul_ps(c, v)));
-        } else if (mode == 3) {
-            _mm256_storeu_ps(yo, _mm256_div_ps(v, _mm256_loadu_ps(div + (size_t)r * 8)));
-        } else {
-            __m256 rr = _mm256_loadu_ps(rdiv + (size_t)r * 8), d = _mm256_loadu_ps(div + (size_t)r * 8);
-            __m256 q0 = _mm256_mul_ps(v, rr);
-            _mm256_storeu_ps(yo, _mm256_fmadd_ps(_mm256_fnmadd_ps(q0, d, v), rr, q0));
-            __m256 av = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v);
-            __mmask8 small = _mm256_cmp_ps_mask(av, _mm256_set1_ps(0x1p-100f), _CMP_LT_OQ) &
-                             _mm256_cmp_ps_mask(v, _mm256_setzero_ps(), _CMP_NEQ_UQ);
-            __mmask8 big = _mm256_cmp_ps_mask(av, _mm256_set1_ps(FLT_MAX), _CMP_NLE_UQ);
-            tiny |= (unsigned)(small | big);
-        }
-        up = mid;
-        mid = down;
-    }
-    return tiny;
-}
-
-#define BOX3_MODES8                                                                              \
-    switch (mode) {                                                                              \
-    case 0: return (int)(box3_avx512_w8(a, y, H, f, 0, cnt, div, rdiv) != 0);                    \
-    case 1: return (int)(box3_avx512_w8(a, y, H, f, 1, cnt, div, rdiv) != 0);                    \
-    case 2: return (int)(box3_avx512_w8(a, y, H, f, 2, cnt, div, rdiv) != 0);                    \
-    case 3: return (int)(box3_avx512_w8(a, y, H, f, 3, cnt, div, rdiv) != 0);                    \
-    default: return (int)(box3_avx512_w8(a, y, H, f, 4, cnt, div, rdiv) != 0);                   \
-    }
-
-/* Returns -1 for widths other than 8, 16, 32, 64 (use box3_img). */
-static int box3_avx512(const float *restrict a, float *restrict y, int H, int W, const xform *f, int mode, float cnt,
-                       const float *restrict div, const float *restrict rdiv)
-{
+    int xf = (f->affine ? XF_AFF : 0) | (f->relu ? XF_RELU : 0) | (f->scale ? XF_SCALE : 0);
     switch (W) {
-    case 8: BOX3_MODES8
-    case 16: BOX3_MODES(1)
-    case 32: BOX3_MODES(2)
-    case 64: BOX3_MODES(4)
+    case 8:
+        if (H & 1) return -1;
+        BOX3_WIDTH(0)
+    case 16: BOX3_WIDTH(1)
+    case 32: BOX3_WIDTH(2)
+    case 64: BOX3_WIDTH(4)
     default: return -1;
     }
 }
@@ -1035,13 +1044,32 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
         memset(s, 0, sizeof *s);
         s->K = x[0];
     }
+    /* no zero flag here: some x != 0 iff max|x| > 0 or a sum is NaN */
+#ifdef __AVX512F__
+    /* the loop below, spelled out: lane j of a1/a2 is a1[8k + l] */
+    __m512d K = _mm512_set1_pd(s->K), a1[4], a2[4];
+    __m512 mx0 = _mm512_loadu_ps(s->mx), mx1 = _mm512_loadu_ps(s->mx + 16);
+    for (int k = 0; k < 4; k++) a1[k] = _mm512_loadu_pd(s->a1 + 8 * k), a2[k] = _mm512_loadu_pd(s->a2 + 8 * k);
+    for (size_t i = 0; i + NACC <= n; i += NACC) {
+        for (int k = 0; k < 4; k++) {
+            __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8 * k)), K);
+            a1[k] = _mm512_add_pd(a1[k], d);
+            a2[k] = _mm512_add_pd(a2[k], _mm512_mul_pd(d, d));
+        }
+        /* max(ax, mx) keeps mx when ax is NaN, as ax > mx ? ax : mx does */
+        mx0 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), mx0);
+        mx1 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i + 16)), mx1);
+    }
+    for (int k = 0; k < 4; k++) _mm512_storeu_pd(s->a1 + 8 * k, a1[k]), _mm512_storeu_pd(s->a2 + 8 * k, a2[k]);
+    _mm512_storeu_ps(s->mx, mx0);
+    _mm512_storeu_ps(s->mx + 16, mx1);
+#else
     /* local copies stay in registers (s might alias anything) */
     double K = s->K, a1[NACC], a2[NACC];
     float mx[NACC];
     memcpy(a1, s->a1, sizeof a1);
     memcpy(a2, s->a2, sizeof a2);
     memcpy(mx, s->mx, sizeof mx);
-    /* no zero flag here: some x != 0 iff max|x| > 0 or a sum is NaN */
     for (size_t i = 0; i + NACC <= n; i += NACC)
         for (int j = 0; j < NACC; j++) {
             double d = (double)x[i + j] - K;
@@ -1053,6 +1081,7 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
     memcpy(s->a1, a1, sizeof a1);
     memcpy(s->a2, a2, sizeof a2);
     memcpy(s->mx, mx, sizeof mx);
+#endif
 }
 
 /* The same result as plane_stats over the whole plane (n % NACC == 0 per
@@ -1095,27 +1124,37 @@ static void add_group(float *restrict q, const float *restrict a, const grp *g, 
     }
 }
 
-static void conv_image(run *R, const job *j, int b, int b0, float *restrict o)
+/* A convolution job on the images [b0, b1) of a chunk (contiguous in every
+ * plane): input group by input group, so each output value still adds the
+ * groups in order. */
+static void conv_chunk(run *R, const job *j, int b0, int b1)
 {
     const eps_node *nd = j->nd, *xn = j->xn;
-    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w;
+    int H = xn->h, W = xn->w, OH = nd->h, OW = nd->w, nb = b1 - b0;
     int k = nd->kernel, s = nd->stride, p = nd->pad, d = nd->dilation;
     size_t ihw = (size_t)H * W, ohw = (size_t)OH * OW;
-    float w = R->w;
+    float w = R->w, *o0 = img(j->out, b0, b0);
     for (int gi = 0; gi < j->nin; gi++) {
         const grp *sg = &j->in[gi];
-        const float *x = img(sg->p, b, b0);
+        const float *x0 = img(sg->p, b0, b0);
         float cnt = (float)sg->count;
         int acc = gi > 0;
+        if (k == 1 && s == 1 && p == 0) {
+            conv1_image(x0, o0, (size_t)nb * ihw, sg, j->relu, w, cnt, acc);
+            continue;
+        }
         if (is_box3_same(k, s, p, d)) {
 #ifdef BOX3_AVX512
             xform f = {.affine = sg->affine, .relu = j->relu, .scale = 1, .al = sg->alpha, .be = sg->beta, .w = w};
-            if (box3_avx512(x, o, H, W, &f, acc ? 2 : 1, cnt, NULL, NULL) >= 0) continue;
+            if (box3_avx512(x0, o0, nb, H, W, &f, acc ? 2 : 1, cnt, NULL, NULL) >= 0) continue;
 #endif
-            conv3_image(x, o, R->tmp, R->scaled, H, W, w, cnt, acc, j->relu, sg);
-        } else if (k == 1 && s == 1 && p == 0) {
-            conv1_image(x, o, ihw, sg, j->relu, w, cnt, acc);
-        } else {
+            for (int b = 0; b < nb; b++)
+                conv3_image(x0 + b * ihw, o0 + b * ohw, R->tmp, R->scaled, H, W, w, cnt, acc, j->relu, sg);
+            continue;
+        }
+        for (int b = 0; b < nb; b++) {
+            const float *x = x0 + b * ihw;
+            float *o = o0 + b * ohw;
             int done = -1;
 #ifdef BOX3_AVX512
             xform f = {.affine = sg->affine, .relu = j->relu, .scale = 1, .al = sg->alpha, .be = sg->beta, .w = w};
@@ -1185,43 +1224,48 @@ static void map_image(run *R, const job *j, const float *restrict x, float *rest
     }
 }
 
-/* Runs job j on images [b0, b1). */
+/* Runs job j on images [b0, b1). A chunk's images are contiguous in every
+ * plane it touches, so element-wise work runs over the whole chunk at once. */
 static void job_run(run *R, job *j, int b0, int b1)
 {
-    size_t ohw = (size_t)j->nd->h * j->nd->w, ihw = (size_t)j->xn->h * j->xn->w;
-    for (int b = b0; b < b1; b++) {
-        float *o = img(j->out, b, b0);
-        switch (j->kind) {
-        case J_CONV: conv_image(R, j, b, b0, o); break;
-        case J_MAP: {
-            const grp *g = &j->in[0];
-            const float *x = g->p ? img(g->p, b, b0) : R->zeros;
+    size_t ohw = (size_t)j->nd->h * j->nd->w, ihw = (size_t)j->xn->h * j->xn->w, nb = (size_t)(b1 - b0);
+    float *o0 = img(j->out, b0, b0);
+    switch (j->kind) {
+    case J_CONV: conv_chunk(R, j, b0, b1); break;
+    case J_MAP: {
+        const grp *g = &j->in[0];
 #ifdef BOX3_AVX512
-            if (j->map_op == EPS_OP_AVGPOOL && is_box3_same(j->nd->kernel, j->nd->stride, j->nd->pad, 1)) {
-                xform f = {.affine = g->affine, .relu = j->relu, .al = g->alpha, .be = g->beta};
-                if (box3_avx512(x, o, j->xn->h, j->xn->w, &f, 4, 1.0f, j->div, j->rdiv) == 0) break;
-            }
+        if (g->p && j->map_op == EPS_OP_AVGPOOL && is_box3_same(j->nd->kernel, j->nd->stride, j->nd->pad, 1)) {
+            xform f = {.affine = g->affine, .relu = j->relu, .al = g->alpha, .be = g->beta};
+            if (box3_avx512(img(g->p, b0, b0), o0, (int)nb, j->xn->h, j->xn->w, &f, 4, 1.0f, j->div, j->rdiv) == 0)
+                break;
+        }
 #endif
+        for (int b = b0; b < b1; b++) {
+            const float *x = g->p ? img(g->p, b, b0) : R->zeros;
             if (g->affine || j->relu) {
                 load_row(R->in_buf, x, ihw, g, j->relu);
                 x = R->in_buf;
             }
-            map_image(R, j, x, o);
-            break;
+            map_image(R, j, x, img(j->out, b, b0));
         }
-        case J_ADD: {
-            const grp *c = j->in;
-            int k = 1;
-            if (j->nin >= 2 && !c[0].affine) {
-                add_pair(o, img(c[0].p, b, b0), img(c[1].p, b, b0), &c[1], ohw);
-                k = 2;
-            } else {
-                add_group(o, img(c[0].p, b, b0), &c[0], ohw, 1);
-            }
-            for (; k < j->nin; k++) add_group(o, img(c[k].p, b, b0), &c[k], ohw, 0);
-            break;
+        break;
+    }
+    case J_ADD: {
+        const grp *c = j->in;
+        size_t n = nb * ohw;
+        int k = 1;
+        if (j->nin >= 2 && !c[0].affine) {
+            add_pair(o0, img(c[0].p, b0, b0), img(c[1].p, b0, b0), &c[1], n);
+            k = 2;
+        } else {
+            add_group(o0, img(c[0].p, b0, b0), &c[0], n, 1);
         }
-        case J_LINEAR: {
+        for (; k < j->nin; k++) add_group(o0, img(c[k].p, b0, b0), &c[k], n, 0);
+        break;
+    }
+    case J_LINEAR:
+        for (int b = b0; b < b1; b++) {
             float v = 0.0f;
             for (int k = 0; k < j->nin; k++) {
                 float x = img(j->in[k].p, b, b0)[0];
@@ -1229,12 +1273,13 @@ static void job_run(run *R, job *j, int b0, int b1)
                 if (j->relu) x = x < 0.0f ? 0.0f : x;
                 v += (float)j->in[k].count * (R->w * x);
             }
-            o[0] = v + 0.0f; /* bias */
-            break;
+            img(j->out, b, b0)[0] = v + 0.0f; /* bias */
         }
-        }
-        if (j->st) stats_image(j->st, o, ohw, b == 0);
+        break;
     }
+    /* per image or per chunk: the same values reach the same lanes in the
+     * same order (stats need ohw % NACC == 0) */
+    if (j->st) stats_image(j->st, o0, nb * ohw, b0 == 0);
 }
 
 typedef struct planner {

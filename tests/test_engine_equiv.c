@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -165,6 +166,167 @@ static void test_nb201_op_by_op(void **state)
         eps_graph_free(&g);
     }
     eps_batch_free(&b);
+}
+
+/* ---- the vector box-sum kernels, every shape and input transform ----
+ * Traced runs materialise every node, so they never see the transforms the
+ * fast engine fuses into its box sums (a ReLU or a BatchNorm applied while
+ * loading a row). Here each graph's output IS the tensor under test (no
+ * head), so an untraced run compares the fused kernel's every value. */
+
+/* n x 3 x H x W images, deterministic, of mixed sign and scale. */
+static void make_batch(eps_batch *b, int n, int H, int W)
+{
+    memset(b, 0, sizeof *b);
+    b->kind = EPS_BATCH_IMAGES;
+    b->n = n, b->c = 3, b->h = H, b->w = W;
+    size_t sz = (size_t)n * 3 * H * W;
+    b->data = malloc(sizeof(float) * sz);
+    uint64_t r = 0x2545F4914F6CDD1DULL ^ (uint64_t)(H * 131 + W);
+    for (size_t k = 0; k < sz; k++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        b->data[k] = (float)((double)(r >> 11) / 9007199254740992.0 - 0.4) * (1.0f + (float)(k % 7));
+    }
+    eps_batch_set_hash(b);
+}
+
+static void compare_outputs(const eps_graph *g, const eps_batch *b, float w, const char *what)
+{
+    size_t ny = (size_t)b->n * eps_graph_output_size(g);
+    float *yd = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
+    eps_error err = {0};
+    eps_run_opts od = {.engine = EPS_ENGINE_DENSE}, of = {.engine = EPS_ENGINE_FAST};
+    assert_int_equal(eps_engine_forward(g, b, w, &od, yd, &err), 0);
+    assert_int_equal(eps_engine_forward(g, b, w, &of, yf, &err), 0);
+    double scale = 0;
+    for (size_t k = 0; k < ny; k++)
+        if (fabs(yd[k]) > scale) scale = fabs(yd[k]);
+    for (size_t k = 0; k < ny; k++)
+        if (!(fabs((double)yf[k] - yd[k]) <= 1e-4 * fabs(yd[k]) + 1e-5 * scale + 1e-30)) {
+            print_error("%s, %dx%d, w=%g, value %zu: fast %.9g dense %.9g\n", what, b->h, b->w, w, k, yf[k], yd[k]);
+            fail();
+        }
+    free(yd);
+    free(yf);
+}
+
+static void test_box3_kernels(void **state)
+{
+    (void)state;
+    /* the vector widths (8 two rows a vector, 16, 32, 64), odd heights,
+     * and shapes no vector kernel takes */
+    const int shapes[][2] = {{8, 8}, {5, 8}, {6, 8}, {16, 16}, {3, 16}, {32, 32}, {9, 32}, {4, 64}, {7, 12}};
+    const float ws[] = {1.0f, 0.37f, 1e-7f};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        eps_batch b;
+        make_batch(&b, 4, shapes[si][0], shapes[si][1]);
+        for (int kind = 0; kind < 6; kind++) {
+            eps_graph g;
+            eps_error err = {0};
+            assert_int_equal(eps_graph_init(&g, 3, b.h, b.w, &err), 0);
+            int x = OK(eps_g_conv(&g, 0, 4, 3, 1, 1, 0, &err)); /* plain input, scaled */
+            const char *what = "conv of the input";
+            if (kind == 1) { /* avg pool of a plain tensor */
+                x = OK(eps_g_avgpool(&g, x, 3, 1, 1, 0, &err));
+                what = "avg pool";
+            } else if (kind == 2) { /* avg pool of a BatchNorm output, then of its ReLU */
+                x = OK(eps_g_bn(&g, x, &err));
+                int a = OK(eps_g_avgpool(&g, x, 3, 1, 1, 0, &err));
+                int r = OK(eps_g_relu(&g, x, &err));
+                int c = OK(eps_g_avgpool(&g, r, 3, 1, 1, 0, &err));
+                int s[2] = {a, c};
+                x = OK(eps_g_add(&g, 2, s, &err));
+                what = "avg pool of BN, of ReLU(BN)";
+            } else if (kind == 3) { /* conv of ReLU(BN): affine + relu + scale */
+                x = OK(eps_g_bn(&g, x, &err));
+                x = OK(eps_g_relu(&g, x, &err));
+                x = OK(eps_g_conv(&g, x, 4, 3, 1, 1, 0, &err));
+                what = "conv of ReLU(BN)";
+            } else if (kind == 4) { /* conv of BN (affine + scale) and of ReLU (relu + scale) */
+                int n = OK(eps_g_bn(&g, x, &err));
+                int a = OK(eps_g_conv(&g, n, 4, 3, 1, 1, 0, &err));
+                int r = OK(eps_g_relu(&g, x, &err));
+                int c = OK(eps_g_conv(&g, r, 4, 3, 1, 1, 0, &err));
+                int s[2] = {a, c};
+                x = OK(eps_g_add(&g, 2, s, &err));
+                what = "conv of BN, conv of ReLU";
+            } else if (kind == 5) { /* a conv over three groups: accumulating output */
+                int n = OK(eps_g_bn(&g, x, &err));
+                int r = OK(eps_g_relu(&g, n, &err));
+                int cat[3] = {x, n, r};
+                x = OK(eps_g_concat(&g, 3, cat, &err));
+                x = OK(eps_g_conv(&g, x, 2, 3, 1, 1, 0, &err));
+                what = "conv over concatenated groups";
+            }
+            for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) compare_outputs(&g, &b, ws[k], what);
+            eps_graph_free(&g);
+        }
+        eps_batch_free(&b);
+    }
+}
+
+/* Average pooling divides by multiplying with the reciprocal and one
+ * correction, exact except near the subnormal range, where the kernel must
+ * notice and divide. Pooled straight from the input, values of every
+ * magnitude down to the subnormals must equal, bit for bit, the fast
+ * engine's sums ((left + centre) + right, then (up + centre) + down)
+ * divided by the window's count. */
+static float box3_divided(const float *x, int H, int W, int r, int c)
+{
+    float row[3];
+    int nr = 0, nc = 0;
+    for (int dy = -1; dy <= 1; dy++) {
+        int y = r + dy;
+        if (y < 0 || y >= H) continue;
+        float h = 0.0f;
+        nc = 0;
+        for (int dx = -1; dx <= 1; dx++) {
+            int xx = c + dx;
+            if (xx < 0 || xx >= W) continue;
+            h = nc++ ? h + x[y * W + xx] : x[y * W + xx];
+        }
+        row[nr++] = h;
+    }
+    float v = row[0];
+    for (int k = 1; k < nr; k++) v += row[k];
+    return v / (float)(nr * nc);
+}
+
+static void test_avgpool_subnormal_exact(void **state)
+{
+    (void)state;
+    const int shapes[][2] = {{8, 8}, {16, 16}, {32, 32}, {4, 64}};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        eps_batch b;
+        make_batch(&b, 4, shapes[si][0], shapes[si][1]);
+        int H = b.h, W = b.w;
+        size_t sz = (size_t)b.n * b.c * H * W;
+        /* each image plane its own scale, 2^-100 .. 2^-155: some windows sum
+         * to normal values, some quotients are subnormal */
+        for (size_t k = 0; k < sz; k++) b.data[k] = ldexpf(b.data[k], -100 - 5 * (int)(k / ((size_t)H * W)));
+        eps_batch_set_hash(&b);
+        eps_graph g;
+        eps_error err = {0};
+        assert_int_equal(eps_graph_init(&g, 3, H, W, &err), 0);
+        OK(eps_g_avgpool(&g, 0, 3, 1, 1, 0, &err));
+        float *yf = malloc(sizeof(float) * sz);
+        eps_run_opts of = {.engine = EPS_ENGINE_FAST};
+        assert_int_equal(eps_engine_forward(&g, &b, 1.0f, &of, yf, &err), 0);
+        size_t subnormal = 0;
+        for (size_t k = 0; k < sz; k++) {
+            size_t plane = k / ((size_t)H * W), q = k % ((size_t)H * W);
+            float want = box3_divided(b.data + plane * H * W, H, W, (int)q / W, (int)q % W);
+            subnormal += want != 0.0f && fabsf(want) < FLT_MIN;
+            if (memcmp(&want, &yf[k], sizeof(float)) != 0 && !(want == 0.0f && yf[k] == 0.0f)) {
+                print_error("%dx%d value %zu: fast %a, sum / count %a\n", H, W, k, yf[k], want);
+                fail();
+            }
+        }
+        assert_true(subnormal > 0);
+        free(yf);
+        eps_graph_free(&g);
+        eps_batch_free(&b);
+    }
 }
 
 /* ---- epsilon on random cells ---- */
@@ -347,6 +509,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_all_ops_op_by_op),
         cmocka_unit_test(test_nb201_op_by_op),
+        cmocka_unit_test(test_box3_kernels),
+        cmocka_unit_test(test_avgpool_subnormal_exact),
         cmocka_unit_test(test_random_nb201_epsilon),
         cmocka_unit_test(test_b256),
         cmocka_unit_test(test_recompute_identical),

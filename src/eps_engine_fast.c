@@ -30,6 +30,8 @@
 
 #include "eps_engine_common.h"
 
+#define AINL static inline __attribute__((always_inline))
+
 /* ---- per-thread plane pool and bump arena ---- */
 
 typedef struct plane {
@@ -38,7 +40,8 @@ typedef struct plane {
     int refs;
     int has_stats;       /* sum / ssc below are valid (set by the producer) */
     double sum, ssc;     /* sum and centred sum of squares, for BatchNorm */
-    float maxabs;        /* largest |value| (NaN-unaware), with the stats */
+    float maxabs;        /* largest |value| (NaN-unaware), when maxabs_known */
+    int maxabs_known;    /* else read off the plane when a BatchNorm needs it */
     long nvals;          /* values the stats cover (the whole batch) */
     size_t istride;      /* floats per image */
     int virt;            /* holds only the current chunk of images (see img) */
@@ -168,7 +171,7 @@ static plane *plane_get_sized(fpool *fp, size_t size)
             plane *p = *pp;
             *pp = p->next;
             p->refs = 1;
-            p->has_stats = 0;
+            p->has_stats = 0, p->maxabs_known = 0;
             p->producer = NULL;
             p->next = NULL;
             return p;
@@ -188,7 +191,7 @@ static plane *plane_get_sized(fpool *fp, size_t size)
     }
     p->size = size;
     p->refs = 1;
-    p->has_stats = 0;
+    p->has_stats = 0, p->maxabs_known = 0;
     p->producer = NULL;
     p->next = NULL;
     return p;
@@ -345,7 +348,6 @@ static inline __m512 shift_in_right(__m512 next, __m512 cur) /* [cur[1..15], nex
     return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(next), _mm512_castps_si512(cur), 1));
 }
 
-#define AINL static inline __attribute__((always_inline))
 
 /* The input transform as compile-time flags, so each kernel instance
  * carries only the operations it needs. */
@@ -790,6 +792,7 @@ static int plane_stats(plane *p)
     }
     p->maxabs = 0;
     for (int j = 0; j < NACC; j++) p->maxabs = mx[j] > p->maxabs ? mx[j] : p->maxabs;
+    p->maxabs_known = 1;
     double s1 = fold(a1), s2 = fold(a2);
     p->sum = K * (double)n + s1;
     p->ssc = s2 - s1 * s1 / (double)n;
@@ -797,6 +800,35 @@ static int plane_stats(plane *p)
     p->nvals = (long)n;
     p->has_stats = 1;
     return nz != 0;
+}
+
+/* Largest |x| over a whole-batch plane (NaN-unaware, as in plane_stats). */
+static float plane_maxabs(const plane *p)
+{
+    float m = 0.0f;
+    for (size_t i = 0; i < p->size; i++) {
+        float a = fabsf(p->data[i]);
+        m = a > m ? a : m;
+    }
+    return m;
+}
+
+/* Whether every x * alpha of the plane rounds to zero. max|x| >= the root
+ * mean square sqrt(ssc/n + mean^2), so when that times |alpha| reaches the
+ * smallest subnormal the answer is no; only otherwise (an all-zero plane,
+ * or the tiny initialisation at the edge of underflow) is max|x| read off
+ * the plane. Keeps the running max out of the statistics loop. */
+static int bn_underflows(plane *p, float alpha)
+{
+    if (!p->maxabs_known) {
+        double n = (double)p->nvals, mean = p->sum / n;
+        double rms = sqrt(p->ssc / n + mean * mean);
+        if (rms * fabs((double)alpha) * 0.999 >= 0x1p-149) return 0;
+        if (p->virt) return 0; /* not reached: chunk buffers track their max */
+        p->maxabs = plane_maxabs(p);
+        p->maxabs_known = 1;
+    }
+    return p->maxabs * fabsf(alpha) == 0.0f;
 }
 
 /* BatchNorm with batch statistics, left lazy: the output groups share the
@@ -825,7 +857,7 @@ static int op_bn(run *R, const ftensor *x, ftensor *y)
         if (!xp->has_stats) plane_stats(xp);
         float alpha, beta;
         eps_bn_coeffs(xp->sum, xp->ssc, xp->nvals, R->w, &alpha, &beta);
-        if (xp->maxabs * fabsf(alpha) == 0.0f) continue;
+        if (bn_underflows(xp, alpha)) continue;
         y->g[i].p = xp;
         y->g[i].alpha = alpha;
         y->g[i].beta = beta;
@@ -1011,6 +1043,7 @@ enum { J_CONV, J_MAP, J_ADD, J_LINEAR };
 typedef struct statacc {
     double K, a1[NACC], a2[NACC];
     float mx[NACC];
+    int track_max; /* the plane is a chunk buffer: max|x| cannot be read later */
 } statacc;
 
 typedef struct job {
@@ -1038,13 +1071,8 @@ static void job_drop_inputs(fpool *fp, job *j)
     for (int k = 0; k < j->nin; k++) plane_put(fp, j->in[k].p);
 }
 
-static void stats_image(statacc *s, const float *restrict x, size_t n, int first)
+AINL void stats_loop(statacc *s, const float *restrict x, size_t n, int track_max)
 {
-    if (first) {
-        memset(s, 0, sizeof *s);
-        s->K = x[0];
-    }
-    /* no zero flag here: some x != 0 iff max|x| > 0 or a sum is NaN */
 #ifdef __AVX512F__
     /* the loop below, spelled out: lane j of a1/a2 is a1[8k + l] */
     __m512d K = _mm512_set1_pd(s->K), a1[4], a2[4];
@@ -1056,9 +1084,10 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
             a1[k] = _mm512_add_pd(a1[k], d);
             a2[k] = _mm512_add_pd(a2[k], _mm512_mul_pd(d, d));
         }
-        /* max(ax, mx) keeps mx when ax is NaN, as ax > mx ? ax : mx does */
-        mx0 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), mx0);
-        mx1 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i + 16)), mx1);
+        if (track_max) { /* max(ax, mx) keeps mx when ax is NaN, as ax > mx ? ax : mx does */
+            mx0 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), mx0);
+            mx1 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i + 16)), mx1);
+        }
     }
     for (int k = 0; k < 4; k++) _mm512_storeu_pd(s->a1 + 8 * k, a1[k]), _mm512_storeu_pd(s->a2 + 8 * k, a2[k]);
     _mm512_storeu_ps(s->mx, mx0);
@@ -1075,13 +1104,26 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
             double d = (double)x[i + j] - K;
             a1[j] += d;
             a2[j] += d * d;
-            float ax = fabsf(x[i + j]);
-            mx[j] = ax > mx[j] ? ax : mx[j];
+            if (track_max) {
+                float ax = fabsf(x[i + j]);
+                mx[j] = ax > mx[j] ? ax : mx[j];
+            }
         }
     memcpy(s->a1, a1, sizeof a1);
     memcpy(s->a2, a2, sizeof a2);
     memcpy(s->mx, mx, sizeof mx);
 #endif
+}
+
+static void stats_image(statacc *s, const float *restrict x, size_t n, int first)
+{
+    if (first) {
+        int track = s->track_max;
+        memset(s, 0, sizeof *s);
+        s->K = x[0], s->track_max = track;
+    }
+    if (s->track_max) stats_loop(s, x, n, 1);
+    else stats_loop(s, x, n, 0);
 }
 
 /* The same result as plane_stats over the whole plane (n % NACC == 0 per
@@ -1091,13 +1133,15 @@ static int stats_finish(statacc *s, plane *p, int nimg)
     size_t n = (size_t)nimg * p->istride;
     p->maxabs = 0;
     for (int j = 0; j < NACC; j++) p->maxabs = s->mx[j] > p->maxabs ? s->mx[j] : p->maxabs;
+    p->maxabs_known = s->track_max;
     double s1 = fold(s->a1), s2 = fold(s->a2);
     p->sum = s->K * (double)n + s1;
     p->ssc = s2 - s1 * s1 / (double)n;
     if (p->ssc < 0) p->ssc = 0;
     p->nvals = (long)n;
     p->has_stats = 1;
-    return p->maxabs > 0.0f || isnan(s1); /* NaN values: NaN sums, max|x| skips them */
+    /* some x != 0 iff x_0 = K != 0 or some (x - K)^2 > 0, or the sums are NaN */
+    return s->K != 0.0 || s2 != 0.0 || isnan(s1) || isnan(s2);
 }
 
 /* q = a + lazy(b): the first two terms of a sum in one pass (a plain). */
@@ -1376,7 +1420,9 @@ static int want_stats(planner *P, job *j, size_t isz)
         return 0;
     }
     j->st = arena_alloc(P->R->fp, sizeof(statacc));
-    return j->st ? 0 : EPS_ENOMEM;
+    if (!j->st) return EPS_ENOMEM;
+    j->st->track_max = j->out->virt;
+    return 0;
 }
 
 static int plan_conv(planner *P, int i, const eps_node *nd, const eps_node *xn, const ftensor *x, ftensor *y)

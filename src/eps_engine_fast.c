@@ -16,8 +16,8 @@
  * phase-fused executor" below). Planes come from a per-thread pool (large
  * ones on huge-page slabs), so a run allocates nothing once the pool is
  * warm. Hot kernels have AVX-512 versions next to the generic loops, with
- * the same sums in the same order. Checked op by op against
- * eps_engine_dense.c. */
+ * the same sums in the same order (only BatchNorm's sum of squares uses
+ * FMA there). Checked op by op against eps_engine_dense.c. */
 #include "epsinas/engine.h"
 
 #include <float.h>
@@ -1074,7 +1074,9 @@ static void job_drop_inputs(fpool *fp, job *j)
 AINL void stats_loop(statacc *s, const float *restrict x, size_t n, int track_max)
 {
 #ifdef __AVX512F__
-    /* the loop below, spelled out: lane j of a1/a2 is a1[8k + l] */
+    /* the loop below, spelled out (lane j of a1/a2 is a1[8k + l]), except
+     * that d*d is added with one rounding (FMA) instead of two: a
+     * variance's last bits may differ from a build without AVX-512 */
     __m512d K = _mm512_set1_pd(s->K), a1[4], a2[4];
     __m512 mx0 = _mm512_loadu_ps(s->mx), mx1 = _mm512_loadu_ps(s->mx + 16);
     for (int k = 0; k < 4; k++) a1[k] = _mm512_loadu_pd(s->a1 + 8 * k), a2[k] = _mm512_loadu_pd(s->a2 + 8 * k);
@@ -1082,7 +1084,7 @@ AINL void stats_loop(statacc *s, const float *restrict x, size_t n, int track_ma
         for (int k = 0; k < 4; k++) {
             __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i + 8 * k)), K);
             a1[k] = _mm512_add_pd(a1[k], d);
-            a2[k] = _mm512_add_pd(a2[k], _mm512_mul_pd(d, d));
+            a2[k] = _mm512_fmadd_pd(d, d, a2[k]);
         }
         if (track_max) { /* max(ax, mx) keeps mx when ax is NaN, as ax > mx ? ax : mx does */
             mx0 = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), mx0);

@@ -370,9 +370,26 @@ typedef struct { __m512i lo, hi; } tinyacc;
 #define TINY_LO 0x0D7FFFFF /* bits(0x1p-100f) - 1 */
 #define TINY_HI 0x7F7FFFFE /* bits(FLT_MAX) - 1 */
 
+/* Adds fused into a box sum (see fuse_phase): a second summand of its input
+ * (the box sum is the only reader of that add), and the other terms of the
+ * add that its output is the last term of (average pooling only). The
+ * values are exactly those of the separate add jobs: in = a + lazy(a2),
+ * out = (e0 + lazy(e1)) + q, or e0 + q. */
+typedef struct b3io {
+    const float *a2;      /* NULL: no fused input add */
+    int aff2;             /* a2 is lazy: a2 * al2 + be2 */
+    float al2, be2;
+    const float *e0, *e1; /* e0 NULL: no fused output add; e1 NULL: two terms */
+    int affe;             /* e1 is lazy: e1 * ale + bee */
+    float ale, bee;
+} b3io;
+enum { IN2_NONE, IN2_PLAIN, IN2_AFF };
+enum { EPI_NONE, EPI_ONE, EPI_PLAIN, EPI_AFF };
+
 /* One output vector v (16 values at y + o) in the given mode. */
 AINL void box3_out(__m512 v, float *restrict y, size_t o, int mode, __m512 c, const float *restrict div,
-                   const float *restrict rdiv, tinyacc *t)
+                   const float *restrict rdiv, tinyacc *t, int epi, const float *restrict e0,
+                   const float *restrict e1, const xfv *ce)
 {
     float *yo = y + o;
     if (mode == 1) {
@@ -383,7 +400,16 @@ AINL void box3_out(__m512 v, float *restrict y, size_t o, int mode, __m512 c, co
         __m512 r = _mm512_loadu_ps(rdiv + o), d = _mm512_loadu_ps(div + o); /* per position, not per image */
         __m512 q0 = _mm512_mul_ps(v, r);
         __m512 e = _mm512_fnmadd_ps(q0, d, v); /* v - q0*d, exact */
-        _mm512_storeu_ps(yo, _mm512_fmadd_ps(e, r, q0));
+        __m512 q = _mm512_fmadd_ps(e, r, q0);
+        if (epi == EPI_ONE) {
+            q = _mm512_add_ps(_mm512_loadu_ps(e0 + o), q);
+        } else if (epi == EPI_PLAIN) {
+            q = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(e0 + o), _mm512_loadu_ps(e1 + o)), q);
+        } else if (epi == EPI_AFF) {
+            __m512 l = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(e1 + o), ce->al), ce->be);
+            q = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(e0 + o), l), q);
+        }
+        _mm512_storeu_ps(yo, q);
         __m512i b = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)),
                                      _mm512_set1_epi32(1));
         t->lo = _mm512_min_epu32(t->lo, b);
@@ -391,10 +417,20 @@ AINL void box3_out(__m512 v, float *restrict y, size_t o, int mode, __m512 c, co
     }
 }
 
-AINL void box3_hrow(const float *restrict a, int xf, const xfv *c, __m512 *h, int nv)
+/* 16 input values at a + o, with the fused second summand. */
+AINL __m512 box3_load(const float *restrict a, const float *restrict a2, size_t o, int in2, const xfv *c2)
+{
+    __m512 v = _mm512_loadu_ps(a + o);
+    if (in2 == IN2_PLAIN) v = _mm512_add_ps(v, _mm512_loadu_ps(a2 + o));
+    else if (in2 == IN2_AFF) v = _mm512_add_ps(v, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(a2 + o), c2->al), c2->be));
+    return v;
+}
+
+AINL void box3_hrow(const float *restrict a, const float *restrict a2, size_t o, int in2, const xfv *c2, int xf,
+                    const xfv *c, __m512 *h, int nv)
 {
     __m512 v[4], z = _mm512_setzero_ps();
-    for (int k = 0; k < nv; k++) v[k] = xf_v(_mm512_loadu_ps(a + 16 * k), xf, c);
+    for (int k = 0; k < nv; k++) v[k] = xf_v(box3_load(a, a2, o + 16 * k, in2, c2), xf, c);
     for (int k = 0; k < nv; k++) {
         __m512 l = shift_in_left(v[k], k > 0 ? v[k - 1] : z);
         __m512 r = shift_in_right(k + 1 < nv ? v[k + 1] : z, v[k]);
@@ -402,29 +438,48 @@ AINL void box3_hrow(const float *restrict a, int xf, const xfv *c, __m512 *h, in
     }
 }
 
+typedef struct b3call {
+    const float *a;
+    float *y;
+    int nimg, H;
+    const xform *f;
+    float cnt;
+    const float *div, *rdiv;
+    const b3io *io;
+} b3call;
+
+#define B3_SETUP                                                                                   \
+    const xfv c = {_mm512_set1_ps(k->f->al), _mm512_set1_ps(k->f->be), _mm512_set1_ps(k->f->w)};  \
+    const b3io *io = k->io;                                                                        \
+    const xfv c2 = {_mm512_set1_ps(in2 ? io->al2 : 0.0f), _mm512_set1_ps(in2 ? io->be2 : 0.0f), _mm512_setzero_ps()}; \
+    const xfv ce = {_mm512_set1_ps(epi ? io->ale : 0.0f), _mm512_set1_ps(epi ? io->bee : 0.0f), _mm512_setzero_ps()}; \
+    const __m512 cv = _mm512_set1_ps(k->cnt), z = _mm512_setzero_ps();                             \
+    tinyacc t = {_mm512_set1_epi32(-1), _mm512_set1_epi32(-1)};                                    \
+    const int H = k->H;                                                                            \
+    (void)z
+
 /* nimg consecutive H x (16*nv) images. up/mid/down are named per row (no
  * rotating pointers), so they stay in registers. */
-AINL unsigned box3_rows(const float *restrict a, float *restrict y, int nimg, int H, int nv, int xf, int mode,
-                        const xform *f, float cnt, const float *restrict div, const float *restrict rdiv)
+AINL unsigned box3_rows(const b3call *k, int nv, int xf, int mode, int in2, int epi)
 {
+    B3_SETUP;
     const int W = 16 * nv;
     const size_t hw = (size_t)H * W;
-    const xfv c = {_mm512_set1_ps(f->al), _mm512_set1_ps(f->be), _mm512_set1_ps(f->w)};
-    const __m512 cv = _mm512_set1_ps(cnt), z = _mm512_setzero_ps();
-    tinyacc t = {_mm512_set1_epi32(-1), _mm512_set1_epi32(-1)};
-    for (int b = 0; b < nimg; b++) {
-        const float *ai = a + b * hw;
-        float *yi = y + b * hw;
+    for (int b = 0; b < k->nimg; b++) {
+        const float *ai = k->a + b * hw, *a2 = in2 ? io->a2 + b * hw : NULL;
+        const float *e0 = epi ? io->e0 + b * hw : NULL, *e1 = epi >= EPI_PLAIN ? io->e1 + b * hw : NULL;
+        float *yi = k->y + b * hw;
         __m512 up[4], mid[4], dn[4];
-        for (int k = 0; k < nv; k++) up[k] = z;
-        box3_hrow(ai, xf, &c, mid, nv);
+        for (int q = 0; q < nv; q++) up[q] = z;
+        box3_hrow(ai, a2, 0, in2, &c2, xf, &c, mid, nv);
         for (int r = 0; r < H; r++) {
-            if (r + 1 < H) box3_hrow(ai + (size_t)(r + 1) * W, xf, &c, dn, nv);
-            else for (int k = 0; k < nv; k++) dn[k] = z;
+            if (r + 1 < H) box3_hrow(ai, a2, (size_t)(r + 1) * W, in2, &c2, xf, &c, dn, nv);
+            else for (int q = 0; q < nv; q++) dn[q] = z;
             size_t o = (size_t)r * W;
-            for (int k = 0; k < nv; k++)
-                box3_out(_mm512_add_ps(_mm512_add_ps(up[k], mid[k]), dn[k]), yi, o + 16 * k, mode, cv, div, rdiv, &t);
-            for (int k = 0; k < nv; k++) up[k] = mid[k], mid[k] = dn[k];
+            for (int q = 0; q < nv; q++)
+                box3_out(_mm512_add_ps(_mm512_add_ps(up[q], mid[q]), dn[q]), yi, o + 16 * q, mode, cv, k->div, k->rdiv,
+                         &t, epi, e0, e1, &ce);
+            for (int q = 0; q < nv; q++) up[q] = mid[q], mid[q] = dn[q];
         }
     }
     if (mode != 4) return 0;
@@ -434,9 +489,10 @@ AINL unsigned box3_rows(const float *restrict a, float *restrict y, int nimg, in
 /* Rows of 8 floats (NB201's last stage), two rows per vector: the row
  * neighbours come from valignd with a zeroing mask at each row's ends, the
  * rows above and below from shifting by 8 across adjacent vectors. H even. */
-AINL __m512 box3_hpair8(const float *restrict a, int xf, const xfv *c)
+AINL __m512 box3_hpair8(const float *restrict a, const float *restrict a2, size_t o, int in2, const xfv *c2, int xf,
+                        const xfv *c)
 {
-    __m512 v = xf_v(_mm512_loadu_ps(a), xf, c);
+    __m512 v = xf_v(box3_load(a, a2, o, in2, c2), xf, c);
     __m512i vi = _mm512_castps_si512(v), zi = _mm512_setzero_si512();
     __m512 l = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFEFE, vi, zi, 15)); /* [0, v0..v6, 0, v8..v14] */
     __m512 r = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0x7F7F, zi, vi, 1));  /* [v1..v7, 0, v9..v15, 0] */
@@ -448,22 +504,20 @@ static inline __m512 shift8(__m512 hi, __m512 lo) /* [lo[8..15], hi[0..7]] */
     return _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), 8));
 }
 
-AINL unsigned box3_rows8(const float *restrict a, float *restrict y, int nimg, int H, int xf, int mode,
-                         const xform *f, float cnt, const float *restrict div, const float *restrict rdiv)
+AINL unsigned box3_rows8(const b3call *k, int xf, int mode, int in2, int epi)
 {
+    B3_SETUP;
     const size_t hw = (size_t)H * 8;
     const int np = H / 2;
-    const xfv c = {_mm512_set1_ps(f->al), _mm512_set1_ps(f->be), _mm512_set1_ps(f->w)};
-    const __m512 cv = _mm512_set1_ps(cnt), z = _mm512_setzero_ps();
-    tinyacc t = {_mm512_set1_epi32(-1), _mm512_set1_epi32(-1)};
-    for (int b = 0; b < nimg; b++) {
-        const float *ai = a + b * hw;
-        float *yi = y + b * hw;
-        __m512 prev = z, cur = box3_hpair8(ai, xf, &c);
+    for (int b = 0; b < k->nimg; b++) {
+        const float *ai = k->a + b * hw, *a2 = in2 ? io->a2 + b * hw : NULL;
+        const float *e0 = epi ? io->e0 + b * hw : NULL, *e1 = epi >= EPI_PLAIN ? io->e1 + b * hw : NULL;
+        float *yi = k->y + b * hw;
+        __m512 prev = z, cur = box3_hpair8(ai, a2, 0, in2, &c2, xf, &c);
         for (int j = 0; j < np; j++) {
-            __m512 next = j + 1 < np ? box3_hpair8(ai + 16 * (j + 1), xf, &c) : z;
+            __m512 next = j + 1 < np ? box3_hpair8(ai, a2, (size_t)16 * (j + 1), in2, &c2, xf, &c) : z;
             __m512 v = _mm512_add_ps(_mm512_add_ps(shift8(cur, prev), cur), shift8(next, cur));
-            box3_out(v, yi, (size_t)16 * j, mode, cv, div, rdiv, &t);
+            box3_out(v, yi, (size_t)16 * j, mode, cv, k->div, k->rdiv, &t, epi, e0, e1, &ce);
             prev = cur;
             cur = next;
         }
@@ -472,22 +526,47 @@ AINL unsigned box3_rows8(const float *restrict a, float *restrict y, int nimg, i
     return (unsigned)_mm512_reduce_min_epu32(t.lo) < TINY_LO || _mm512_reduce_max_epi32(t.hi) > TINY_HI;
 }
 
-/* One instance per (width, mode, transform). */
-#define BOX3_KERNEL(NV, MODE, XF)                                                                  \
-    ((NV) ? box3_rows(a, y, nimg, H, (NV), (XF), (MODE), f, cnt, div, rdiv)                         \
-          : box3_rows8(a, y, nimg, H, (XF), (MODE), f, cnt, div, rdiv))
+/* One instance per (width, mode, transform, fused adds). */
+#define BOX3_K(NV, MODE, XF, IN2, EPI) \
+    return (int)((NV) ? box3_rows(k, (NV), (XF), (MODE), (IN2), (EPI)) : box3_rows8(k, (XF), (MODE), (IN2), (EPI)))
 #define BOX3_XF4(NV, MODE, S)                                                                      \
     switch (xf & 3) {                                                                              \
-    case 0: return (int)BOX3_KERNEL(NV, MODE, (S));                                                \
-    case 1: return (int)BOX3_KERNEL(NV, MODE, (S) | XF_AFF);                                       \
-    case 2: return (int)BOX3_KERNEL(NV, MODE, (S) | XF_RELU);                                      \
-    default: return (int)BOX3_KERNEL(NV, MODE, (S) | XF_AFF | XF_RELU);                            \
+    case 0: BOX3_K(NV, MODE, (S), 0, 0);                                                           \
+    case 1: BOX3_K(NV, MODE, (S) | XF_AFF, 0, 0);                                                  \
+    case 2: BOX3_K(NV, MODE, (S) | XF_RELU, 0, 0);                                                 \
+    default: BOX3_K(NV, MODE, (S) | XF_AFF | XF_RELU, 0, 0);                                       \
+    }
+#define BOX3_EPI(NV, IN2)                                                                          \
+    switch (epi) {                                                                                 \
+    case EPI_NONE: BOX3_K(NV, 4, 0, IN2, EPI_NONE);                                                \
+    case EPI_ONE: BOX3_K(NV, 4, 0, IN2, EPI_ONE);                                                  \
+    case EPI_PLAIN: BOX3_K(NV, 4, 0, IN2, EPI_PLAIN);                                              \
+    default: BOX3_K(NV, 4, 0, IN2, EPI_AFF);                                                       \
     }
 #define BOX3_WIDTH(NV)                                                                             \
+    if (in2 || epi) {                                                                              \
+        if (mode == 4 && xf == 0) {                                                                \
+            if (in2 == IN2_NONE) BOX3_EPI(NV, IN2_NONE)                                            \
+            if (in2 == IN2_PLAIN) BOX3_EPI(NV, IN2_PLAIN)                                          \
+            BOX3_EPI(NV, IN2_AFF)                                                                  \
+        }                                                                                          \
+        if (mode == 1 && xf == (XF_SCALE | XF_RELU) && !epi) {                                     \
+            if (in2 == IN2_PLAIN) BOX3_K(NV, 1, XF_SCALE | XF_RELU, IN2_PLAIN, 0);                 \
+            BOX3_K(NV, 1, XF_SCALE | XF_RELU, IN2_AFF, 0);                                         \
+        }                                                                                          \
+        return -1;                                                                                 \
+    }                                                                                              \
     if (mode == 1 && (xf & XF_SCALE)) BOX3_XF4(NV, 1, XF_SCALE)                                    \
     if (mode == 2 && (xf & XF_SCALE)) BOX3_XF4(NV, 2, XF_SCALE)                                    \
     if (mode == 4 && !(xf & XF_SCALE)) BOX3_XF4(NV, 4, 0)                                          \
     return -1;
+
+/* Which fused-add kernels exist: see BOX3_WIDTH. */
+static int box3_fusable(int H, int W, int mode, int xf, int epi)
+{
+    if (!(W == 16 || W == 32 || W == 64 || (W == 8 && !(H & 1)))) return 0;
+    return (mode == 4 && xf == 0) || (mode == 1 && xf == (XF_SCALE | XF_RELU) && !epi);
+}
 
 /* Stride-2 window sums of rows of 32 floats (the reductions between
  * NB201's stages): 3 taps with padding 1, or 2 taps without, in both
@@ -524,13 +603,18 @@ static int wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, in
 }
 
 /* nimg consecutive H x W images: modes 1 and 2 (a convolution: the
- * transform scales by w) and 4 (average pooling, see box3_img). Returns -1
- * for other shapes and modes (use box3_img), 1 when mode 4 met a value it
- * cannot divide exactly by multiplication (redo those images in mode 3). */
+ * transform scales by w) and 4 (average pooling, see box3_img), with fused
+ * adds when io is not NULL (box3_fusable). Returns -1 for other shapes and
+ * modes (use box3_img), 1 when mode 4 met a value it cannot divide exactly
+ * by multiplication (redo those images in mode 3). */
 static int box3_avx512(const float *restrict a, float *restrict y, int nimg, int H, int W, const xform *f, int mode,
-                       float cnt, const float *restrict div, const float *restrict rdiv)
+                       float cnt, const float *restrict div, const float *restrict rdiv, const b3io *io)
 {
     int xf = (f->affine ? XF_AFF : 0) | (f->relu ? XF_RELU : 0) | (f->scale ? XF_SCALE : 0);
+    static const b3io none = {0};
+    const b3call call = {a, y, nimg, H, f, cnt, div, rdiv, io ? io : &none}, *k = &call;
+    int in2 = !io || !io->a2 ? IN2_NONE : io->aff2 ? IN2_AFF : IN2_PLAIN;
+    int epi = !io || !io->e0 ? EPI_NONE : !io->e1 ? EPI_ONE : io->affe ? EPI_AFF : EPI_PLAIN;
     switch (W) {
     case 8:
         if (H & 1) return -1;
@@ -1061,6 +1145,11 @@ typedef struct job {
     int seq;         /* the phase that last ran it */
     int cost;        /* jobs to re-run to refill out: this and its virtual inputs' */
     int owns;        /* holds a reference on each input plane */
+    int skip;        /* fused into another job (fuse_phase): does not run */
+    int fused_in;    /* reads fin[0] + lazy(fin[1]) (an add it alone reads) instead of in[0]'s plane */
+    grp fin[2];
+    int nfout;       /* writes (fout[0] + lazy(fout[1])) + value, or fout[0] + value: the add it was the last term of */
+    grp fout[2];
     struct job *next;
 } job;
 
@@ -1170,6 +1259,40 @@ static void add_group(float *restrict q, const float *restrict a, const grp *g, 
     }
 }
 
+#ifdef BOX3_AVX512
+/* The fused adds of job j for the chunk starting at image b0, or NULL. */
+static const b3io *job_io(const job *j, int b0, b3io *io)
+{
+    if (!j->fused_in && !j->nfout) return NULL;
+    memset(io, 0, sizeof *io);
+    if (j->fused_in) {
+        const grp *g = &j->fin[1];
+        io->a2 = img(g->p, b0, b0), io->aff2 = g->affine, io->al2 = g->alpha, io->be2 = g->beta;
+    }
+    if (j->nfout) {
+        io->e0 = img(j->fout[0].p, b0, b0);
+        if (j->nfout == 2) {
+            const grp *g = &j->fout[1];
+            io->e1 = img(g->p, b0, b0), io->affe = g->affine, io->ale = g->alpha, io->bee = g->beta;
+        }
+    }
+    return io;
+}
+#endif
+
+/* The add fused into job j's output, for one image: q = the add's value
+ * with a (this job's value) as its last term, as the J_ADD job computes it. */
+static void epilogue_image(const job *j, int b, int b0, float *restrict q, const float *restrict a, size_t n)
+{
+    const grp plain = {.count = 1};
+    if (j->nfout == 1) {
+        add_pair(q, img(j->fout[0].p, b, b0), a, &plain, n);
+    } else {
+        add_pair(q, img(j->fout[0].p, b, b0), img(j->fout[1].p, b, b0), &j->fout[1], n);
+        add_group(q, a, &plain, n, 0);
+    }
+}
+
 /* A convolution job on the images [b0, b1) of a chunk (contiguous in every
  * plane): input group by input group, so each output value still adds the
  * groups in order. */
@@ -1180,6 +1303,21 @@ static void conv_chunk(run *R, const job *j, int b0, int b1)
     int k = nd->kernel, s = nd->stride, p = nd->pad, d = nd->dilation;
     size_t ihw = (size_t)H * W, ohw = (size_t)OH * OW;
     float w = R->w, *o0 = img(j->out, b0, b0);
+    if (j->fused_in) { /* one group, 3x3 box, ReLU: see fuse_phase */
+        const float *x0 = img(j->fin[0].p, b0, b0), *x1 = img(j->fin[1].p, b0, b0);
+        float cnt = (float)j->in[0].count;
+#ifdef BOX3_AVX512
+        xform f = {.relu = j->relu, .scale = 1, .w = w};
+        b3io io;
+        if (box3_avx512(x0, o0, nb, H, W, &f, 1, cnt, NULL, NULL, job_io(j, b0, &io)) >= 0) return;
+#endif
+        const grp plain = {.count = j->in[0].count};
+        for (int b = 0; b < nb; b++) {
+            add_pair(R->in_buf, x0 + b * ihw, x1 + b * ihw, &j->fin[1], ihw);
+            conv3_image(R->in_buf, o0 + b * ohw, R->tmp, R->scaled, H, W, w, cnt, 0, j->relu, &plain);
+        }
+        return;
+    }
     for (int gi = 0; gi < j->nin; gi++) {
         const grp *sg = &j->in[gi];
         const float *x0 = img(sg->p, b0, b0);
@@ -1192,7 +1330,7 @@ static void conv_chunk(run *R, const job *j, int b0, int b1)
         if (is_box3_same(k, s, p, d)) {
 #ifdef BOX3_AVX512
             xform f = {.affine = sg->affine, .relu = j->relu, .scale = 1, .al = sg->alpha, .be = sg->beta, .w = w};
-            if (box3_avx512(x0, o0, nb, H, W, &f, acc ? 2 : 1, cnt, NULL, NULL) >= 0) continue;
+            if (box3_avx512(x0, o0, nb, H, W, &f, acc ? 2 : 1, cnt, NULL, NULL, NULL) >= 0) continue;
 #endif
             for (int b = 0; b < nb; b++)
                 conv3_image(x0 + b * ihw, o0 + b * ohw, R->tmp, R->scaled, H, W, w, cnt, acc, j->relu, sg);
@@ -1276,24 +1414,32 @@ static void job_run(run *R, job *j, int b0, int b1)
 {
     size_t ohw = (size_t)j->nd->h * j->nd->w, ihw = (size_t)j->xn->h * j->xn->w, nb = (size_t)(b1 - b0);
     float *o0 = img(j->out, b0, b0);
+    if (j->skip) return;
     switch (j->kind) {
     case J_CONV: conv_chunk(R, j, b0, b1); break;
     case J_MAP: {
-        const grp *g = &j->in[0];
+        const grp *g = j->fused_in ? &j->fin[0] : &j->in[0];
 #ifdef BOX3_AVX512
         if (g->p && j->map_op == EPS_OP_AVGPOOL && is_box3_same(j->nd->kernel, j->nd->stride, j->nd->pad, 1)) {
             xform f = {.affine = g->affine, .relu = j->relu, .al = g->alpha, .be = g->beta};
-            if (box3_avx512(img(g->p, b0, b0), o0, (int)nb, j->xn->h, j->xn->w, &f, 4, 1.0f, j->div, j->rdiv) == 0)
+            b3io io;
+            if (box3_avx512(img(g->p, b0, b0), o0, (int)nb, j->xn->h, j->xn->w, &f, 4, 1.0f, j->div, j->rdiv,
+                            job_io(j, b0, &io)) == 0)
                 break;
         }
 #endif
         for (int b = b0; b < b1; b++) {
             const float *x = g->p ? img(g->p, b, b0) : R->zeros;
-            if (g->affine || j->relu) {
+            if (j->fused_in) { /* plain terms, no ReLU: see fuse_phase */
+                add_pair(R->in_buf, x, img(j->fin[1].p, b, b0), &j->fin[1], ihw);
+                x = R->in_buf;
+            } else if (g->affine || j->relu) {
                 load_row(R->in_buf, x, ihw, g, j->relu);
                 x = R->in_buf;
             }
-            map_image(R, j, x, img(j->out, b, b0));
+            float *o = img(j->out, b, b0);
+            map_image(R, j, x, j->nfout ? R->scaled : o);
+            if (j->nfout) epilogue_image(j, b, b0, o, R->scaled, ohw);
         }
         break;
     }
@@ -1370,6 +1516,7 @@ static plane *out_plane(planner *P, int i, size_t isz, int cost)
 static int recompute(planner *P, job *j0)
 {
     if (j0->seq == P->seq) return 0;
+    if (j0->skip || j0->fused_in || j0->nfout) return EPS_EINTERNAL; /* fuse_phase is off when re-running */
     for (int k = 0; k < j0->nin; k++) {
         plane *p = j0->in[k].p;
         if (p && p->virt && p->producer && p->producer->seq != P->seq) {
@@ -1635,6 +1782,66 @@ static int materialise_shared(planner *P, int i, const eps_node *nd, ftensor *y)
         *g = (grp){.count = g->count, .p = o};
     }
     return 0;
+}
+
+/* How many jobs of this phase read plane p. */
+static int plane_readers(const planner *P, const plane *p)
+{
+    int n = 0;
+    for (const job *j = P->head; j; j = j->next) {
+        if (j->skip) continue;
+        for (int k = j->fused_in ? 1 : 0; k < j->nin; k++) n += j->in[k].p == p;
+        if (j->fused_in) n += (j->fin[0].p == p) + (j->fin[1].p == p);
+        for (int k = 0; k < j->nfout; k++) n += j->fout[k].p == p;
+    }
+    return n;
+}
+
+/* Folds adds into the 3x3 box sums next to them, where the add's value is
+ * a chunk buffer only that box sum reads: "x + y -> avg pool or ReLU-conv"
+ * becomes one kernel that sums while loading rows, and "avg pool -> last
+ * term of an add" one that adds the other terms while storing. The adds'
+ * chunk buffers are then never written, their memory streams overlap the
+ * box sums' arithmetic, and every value is computed exactly as before.
+ * Only kernels that exist (box3_fusable) are used, and not when producers
+ * may be re-run in later phases (they would re-run fused jobs). */
+static void fuse_phase(planner *P)
+{
+#ifdef BOX3_AVX512
+    if (P->recompute_max || P->trace) return;
+    for (job *m = P->head; m; m = m->next) {
+        if (m->skip || m->nin != 1 || m->in[0].affine || !m->in[0].p || m->st || m->stats_whole) continue;
+        const eps_node *nd = m->nd;
+        int pool = m->kind == J_MAP && m->map_op == EPS_OP_AVGPOOL && is_box3_same(nd->kernel, nd->stride, nd->pad, 1) &&
+                   !m->relu;
+        int conv = m->kind == J_CONV && is_box3_same(nd->kernel, nd->stride, nd->pad, nd->dilation) && m->relu;
+        if (!pool && !conv) continue;
+        int mode = pool ? 4 : 1, xf = pool ? 0 : XF_SCALE | XF_RELU;
+        plane *p = m->in[0].p;
+        job *a = p->virt ? p->producer : NULL;
+        if (a && a->kind == J_ADD && !a->skip && a->nin == 2 && !a->in[0].affine && !a->st && !a->stats_whole &&
+            box3_fusable(m->xn->h, m->xn->w, mode, xf, 0) && plane_readers(P, p) == 1) {
+            m->fin[0] = a->in[0], m->fin[1] = a->in[1];
+            m->fused_in = 1;
+            a->skip = 1;
+        }
+        if (!pool || !m->out->virt || plane_readers(P, m->out) != 1) continue;
+        job *b = NULL;
+        for (job *j = m->next; j && !b; j = j->next)
+            if (!j->skip && j->kind == J_ADD && j->nin >= 2 && j->in[j->nin - 1].p == m->out) b = j;
+        if (!b || b->nin > 3 || b->in[b->nin - 1].affine || b->in[0].affine || !box3_fusable(m->xn->h, m->xn->w, 4, 0, 1))
+            continue;
+        m->fout[0] = b->in[0];
+        if (b->nin == 3) m->fout[1] = b->in[1];
+        m->nfout = b->nin - 1;
+        m->out = b->out;
+        m->st = b->st, m->stats_whole = b->stats_whole;
+        b->st = NULL, b->stats_whole = 0;
+        b->skip = 1;
+    }
+#else
+    (void)P;
+#endif
 }
 
 /* Jobs that filled whole-batch planes will not run again: they let go of
@@ -1956,6 +2163,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                 goto done;
             }
         }
+        fuse_phase(&P);
         run_phase(&R, &P);
         phase_release(&R, &P);
         if (stem_node >= 0) stem_store(fp, &g->nodes[stem_node], w, &t[stem_node]);

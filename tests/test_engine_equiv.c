@@ -220,7 +220,7 @@ static void test_box3_kernels(void **state)
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         eps_batch b;
         make_batch(&b, 4, shapes[si][0], shapes[si][1]);
-        for (int kind = 0; kind < 6; kind++) {
+        for (int kind = 0; kind < 9; kind++) {
             eps_graph g;
             eps_error err = {0};
             assert_int_equal(eps_graph_init(&g, 3, b.h, b.w, &err), 0);
@@ -257,6 +257,39 @@ static void test_box3_kernels(void **state)
                 x = OK(eps_g_concat(&g, 3, cat, &err));
                 x = OK(eps_g_conv(&g, x, 2, 3, 1, 1, 0, &err));
                 what = "conv over concatenated groups";
+            } else if (kind == 6) { /* adds folded into an avg pool: x + BN(x) -> pool -> x + BN(x) + pool */
+                int n = OK(eps_g_bn(&g, x, &err));
+                int s2[2] = {x, n};
+                int a = OK(eps_g_add(&g, 2, s2, &err));
+                int pl = OK(eps_g_avgpool(&g, a, 3, 1, 1, 0, &err));
+                int s3[3] = {x, n, pl};
+                x = OK(eps_g_add(&g, 3, s3, &err));
+                what = "x + BN(x) -> avg pool -> x + BN(x) + pool";
+            } else if (kind == 7) { /* plain sums: (x + y) -> pool -> x + y + pool, and x + pool */
+                int y2 = OK(eps_g_avgpool(&g, x, 3, 1, 1, 0, &err));
+                int s2[2] = {x, y2};
+                int a = OK(eps_g_add(&g, 2, s2, &err));
+                int pl = OK(eps_g_avgpool(&g, a, 3, 1, 1, 0, &err));
+                int s3[3] = {x, y2, pl};
+                int o3 = OK(eps_g_add(&g, 3, s3, &err));
+                int pl2 = OK(eps_g_avgpool(&g, o3, 3, 1, 1, 0, &err));
+                int s4[2] = {x, pl2};
+                x = OK(eps_g_add(&g, 2, s4, &err));
+                what = "(x + y) -> pool -> x + y + pool -> pool -> x + pool";
+            } else if (kind == 8) { /* an add folded into a ReLU-conv: x + BN(x), x + y */
+                int n = OK(eps_g_bn(&g, x, &err));
+                int s2[2] = {x, n};
+                int a = OK(eps_g_add(&g, 2, s2, &err));
+                int r = OK(eps_g_relu(&g, a, &err));
+                int c = OK(eps_g_conv(&g, r, 4, 3, 1, 1, 0, &err));
+                int y2 = OK(eps_g_avgpool(&g, x, 3, 1, 1, 0, &err));
+                int s3[2] = {x, y2};
+                int a2 = OK(eps_g_add(&g, 2, s3, &err));
+                int r2 = OK(eps_g_relu(&g, a2, &err));
+                int c2 = OK(eps_g_conv(&g, r2, 4, 3, 1, 1, 0, &err));
+                int s4[2] = {c, c2};
+                x = OK(eps_g_add(&g, 2, s4, &err));
+                what = "ReLU-conv of x + BN(x), of x + y";
             }
             for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) compare_outputs(&g, &b, ws[k], what);
             eps_graph_free(&g);
@@ -305,26 +338,42 @@ static void test_avgpool_subnormal_exact(void **state)
          * to normal values, some quotients are subnormal */
         for (size_t k = 0; k < sz; k++) b.data[k] = ldexpf(b.data[k], -100 - 5 * (int)(k / ((size_t)H * W)));
         eps_batch_set_hash(&b);
-        eps_graph g;
-        eps_error err = {0};
-        assert_int_equal(eps_graph_init(&g, 3, H, W, &err), 0);
-        OK(eps_g_avgpool(&g, 0, 3, 1, 1, 0, &err));
-        float *yf = malloc(sizeof(float) * sz);
-        eps_run_opts of = {.engine = EPS_ENGINE_FAST};
-        assert_int_equal(eps_engine_forward(&g, &b, 1.0f, &of, yf, &err), 0);
-        size_t subnormal = 0;
-        for (size_t k = 0; k < sz; k++) {
-            size_t plane = k / ((size_t)H * W), q = k % ((size_t)H * W);
-            float want = box3_divided(b.data + plane * H * W, H, W, (int)q / W, (int)q % W);
-            subnormal += want != 0.0f && fabsf(want) < FLT_MIN;
-            if (memcmp(&want, &yf[k], sizeof(float)) != 0 && !(want == 0.0f && yf[k] == 0.0f)) {
-                print_error("%dx%d value %zu: fast %a, sum / count %a\n", H, W, k, yf[k], want);
-                fail();
+        float *twice = malloc(sizeof(float) * sz);
+        for (size_t k = 0; k < sz; k++) twice[k] = b.data[k] + b.data[k];
+        for (int fused = 0; fused < 2; fused++) {
+            /* fused: x + avgpool(x + x), both adds folded into the pooling */
+            eps_graph g;
+            eps_error err = {0};
+            assert_int_equal(eps_graph_init(&g, 3, H, W, &err), 0);
+            if (fused) {
+                int xx[2] = {0, 0};
+                int s2 = OK(eps_g_add(&g, 2, xx, &err));
+                int pl = OK(eps_g_avgpool(&g, s2, 3, 1, 1, 0, &err));
+                int xp[2] = {0, pl};
+                OK(eps_g_add(&g, 2, xp, &err));
+            } else {
+                OK(eps_g_avgpool(&g, 0, 3, 1, 1, 0, &err));
             }
+            float *yf = malloc(sizeof(float) * sz);
+            eps_run_opts of = {.engine = EPS_ENGINE_FAST};
+            assert_int_equal(eps_engine_forward(&g, &b, 1.0f, &of, yf, &err), 0);
+            size_t subnormal = 0;
+            for (size_t k = 0; k < sz; k++) {
+                size_t plane = k / ((size_t)H * W), q = k % ((size_t)H * W);
+                float want = box3_divided((fused ? twice : b.data) + plane * H * W, H, W, (int)q / W, (int)q % W);
+                subnormal += want != 0.0f && fabsf(want) < FLT_MIN;
+                if (fused) want = b.data[k] + want;
+                if (memcmp(&want, &yf[k], sizeof(float)) != 0 && !(want == 0.0f && yf[k] == 0.0f)) {
+                    print_error("%dx%d%s value %zu: fast %a, sum / count %a\n", H, W, fused ? " (fused adds)" : "", k,
+                                yf[k], want);
+                    fail();
+                }
+            }
+            assert_true(subnormal > 0);
+            free(yf);
+            eps_graph_free(&g);
         }
-        assert_true(subnormal > 0);
-        free(yf);
-        eps_graph_free(&g);
+        free(twice);
         eps_batch_free(&b);
     }
 }

@@ -1784,6 +1784,7 @@ static int materialise_shared(planner *P, int i, const eps_node *nd, ftensor *y)
     return 0;
 }
 
+#ifdef BOX3_AVX512
 /* How many jobs of this phase read plane p. */
 static int plane_readers(const planner *P, const plane *p)
 {
@@ -1796,6 +1797,7 @@ static int plane_readers(const planner *P, const plane *p)
     }
     return n;
 }
+#endif
 
 /* Folds adds into the 3x3 box sums next to them, where the add's value is
  * a chunk buffer only that box sum reads: "x + y -> avg pool or ReLU-conv"

@@ -2,6 +2,7 @@
 #   make run         build and start the service on :8080 (embedded ramp batch)
 #   make test        unit + golden + service tests (installs Debian deps first)
 #   make check-asan  the same suite under ASan + UBSan
+#   make check-portable  the engine tests on a portable x86-64-v2 build (no AVX-512 kernels)
 #   make bench       engines vs the PyTorch reference, service vs nginx
 #   make equiv-full  fast vs dense engine on every NB201 cell (batch 8, ~25 min)
 # BUILD=dir selects the build directory (so parallel builds do not collide).
@@ -40,7 +41,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TPKG_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
-.PHONY: all deps test-deps run test check check-asan bench clean test-cluster reproduce equiv-full
+.PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full
 
 all: $(BIN)
 
@@ -84,6 +85,12 @@ test-cluster: $(TEST_STAMP) $(BIN)
 	EPS_BIN=$(BIN) ./tests/cluster/run.sh
 
 check: test
+
+# The generic loops the AVX-512 kernels stand in for (the Docker image's
+# default target): the engine equivalence and NB201 golden tests.
+check-portable:
+	$(MAKE) BUILD=build-portable ARCH_FLAGS=-march=x86-64-v2 \
+	  TEST_BIN="build-portable/tests/test_engine_equiv build-portable/tests/test_golden_nb201" test
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

@@ -568,19 +568,40 @@ static int box3_fusable(int H, int W, int mode, int xf, int epi)
     return (mode == 4 && xf == 0) || (mode == 1 && xf == (XF_SCALE | XF_RELU) && !epi);
 }
 
-/* Stride-2 window sums of rows of 32 floats (the reductions between
+/* Stride-2 window sums of rows of 32 or 16 floats (the reductions between
  * NB201's stages): 3 taps with padding 1, or 2 taps without, in both
  * directions. Even and odd columns come from two permutes; the same sums in
- * the same order as window_sum, written to ws (H/2 rows of 16). Returns -1
+ * the same order as window_sum, written to ws (H/2 rows of W/2). Returns -1
  * when the shape is not one of these. */
 static int wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, int W, int OH, int OW, int k, int s,
                           int p, int d, const xform *f)
 {
-    if (W != 32 || OW != 16 || s != 2 || d != 1 || (H & 1) || OH != H / 2 || !((k == 3 && p == 1) || (k == 2 && p == 0)))
+    if (!((W == 32 && OW == 16) || (W == 16 && OW == 8)) || s != 2 || d != 1 || (H & 1) || OH != H / 2 ||
+        !((k == 3 && p == 1) || (k == 2 && p == 0)))
         return -1;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512 z = _mm512_setzero_ps();
+    if (W == 16) { /* rows 2o and 2o+1 in one permute: lanes 0-7 and 8-15 */
+        __m256 prev8 = _mm256_setzero_ps(); /* row 2o-1 */
+        for (int o = 0; o < OH; o++) {
+            const float *row = a + (size_t)(2 * o) * 16;
+            __m512 v0 = xf_apply(_mm512_loadu_ps(row), f), v1 = xf_apply(_mm512_loadu_ps(row + 16), f);
+            __m512 e = _mm512_permutex2var_ps(v0, ie, v1), od = _mm512_permutex2var_ps(v0, io, v1), t;
+            if (k == 3) { /* [0, a1, a3, .., a13] per row */
+                __m512 op = _mm512_castsi512_ps(
+                    _mm512_maskz_alignr_epi32(0xFEFE, _mm512_castps_si512(od), _mm512_setzero_si512(), 15));
+                t = _mm512_add_ps(_mm512_add_ps(op, e), od);
+            } else {
+                t = _mm512_add_ps(e, od);
+            }
+            __m256 t0 = _mm512_castps512_ps256(t), t1 = _mm512_extractf32x8_ps(t, 1);
+            __m256 y = k == 3 ? _mm256_add_ps(_mm256_add_ps(prev8, t0), t1) : _mm256_add_ps(t0, t1);
+            _mm256_storeu_ps(ws + (size_t)o * 8, y);
+            prev8 = t1;
+        }
+        return 0;
+    }
     __m512 prev = z; /* row 2o-1 */
     for (int o = 0; o < OH; o++) {
         __m512 t[2];
@@ -1150,6 +1171,7 @@ typedef struct job {
     grp fin[2];
     int nfout;       /* writes (fout[0] + lazy(fout[1])) + value, or fout[0] + value: the add it was the last term of */
     grp fout[2];
+    plane *out_orig; /* with nfout: its own output, which a re-run (recompute) fills */
     struct job *next;
 } job;
 
@@ -1516,7 +1538,6 @@ static plane *out_plane(planner *P, int i, size_t isz, int cost)
 static int recompute(planner *P, job *j0)
 {
     if (j0->seq == P->seq) return 0;
-    if (j0->skip || j0->fused_in || j0->nfout) return EPS_EINTERNAL; /* fuse_phase is off when re-running */
     for (int k = 0; k < j0->nin; k++) {
         plane *p = j0->in[k].p;
         if (p && p->virt && p->producer && p->producer->seq != P->seq) {
@@ -1528,6 +1549,10 @@ static int recompute(planner *P, job *j0)
     if (!c) return EPS_ENOMEM;
     *c = *j0;
     c->st = NULL, c->stats_whole = 0, c->owns = 0, c->next = NULL;
+    /* a re-run fills the job's own output: an add fused into another job
+     * runs, a pooling that wrote an add's value writes its own (fuse_phase) */
+    c->skip = 0;
+    if (c->nfout) c->out = c->out_orig, c->nfout = 0;
     *P->tail = c;
     P->tail = &c->next;
     j0->seq = P->seq;
@@ -1805,9 +1830,11 @@ static int plane_readers(const planner *P, const plane *p)
  * term of an add" one that adds the other terms while storing. The adds'
  * chunk buffers are then never written, their memory streams overlap the
  * box sums' arithmetic, and every value is computed exactly as before.
- * Only kernels that exist (box3_fusable) are used, and not when producers
- * may be re-run in later phases (they would re-run fused jobs). */
-static void fuse_phase(planner *P)
+ * Only kernels that exist (box3_fusable) are used, and only for chunk
+ * buffers held by nothing but their node's tensor and the one reader, with
+ * no later phase reading the node (a later phase re-runs the producers of
+ * the chunk buffers it reads). */
+static void fuse_phase(planner *P, const int *lastph, int ph)
 {
 #ifdef BOX3_AVX512
     if (P->recompute_max || P->trace) return;
@@ -1822,12 +1849,14 @@ static void fuse_phase(planner *P)
         plane *p = m->in[0].p;
         job *a = p->virt ? p->producer : NULL;
         if (a && a->kind == J_ADD && !a->skip && a->nin == 2 && !a->in[0].affine && !a->st && !a->stats_whole &&
-            box3_fusable(m->xn->h, m->xn->w, mode, xf, 0) && plane_readers(P, p) == 1) {
+            p->refs == 2 && lastph[a->node] == ph && box3_fusable(m->xn->h, m->xn->w, mode, xf, 0) &&
+            plane_readers(P, p) == 1) {
             m->fin[0] = a->in[0], m->fin[1] = a->in[1];
             m->fused_in = 1;
             a->skip = 1;
         }
-        if (!pool || !m->out->virt || plane_readers(P, m->out) != 1) continue;
+        if (!pool || !m->out->virt || m->out->refs != 2 || lastph[m->node] != ph || plane_readers(P, m->out) != 1)
+            continue;
         job *b = NULL;
         for (job *j = m->next; j && !b; j = j->next)
             if (!j->skip && j->kind == J_ADD && j->nin >= 2 && j->in[j->nin - 1].p == m->out) b = j;
@@ -1836,13 +1865,14 @@ static void fuse_phase(planner *P)
         m->fout[0] = b->in[0];
         if (b->nin == 3) m->fout[1] = b->in[1];
         m->nfout = b->nin - 1;
+        m->out_orig = m->out;
         m->out = b->out;
         m->st = b->st, m->stats_whole = b->stats_whole;
         b->st = NULL, b->stats_whole = 0;
         b->skip = 1;
     }
 #else
-    (void)P;
+    (void)P, (void)lastph, (void)ph;
 #endif
 }
 
@@ -2165,7 +2195,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                 goto done;
             }
         }
-        fuse_phase(&P);
+        fuse_phase(&P, lastph, ph);
         run_phase(&R, &P);
         phase_release(&R, &P);
         if (stem_node >= 0) stem_store(fp, &g->nodes[stem_node], w, &t[stem_node]);

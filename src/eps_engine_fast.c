@@ -1141,7 +1141,9 @@ static void stem_store(fpool *fp, const eps_node *nd, float w, const ftensor *y)
  * output, or a BatchNorm) get whole-batch planes; the rest live in
  * chunk-sized buffers. Each value is computed with exactly the same float
  * operations as node by node, so results do not depend on the chunking;
- * statistics accumulate per chunk in the same order as plane_stats. */
+ * statistics accumulate per chunk in the same order as plane_stats. Before
+ * a phase runs, fuse_phase folds adds into the 3x3 box sums next to them
+ * (same operations, fewer passes over memory). */
 
 enum { J_CONV, J_MAP, J_ADD, J_LINEAR };
 

@@ -352,7 +352,7 @@ static inline __m512 shift_in_right(__m512 next, __m512 cur) /* [cur[1..15], nex
 /* The input transform as compile-time flags, so each kernel instance
  * carries only the operations it needs. */
 enum { XF_AFF = 1, XF_RELU = 2, XF_SCALE = 4 };
-typedef struct { __m512 al, be, w; } xfv;
+typedef struct { __m512 al, be, w, w0; } xfv; /* box3_load's c2: w, w0 = the first term's alpha, beta */
 
 AINL __m512 xf_v(__m512 v, int xf, const xfv *c)
 {
@@ -377,19 +377,22 @@ typedef struct { __m512i lo, hi; } tinyacc;
  * out = (e0 + lazy(e1)) + q, or e0 + q. */
 typedef struct b3io {
     const float *a2;      /* NULL: no fused input add */
-    int aff2;             /* a2 is lazy: a2 * al2 + be2 */
-    float al2, be2;
+    int aff0, aff2;       /* the input a, a2 is lazy: a * al0 + be0, a2 * al2 + be2 */
+    float al0, be0, al2, be2;
     const float *e0, *e1; /* e0 NULL: no fused output add; e1 NULL: two terms */
-    int affe;             /* e1 is lazy: e1 * ale + bee */
-    float ale, bee;
+    int affe0, affe;      /* e0, e1 is lazy */
+    float ale0, bee0, ale, bee;
 } b3io;
-enum { IN2_NONE, IN2_PLAIN, IN2_AFF };
-enum { EPI_NONE, EPI_ONE, EPI_PLAIN, EPI_AFF };
+/* The kinds with a lazy first term (_AA, _ONE_A) apply the identity (x*1 +
+ * 0) to a plain second term: the same value, except that -0 becomes +0,
+ * which no later operation can observe. */
+enum { IN2_NONE, IN2_PLAIN, IN2_AFF, IN2_AA };
+enum { EPI_NONE, EPI_ONE, EPI_PLAIN, EPI_AFF, EPI_ONE_A, EPI_AA };
 
 /* One output vector v (16 values at y + o) in the given mode. */
 AINL void box3_out(__m512 v, float *restrict y, size_t o, int mode, __m512 c, const float *restrict div,
                    const float *restrict rdiv, tinyacc *t, int epi, const float *restrict e0,
-                   const float *restrict e1, const xfv *ce)
+                   const float *restrict e1, const xfv *ce, const xfv *ce0)
 {
     float *yo = y + o;
     if (mode == 1) {
@@ -408,6 +411,12 @@ AINL void box3_out(__m512 v, float *restrict y, size_t o, int mode, __m512 c, co
         } else if (epi == EPI_AFF) {
             __m512 l = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(e1 + o), ce->al), ce->be);
             q = _mm512_add_ps(_mm512_add_ps(_mm512_loadu_ps(e0 + o), l), q);
+        } else if (epi == EPI_ONE_A) {
+            q = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(e0 + o), ce0->al), ce0->be), q);
+        } else if (epi == EPI_AA) {
+            __m512 l0 = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(e0 + o), ce0->al), ce0->be);
+            __m512 l1 = _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(e1 + o), ce->al), ce->be);
+            q = _mm512_add_ps(_mm512_add_ps(l0, l1), q);
         }
         _mm512_storeu_ps(yo, q);
         __m512i b = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)),
@@ -421,8 +430,9 @@ AINL void box3_out(__m512 v, float *restrict y, size_t o, int mode, __m512 c, co
 AINL __m512 box3_load(const float *restrict a, const float *restrict a2, size_t o, int in2, const xfv *c2)
 {
     __m512 v = _mm512_loadu_ps(a + o);
+    if (in2 == IN2_AA) v = _mm512_add_ps(_mm512_mul_ps(v, c2->w), c2->w0); /* the first term's affine */
     if (in2 == IN2_PLAIN) v = _mm512_add_ps(v, _mm512_loadu_ps(a2 + o));
-    else if (in2 == IN2_AFF) v = _mm512_add_ps(v, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(a2 + o), c2->al), c2->be));
+    else if (in2 >= IN2_AFF) v = _mm512_add_ps(v, _mm512_add_ps(_mm512_mul_ps(_mm512_loadu_ps(a2 + o), c2->al), c2->be));
     return v;
 }
 
@@ -449,10 +459,11 @@ typedef struct b3call {
 } b3call;
 
 #define B3_SETUP                                                                                   \
-    const xfv c = {_mm512_set1_ps(k->f->al), _mm512_set1_ps(k->f->be), _mm512_set1_ps(k->f->w)};  \
+    const xfv c = {_mm512_set1_ps(k->f->al), _mm512_set1_ps(k->f->be), _mm512_set1_ps(k->f->w), _mm512_setzero_ps()}; \
     const b3io *io = k->io;                                                                        \
-    const xfv c2 = {_mm512_set1_ps(in2 ? io->al2 : 0.0f), _mm512_set1_ps(in2 ? io->be2 : 0.0f), _mm512_setzero_ps()}; \
-    const xfv ce = {_mm512_set1_ps(epi ? io->ale : 0.0f), _mm512_set1_ps(epi ? io->bee : 0.0f), _mm512_setzero_ps()}; \
+    const xfv c2 = {_mm512_set1_ps(io->al2), _mm512_set1_ps(io->be2), _mm512_set1_ps(io->al0), _mm512_set1_ps(io->be0)}; \
+    const xfv ce = {_mm512_set1_ps(io->ale), _mm512_set1_ps(io->bee), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
+    const xfv ce0 = {_mm512_set1_ps(io->ale0), _mm512_set1_ps(io->bee0), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
     const __m512 cv = _mm512_set1_ps(k->cnt), z = _mm512_setzero_ps();                             \
     tinyacc t = {_mm512_set1_epi32(-1), _mm512_set1_epi32(-1)};                                    \
     const int H = k->H;                                                                            \
@@ -467,7 +478,8 @@ AINL unsigned box3_rows(const b3call *k, int nv, int xf, int mode, int in2, int 
     const size_t hw = (size_t)H * W;
     for (int b = 0; b < k->nimg; b++) {
         const float *ai = k->a + b * hw, *a2 = in2 ? io->a2 + b * hw : NULL;
-        const float *e0 = epi ? io->e0 + b * hw : NULL, *e1 = epi >= EPI_PLAIN ? io->e1 + b * hw : NULL;
+        const float *e0 = epi ? io->e0 + b * hw : NULL;
+        const float *e1 = epi == EPI_PLAIN || epi == EPI_AFF || epi == EPI_AA ? io->e1 + b * hw : NULL;
         float *yi = k->y + b * hw;
         __m512 up[4], mid[4], dn[4];
         for (int q = 0; q < nv; q++) up[q] = z;
@@ -478,7 +490,7 @@ AINL unsigned box3_rows(const b3call *k, int nv, int xf, int mode, int in2, int 
             size_t o = (size_t)r * W;
             for (int q = 0; q < nv; q++)
                 box3_out(_mm512_add_ps(_mm512_add_ps(up[q], mid[q]), dn[q]), yi, o + 16 * q, mode, cv, k->div, k->rdiv,
-                         &t, epi, e0, e1, &ce);
+                         &t, epi, e0, e1, &ce, &ce0);
             for (int q = 0; q < nv; q++) up[q] = mid[q], mid[q] = dn[q];
         }
     }
@@ -511,13 +523,14 @@ AINL unsigned box3_rows8(const b3call *k, int xf, int mode, int in2, int epi)
     const int np = H / 2;
     for (int b = 0; b < k->nimg; b++) {
         const float *ai = k->a + b * hw, *a2 = in2 ? io->a2 + b * hw : NULL;
-        const float *e0 = epi ? io->e0 + b * hw : NULL, *e1 = epi >= EPI_PLAIN ? io->e1 + b * hw : NULL;
+        const float *e0 = epi ? io->e0 + b * hw : NULL;
+        const float *e1 = epi == EPI_PLAIN || epi == EPI_AFF || epi == EPI_AA ? io->e1 + b * hw : NULL;
         float *yi = k->y + b * hw;
         __m512 prev = z, cur = box3_hpair8(ai, a2, 0, in2, &c2, xf, &c);
         for (int j = 0; j < np; j++) {
             __m512 next = j + 1 < np ? box3_hpair8(ai, a2, (size_t)16 * (j + 1), in2, &c2, xf, &c) : z;
             __m512 v = _mm512_add_ps(_mm512_add_ps(shift8(cur, prev), cur), shift8(next, cur));
-            box3_out(v, yi, (size_t)16 * j, mode, cv, k->div, k->rdiv, &t, epi, e0, e1, &ce);
+            box3_out(v, yi, (size_t)16 * j, mode, cv, k->div, k->rdiv, &t, epi, e0, e1, &ce, &ce0);
             prev = cur;
             cur = next;
         }
@@ -541,18 +554,22 @@ AINL unsigned box3_rows8(const b3call *k, int xf, int mode, int in2, int epi)
     case EPI_NONE: BOX3_K(NV, 4, 0, IN2, EPI_NONE);                                                \
     case EPI_ONE: BOX3_K(NV, 4, 0, IN2, EPI_ONE);                                                  \
     case EPI_PLAIN: BOX3_K(NV, 4, 0, IN2, EPI_PLAIN);                                              \
-    default: BOX3_K(NV, 4, 0, IN2, EPI_AFF);                                                       \
+    case EPI_AFF: BOX3_K(NV, 4, 0, IN2, EPI_AFF);                                                  \
+    case EPI_ONE_A: BOX3_K(NV, 4, 0, IN2, EPI_ONE_A);                                              \
+    default: BOX3_K(NV, 4, 0, IN2, EPI_AA);                                                        \
     }
 #define BOX3_WIDTH(NV)                                                                             \
     if (in2 || epi) {                                                                              \
         if (mode == 4 && xf == 0) {                                                                \
             if (in2 == IN2_NONE) BOX3_EPI(NV, IN2_NONE)                                            \
             if (in2 == IN2_PLAIN) BOX3_EPI(NV, IN2_PLAIN)                                          \
-            BOX3_EPI(NV, IN2_AFF)                                                                  \
+            if (in2 == IN2_AFF) BOX3_EPI(NV, IN2_AFF)                                              \
+            BOX3_EPI(NV, IN2_AA)                                                                   \
         }                                                                                          \
         if (mode == 1 && xf == (XF_SCALE | XF_RELU) && !epi) {                                     \
             if (in2 == IN2_PLAIN) BOX3_K(NV, 1, XF_SCALE | XF_RELU, IN2_PLAIN, 0);                 \
-            BOX3_K(NV, 1, XF_SCALE | XF_RELU, IN2_AFF, 0);                                         \
+            if (in2 == IN2_AFF) BOX3_K(NV, 1, XF_SCALE | XF_RELU, IN2_AFF, 0);                     \
+            BOX3_K(NV, 1, XF_SCALE | XF_RELU, IN2_AA, 0);                                          \
         }                                                                                          \
         return -1;                                                                                 \
     }                                                                                              \
@@ -634,8 +651,12 @@ static int box3_avx512(const float *restrict a, float *restrict y, int nimg, int
     int xf = (f->affine ? XF_AFF : 0) | (f->relu ? XF_RELU : 0) | (f->scale ? XF_SCALE : 0);
     static const b3io none = {0};
     const b3call call = {a, y, nimg, H, f, cnt, div, rdiv, io ? io : &none}, *k = &call;
-    int in2 = !io || !io->a2 ? IN2_NONE : io->aff2 ? IN2_AFF : IN2_PLAIN;
-    int epi = !io || !io->e0 ? EPI_NONE : !io->e1 ? EPI_ONE : io->affe ? EPI_AFF : EPI_PLAIN;
+    int in2 = !io || !io->a2 ? IN2_NONE : io->aff0 ? IN2_AA : io->aff2 ? IN2_AFF : IN2_PLAIN;
+    int epi = !io || !io->e0 ? EPI_NONE
+              : io->affe0    ? (io->e1 ? EPI_AA : EPI_ONE_A)
+              : !io->e1      ? EPI_ONE
+              : io->affe     ? EPI_AFF
+                             : EPI_PLAIN;
     switch (W) {
     case 8:
         if (H & 1) return -1;
@@ -1284,37 +1305,58 @@ static void add_group(float *restrict q, const float *restrict a, const grp *g, 
 }
 
 #ifdef BOX3_AVX512
-/* The fused adds of job j for the chunk starting at image b0, or NULL. */
+/* The fused adds of job j for the chunk starting at image b0, or NULL. A
+ * plain term carries the identity (1, 0) for the kinds that treat both as
+ * lazy. */
 static const b3io *job_io(const job *j, int b0, b3io *io)
 {
     if (!j->fused_in && !j->nfout) return NULL;
     memset(io, 0, sizeof *io);
     if (j->fused_in) {
-        const grp *g = &j->fin[1];
-        io->a2 = img(g->p, b0, b0), io->aff2 = g->affine, io->al2 = g->alpha, io->be2 = g->beta;
+        const grp *g0 = &j->fin[0], *g = &j->fin[1];
+        io->a2 = img(g->p, b0, b0), io->aff2 = g->affine;
+        io->al2 = g->affine ? g->alpha : 1.0f, io->be2 = g->affine ? g->beta : 0.0f;
+        io->aff0 = g0->affine, io->al0 = g0->affine ? g0->alpha : 1.0f, io->be0 = g0->affine ? g0->beta : 0.0f;
     }
     if (j->nfout) {
-        io->e0 = img(j->fout[0].p, b0, b0);
+        const grp *g0 = &j->fout[0];
+        io->e0 = img(g0->p, b0, b0);
+        io->affe0 = g0->affine, io->ale0 = g0->affine ? g0->alpha : 1.0f, io->bee0 = g0->affine ? g0->beta : 0.0f;
         if (j->nfout == 2) {
             const grp *g = &j->fout[1];
-            io->e1 = img(g->p, b0, b0), io->affe = g->affine, io->ale = g->alpha, io->bee = g->beta;
+            io->e1 = img(g->p, b0, b0), io->affe = g->affine;
+            io->ale = g->affine ? g->alpha : 1.0f, io->bee = g->affine ? g->beta : 0.0f;
         }
     }
     return io;
 }
 #endif
 
+/* The sum of n terms (first plain: x + lazy(y), else lazy(x)), then the
+ * rest added in order: what a J_ADD job computes. */
+static void sum_terms(float *restrict q, const grp *t, int nt, int b, int b0, size_t n)
+{
+    int k = 1;
+    if (nt >= 2 && !t[0].affine) {
+        add_pair(q, img(t[0].p, b, b0), img(t[1].p, b, b0), &t[1], n);
+        k = 2;
+    } else {
+        add_group(q, img(t[0].p, b, b0), &t[0], n, 1);
+    }
+    for (; k < nt; k++) add_group(q, img(t[k].p, b, b0), &t[k], n, 0);
+}
+
 /* The add fused into job j's output, for one image: q = the add's value
  * with a (this job's value) as its last term, as the J_ADD job computes it. */
 static void epilogue_image(const job *j, int b, int b0, float *restrict q, const float *restrict a, size_t n)
 {
     const grp plain = {.count = 1};
-    if (j->nfout == 1) {
+    if (j->nfout == 1 && !j->fout[0].affine) {
         add_pair(q, img(j->fout[0].p, b, b0), a, &plain, n);
-    } else {
-        add_pair(q, img(j->fout[0].p, b, b0), img(j->fout[1].p, b, b0), &j->fout[1], n);
-        add_group(q, a, &plain, n, 0);
+        return;
     }
+    sum_terms(q, j->fout, j->nfout, b, b0, n);
+    add_group(q, a, &plain, n, 0);
 }
 
 /* A convolution job on the images [b0, b1) of a chunk (contiguous in every
@@ -1328,7 +1370,7 @@ static void conv_chunk(run *R, const job *j, int b0, int b1)
     size_t ihw = (size_t)H * W, ohw = (size_t)OH * OW;
     float w = R->w, *o0 = img(j->out, b0, b0);
     if (j->fused_in) { /* one group, 3x3 box, ReLU: see fuse_phase */
-        const float *x0 = img(j->fin[0].p, b0, b0), *x1 = img(j->fin[1].p, b0, b0);
+        const float *x0 = img(j->fin[0].p, b0, b0);
         float cnt = (float)j->in[0].count;
 #ifdef BOX3_AVX512
         xform f = {.relu = j->relu, .scale = 1, .w = w};
@@ -1337,7 +1379,7 @@ static void conv_chunk(run *R, const job *j, int b0, int b1)
 #endif
         const grp plain = {.count = j->in[0].count};
         for (int b = 0; b < nb; b++) {
-            add_pair(R->in_buf, x0 + b * ihw, x1 + b * ihw, &j->fin[1], ihw);
+            sum_terms(R->in_buf, j->fin, 2, b0 + b, b0, ihw);
             conv3_image(R->in_buf, o0 + b * ohw, R->tmp, R->scaled, H, W, w, cnt, 0, j->relu, &plain);
         }
         return;
@@ -1445,7 +1487,8 @@ static void job_run(run *R, job *j, int b0, int b1)
         const grp *g = j->fused_in ? &j->fin[0] : &j->in[0];
 #ifdef BOX3_AVX512
         if (g->p && j->map_op == EPS_OP_AVGPOOL && is_box3_same(j->nd->kernel, j->nd->stride, j->nd->pad, 1)) {
-            xform f = {.affine = g->affine, .relu = j->relu, .al = g->alpha, .be = g->beta};
+            /* with a fused input the first term's affine is the kernel's (IN2_AA) */
+            xform f = {.affine = g->affine && !j->fused_in, .relu = j->relu, .al = g->alpha, .be = g->beta};
             b3io io;
             if (box3_avx512(img(g->p, b0, b0), o0, (int)nb, j->xn->h, j->xn->w, &f, 4, 1.0f, j->div, j->rdiv,
                             job_io(j, b0, &io)) == 0)
@@ -1454,8 +1497,8 @@ static void job_run(run *R, job *j, int b0, int b1)
 #endif
         for (int b = b0; b < b1; b++) {
             const float *x = g->p ? img(g->p, b, b0) : R->zeros;
-            if (j->fused_in) { /* plain terms, no ReLU: see fuse_phase */
-                add_pair(R->in_buf, x, img(j->fin[1].p, b, b0), &j->fin[1], ihw);
+            if (j->fused_in) { /* no ReLU: see fuse_phase */
+                sum_terms(R->in_buf, j->fin, 2, b, b0, ihw);
                 x = R->in_buf;
             } else if (g->affine || j->relu) {
                 load_row(R->in_buf, x, ihw, g, j->relu);
@@ -1467,19 +1510,7 @@ static void job_run(run *R, job *j, int b0, int b1)
         }
         break;
     }
-    case J_ADD: {
-        const grp *c = j->in;
-        size_t n = nb * ohw;
-        int k = 1;
-        if (j->nin >= 2 && !c[0].affine) {
-            add_pair(o0, img(c[0].p, b0, b0), img(c[1].p, b0, b0), &c[1], n);
-            k = 2;
-        } else {
-            add_group(o0, img(c[0].p, b0, b0), &c[0], n, 1);
-        }
-        for (; k < j->nin; k++) add_group(o0, img(c[k].p, b0, b0), &c[k], n, 0);
-        break;
-    }
+    case J_ADD: sum_terms(o0, j->in, j->nin, b0, b0, nb * ohw); break;
     case J_LINEAR:
         for (int b = b0; b < b1; b++) {
             float v = 0.0f;
@@ -1833,10 +1864,10 @@ static int plane_readers(const planner *P, const plane *p)
  * chunk buffers are then never written, their memory streams overlap the
  * box sums' arithmetic, and every value is computed exactly as before.
  * Only kernels that exist (box3_fusable) are used, and only for chunk
- * buffers held by nothing but their node's tensor and the one reader, with
- * no later phase reading the node (a later phase re-runs the producers of
- * the chunk buffers it reads). */
-static void fuse_phase(planner *P, const int *lastph, int ph)
+ * buffers no other job of the phase reads; a later phase that reads one
+ * re-runs its producers, and such a re-run computes the job's own output
+ * (see recompute). */
+static void fuse_phase(planner *P)
 {
 #ifdef BOX3_AVX512
     if (P->recompute_max || P->trace) return;
@@ -1850,19 +1881,17 @@ static void fuse_phase(planner *P, const int *lastph, int ph)
         int mode = pool ? 4 : 1, xf = pool ? 0 : XF_SCALE | XF_RELU;
         plane *p = m->in[0].p;
         job *a = p->virt ? p->producer : NULL;
-        if (a && a->kind == J_ADD && !a->skip && a->nin == 2 && !a->in[0].affine && !a->st && !a->stats_whole &&
-            p->refs == 2 && lastph[a->node] == ph && box3_fusable(m->xn->h, m->xn->w, mode, xf, 0) &&
-            plane_readers(P, p) == 1) {
+        if (a && a->kind == J_ADD && !a->skip && a->nin == 2 && !a->st && !a->stats_whole &&
+            box3_fusable(m->xn->h, m->xn->w, mode, xf, 0) && plane_readers(P, p) == 1) {
             m->fin[0] = a->in[0], m->fin[1] = a->in[1];
             m->fused_in = 1;
             a->skip = 1;
         }
-        if (!pool || !m->out->virt || m->out->refs != 2 || lastph[m->node] != ph || plane_readers(P, m->out) != 1)
-            continue;
+        if (!pool || !m->out->virt || plane_readers(P, m->out) != 1) continue;
         job *b = NULL;
         for (job *j = m->next; j && !b; j = j->next)
             if (!j->skip && j->kind == J_ADD && j->nin >= 2 && j->in[j->nin - 1].p == m->out) b = j;
-        if (!b || b->nin > 3 || b->in[b->nin - 1].affine || b->in[0].affine || !box3_fusable(m->xn->h, m->xn->w, 4, 0, 1))
+        if (!b || b->nin > 3 || b->in[b->nin - 1].affine || !box3_fusable(m->xn->h, m->xn->w, 4, 0, 1))
             continue;
         m->fout[0] = b->in[0];
         if (b->nin == 3) m->fout[1] = b->in[1];
@@ -1874,7 +1903,7 @@ static void fuse_phase(planner *P, const int *lastph, int ph)
         b->skip = 1;
     }
 #else
-    (void)P, (void)lastph, (void)ph;
+    (void)P;
 #endif
 }
 
@@ -2197,7 +2226,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
                 goto done;
             }
         }
-        fuse_phase(&P, lastph, ph);
+        fuse_phase(&P);
         run_phase(&R, &P);
         phase_release(&R, &P);
         if (stem_node >= 0) stem_store(fp, &g->nodes[stem_node], w, &t[stem_node]);

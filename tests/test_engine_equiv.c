@@ -220,7 +220,7 @@ static void test_box3_kernels(void **state)
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         eps_batch b;
         make_batch(&b, 4, shapes[si][0], shapes[si][1]);
-        for (int kind = 0; kind < 9; kind++) {
+        for (int kind = 0; kind < 10; kind++) {
             eps_graph g;
             eps_error err = {0};
             assert_int_equal(eps_graph_init(&g, 3, b.h, b.w, &err), 0);
@@ -290,6 +290,21 @@ static void test_box3_kernels(void **state)
                 int s4[2] = {c, c2};
                 x = OK(eps_g_add(&g, 2, s4, &err));
                 what = "ReLU-conv of x + BN(x), of x + y";
+            } else if (kind == 9) { /* a lazy first term: BN(x) + x -> pool -> BN(x) + x + pool, BN(x) + pool */
+                int n = OK(eps_g_bn(&g, x, &err));
+                int s2[2] = {n, x};
+                int a = OK(eps_g_add(&g, 2, s2, &err));
+                int pl = OK(eps_g_avgpool(&g, a, 3, 1, 1, 0, &err));
+                int s3[3] = {n, x, pl};
+                int o3 = OK(eps_g_add(&g, 3, s3, &err));
+                int pl2 = OK(eps_g_avgpool(&g, o3, 3, 1, 1, 0, &err));
+                int s4[2] = {n, pl2};
+                int o4 = OK(eps_g_add(&g, 2, s4, &err));
+                int s5[2] = {n, o4};
+                int a5 = OK(eps_g_add(&g, 2, s5, &err));
+                int r5 = OK(eps_g_relu(&g, a5, &err));
+                x = OK(eps_g_conv(&g, r5, 4, 3, 1, 1, 0, &err));
+                what = "BN(x) + x -> pool -> BN(x) + x + pool -> pool -> BN(x) + pool -> ReLU-conv of BN(x) + that";
             }
             for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) compare_outputs(&g, &b, ws[k], what);
             eps_graph_free(&g);

@@ -1370,12 +1370,12 @@ static void conv_chunk(run *R, const job *j, int b0, int b1)
     size_t ihw = (size_t)H * W, ohw = (size_t)OH * OW;
     float w = R->w, *o0 = img(j->out, b0, b0);
     if (j->fused_in) { /* one group, 3x3 box, ReLU: see fuse_phase */
-        const float *x0 = img(j->fin[0].p, b0, b0);
         float cnt = (float)j->in[0].count;
 #ifdef BOX3_AVX512
         xform f = {.relu = j->relu, .scale = 1, .w = w};
         b3io io;
-        if (box3_avx512(x0, o0, nb, H, W, &f, 1, cnt, NULL, NULL, job_io(j, b0, &io)) >= 0) return;
+        if (box3_avx512(img(j->fin[0].p, b0, b0), o0, nb, H, W, &f, 1, cnt, NULL, NULL, job_io(j, b0, &io)) >= 0)
+            return;
 #endif
         const grp plain = {.count = j->in[0].count};
         for (int b = 0; b < nb; b++) {

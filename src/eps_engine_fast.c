@@ -1893,6 +1893,11 @@ static void fuse_phase(planner *P)
             if (!j->skip && j->kind == J_ADD && j->nin >= 2 && j->in[j->nin - 1].p == m->out) b = j;
         if (!b || b->nin > 3 || b->in[b->nin - 1].affine || !box3_fusable(m->xn->h, m->xn->w, 4, 0, 1))
             continue;
+        /* m runs where it is: the add's other terms must be ready by then */
+        int late = 0;
+        for (job *j = m->next; j != b; j = j->next)
+            for (int k = 0; k < b->nin - 1; k++) late |= j->out == b->in[k].p;
+        if (late) continue;
         m->fout[0] = b->in[0];
         if (b->nin == 3) m->fout[1] = b->in[1];
         m->nfout = b->nin - 1;

@@ -220,7 +220,7 @@ static void test_box3_kernels(void **state)
     for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
         eps_batch b;
         make_batch(&b, 4, shapes[si][0], shapes[si][1]);
-        for (int kind = 0; kind < 10; kind++) {
+        for (int kind = 0; kind < 11; kind++) {
             eps_graph g;
             eps_error err = {0};
             assert_int_equal(eps_graph_init(&g, 3, b.h, b.w, &err), 0);
@@ -305,6 +305,13 @@ static void test_box3_kernels(void **state)
                 int r5 = OK(eps_g_relu(&g, a5, &err));
                 x = OK(eps_g_conv(&g, r5, 4, 3, 1, 1, 0, &err));
                 what = "BN(x) + x -> pool -> BN(x) + x + pool -> pool -> BN(x) + pool -> ReLU-conv of BN(x) + that";
+            } else if (kind == 10) { /* the pool is the add's last term but runs before its other terms */
+                int pl = OK(eps_g_avgpool(&g, x, 3, 1, 1, 0, &err));
+                int r = OK(eps_g_relu(&g, x, &err));
+                int c = OK(eps_g_conv(&g, r, 4, 3, 1, 1, 0, &err));
+                int s2[2] = {c, pl};
+                x = OK(eps_g_add(&g, 2, s2, &err));
+                what = "ReLU-conv(x) + avg pool(x), the pool computed first";
             }
             for (size_t k = 0; k < sizeof ws / sizeof *ws; k++) compare_outputs(&g, &b, ws[k], what);
             eps_graph_free(&g);

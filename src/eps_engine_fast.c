@@ -1913,11 +1913,12 @@ static void fuse_phase(planner *P)
 }
 
 /* Jobs that filled whole-batch planes will not run again: they let go of
- * their inputs. */
+ * their inputs. (A pooling that wrote an add's plane keeps them while its
+ * own chunk buffer lives: a later phase may re-run it.) */
 static void phase_release(run *R, planner *P)
 {
     for (job *j = P->head; j; j = j->next)
-        if (!j->out->virt) job_drop_inputs(R->fp, j);
+        if (!(j->nfout ? j->out_orig : j->out)->virt) job_drop_inputs(R->fp, j);
     P->head = NULL;
     P->tail = &P->head;
 }

@@ -330,13 +330,6 @@ static unsigned box3_img(const float *restrict a, float *restrict t, float *rest
 
 typedef struct xform { int affine, relu, scale; float al, be, w; } xform;
 
-static inline __m512 xf_apply(__m512 v, const xform *f)
-{
-    if (f->affine) v = _mm512_add_ps(_mm512_mul_ps(v, _mm512_set1_ps(f->al)), _mm512_set1_ps(f->be));
-    if (f->relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ), _mm512_setzero_ps());
-    if (f->scale) v = _mm512_mul_ps(_mm512_set1_ps(f->w), v);
-    return v;
-}
 
 static inline __m512 shift_in_left(__m512 cur, __m512 prev) /* [prev[15], cur[0..14]] */
 {
@@ -360,6 +353,16 @@ AINL __m512 xf_v(__m512 v, int xf, const xfv *c)
     if (xf & XF_RELU) v = _mm512_max_ps(_mm512_setzero_ps(), v); /* 0 > v ? 0 : v == (v < 0 ? 0 : v), -0 and NaN kept */
     if (xf & XF_SCALE) v = _mm512_mul_ps(c->w, v);
     return v;
+}
+
+static inline int xf_flags(const xform *f)
+{
+    return (f->affine ? XF_AFF : 0) | (f->relu ? XF_RELU : 0) | (f->scale ? XF_SCALE : 0);
+}
+
+static inline xfv xf_consts(const xform *f)
+{
+    return (xfv){_mm512_set1_ps(f->al), _mm512_set1_ps(f->be), _mm512_set1_ps(f->w), _mm512_setzero_ps()};
 }
 
 /* Mode 4's range check without mask registers: t = bits(|v|) - 1 as int32
@@ -459,7 +462,7 @@ typedef struct b3call {
 } b3call;
 
 #define B3_SETUP                                                                                   \
-    const xfv c = {_mm512_set1_ps(k->f->al), _mm512_set1_ps(k->f->be), _mm512_set1_ps(k->f->w), _mm512_setzero_ps()}; \
+    const xfv c = xf_consts(k->f);                                                                 \
     const b3io *io = k->io;                                                                        \
     const xfv c2 = {_mm512_set1_ps(io->al2), _mm512_set1_ps(io->be2), _mm512_set1_ps(io->al0), _mm512_set1_ps(io->be0)}; \
     const xfv ce = {_mm512_set1_ps(io->ale), _mm512_set1_ps(io->bee), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
@@ -596,6 +599,8 @@ static int wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, in
     if (!((W == 32 && OW == 16) || (W == 16 && OW == 8)) || s != 2 || d != 1 || (H & 1) || OH != H / 2 ||
         !((k == 3 && p == 1) || (k == 2 && p == 0)))
         return -1;
+    const int xf = xf_flags(f);
+    const xfv c = xf_consts(f);
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512 z = _mm512_setzero_ps();
@@ -603,7 +608,7 @@ static int wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, in
         __m256 prev8 = _mm256_setzero_ps(); /* row 2o-1 */
         for (int o = 0; o < OH; o++) {
             const float *row = a + (size_t)(2 * o) * 16;
-            __m512 v0 = xf_apply(_mm512_loadu_ps(row), f), v1 = xf_apply(_mm512_loadu_ps(row + 16), f);
+            __m512 v0 = xf_v(_mm512_loadu_ps(row), xf, &c), v1 = xf_v(_mm512_loadu_ps(row + 16), xf, &c);
             __m512 e = _mm512_permutex2var_ps(v0, ie, v1), od = _mm512_permutex2var_ps(v0, io, v1), t;
             if (k == 3) { /* [0, a1, a3, .., a13] per row */
                 __m512 op = _mm512_castsi512_ps(
@@ -624,7 +629,7 @@ static int wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, in
         __m512 t[2];
         for (int h = 0; h < 2; h++) {
             const float *row = a + (size_t)(2 * o + h) * 32;
-            __m512 v0 = xf_apply(_mm512_loadu_ps(row), f), v1 = xf_apply(_mm512_loadu_ps(row + 16), f);
+            __m512 v0 = xf_v(_mm512_loadu_ps(row), xf, &c), v1 = xf_v(_mm512_loadu_ps(row + 16), xf, &c);
             __m512 e = _mm512_permutex2var_ps(v0, ie, v1), od = _mm512_permutex2var_ps(v0, io, v1);
             if (k == 3) {
                 __m512 op = shift_in_left(od, z); /* [0, a1, a3, ...] */
@@ -648,7 +653,7 @@ static int wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, in
 static int box3_avx512(const float *restrict a, float *restrict y, int nimg, int H, int W, const xform *f, int mode,
                        float cnt, const float *restrict div, const float *restrict rdiv, const b3io *io)
 {
-    int xf = (f->affine ? XF_AFF : 0) | (f->relu ? XF_RELU : 0) | (f->scale ? XF_SCALE : 0);
+    int xf = xf_flags(f);
     static const b3io none = {0};
     const b3call call = {a, y, nimg, H, f, cnt, div, rdiv, io ? io : &none}, *k = &call;
     int in2 = !io || !io->a2 ? IN2_NONE : io->aff0 ? IN2_AA : io->aff2 ? IN2_AFF : IN2_PLAIN;
@@ -879,7 +884,8 @@ static int same_segments(int na, const grp *a, int nb, const grp *b)
 
 
 /* Statistics accumulate in double with 32 independent partial sums: a fixed
- * order we choose (no fast-math reassociation), wide enough to vectorise. */
+ * order we choose (no fast-math reassociation), wide enough to vectorise
+ * (stats_image, stats_finish, plane_stats). */
 #define NACC 32
 static double fold(double *acc)
 {
@@ -888,47 +894,7 @@ static double fold(double *acc)
     return acc[0];
 }
 
-/* One pass over a freshly computed plane: whether it is all zeros, and the
- * BatchNorm statistics in double, shifted by the first value K so that
- * sum (x-K)^2 - (sum (x-K))^2 / n loses nothing to cancellation (a constant
- * plane gives exactly 0). Saves BN its own two passes. */
-static int plane_stats(plane *p)
-{
-    const float *x = p->data;
-    size_t n = p->size, i = 0;
-    double K = x[0], a1[NACC] = {0}, a2[NACC] = {0};
-    float mx[NACC] = {0};
-    unsigned nz = 0, nzl[NACC] = {0};
-    for (; i + NACC <= n; i += NACC)
-        for (int j = 0; j < NACC; j++) {
-            double d = (double)x[i + j] - K;
-            a1[j] += d;
-            a2[j] += d * d;
-            float ax = fabsf(x[i + j]);
-            mx[j] = ax > mx[j] ? ax : mx[j];
-            nzl[j] |= x[i + j] != 0.0f;
-        }
-    for (int j = 0; j < NACC; j++) nz |= nzl[j];
-    for (; i < n; i++) {
-        double d = (double)x[i] - K;
-        a1[0] += d;
-        a2[0] += d * d;
-        mx[0] = fabsf(x[i]) > mx[0] ? fabsf(x[i]) : mx[0];
-        nz |= x[i] != 0.0f;
-    }
-    p->maxabs = 0;
-    for (int j = 0; j < NACC; j++) p->maxabs = mx[j] > p->maxabs ? mx[j] : p->maxabs;
-    p->maxabs_known = 1;
-    double s1 = fold(a1), s2 = fold(a2);
-    p->sum = K * (double)n + s1;
-    p->ssc = s2 - s1 * s1 / (double)n;
-    if (p->ssc < 0) p->ssc = 0;
-    p->nvals = (long)n;
-    p->has_stats = 1;
-    return nz != 0;
-}
-
-/* Largest |x| over a whole-batch plane (NaN-unaware, as in plane_stats). */
+/* Largest |x| over a whole-batch plane (NaN-unaware, as the statistics track it). */
 static float plane_maxabs(const plane *p)
 {
     float m = 0.0f;
@@ -1262,11 +1228,12 @@ static void stats_image(statacc *s, const float *restrict x, size_t n, int first
     else stats_loop(s, x, n, 0);
 }
 
-/* The same result as plane_stats over the whole plane (n % NACC == 0 per
- * image, so the partial sums see the same values in the same order). */
-static int stats_finish(statacc *s, plane *p, int nimg)
+/* The plane's statistics from n accumulated values; whether some value is
+ * non-zero. The sums are shifted by the first value K, so that
+ * sum (x-K)^2 - (sum (x-K))^2 / n loses nothing to cancellation (a constant
+ * plane gives exactly 0). */
+static int stats_finish(statacc *s, plane *p, size_t n)
 {
-    size_t n = (size_t)nimg * p->istride;
     p->maxabs = 0;
     for (int j = 0; j < NACC; j++) p->maxabs = s->mx[j] > p->maxabs ? s->mx[j] : p->maxabs;
     p->maxabs_known = s->track_max;
@@ -1278,6 +1245,25 @@ static int stats_finish(statacc *s, plane *p, int nimg)
     p->has_stats = 1;
     /* some x != 0 iff x_0 = K != 0 or some (x - K)^2 > 0, or the sums are NaN */
     return s->K != 0.0 || s2 != 0.0 || isnan(s1) || isnan(s2);
+}
+
+/* One pass over a freshly computed whole plane, accumulated as chunks are
+ * (images need not be NACC-aligned here: the values past the last full
+ * block go to lane 0). Saves BatchNorm its own two passes. */
+static int plane_stats(plane *p)
+{
+    const float *x = p->data;
+    size_t n = p->size, body = n - n % NACC;
+    statacc s = {.track_max = 1};
+    stats_image(&s, x, body, 1);
+    for (size_t i = body; i < n; i++) {
+        double d = (double)x[i] - s.K;
+        s.a1[0] += d;
+        s.a2[0] += d * d;
+        float ax = fabsf(x[i]);
+        s.mx[0] = ax > s.mx[0] ? ax : s.mx[0];
+    }
+    return stats_finish(&s, p, n);
 }
 
 /* q = a + lazy(b): the first two terms of a sum in one pass (a plain). */
@@ -1994,7 +1980,7 @@ static void run_phase(run *R, planner *P)
     }
     for (job *j = P->head; j; j = j->next) {
         if (!j->st && !j->stats_whole) continue;
-        int nz = j->st ? stats_finish(j->st, j->out, R->n) : plane_stats(j->out);
+        int nz = j->st ? stats_finish(j->st, j->out, (size_t)R->n * j->out->istride) : plane_stats(j->out);
         if (!nz && j->kind == J_CONV) {
             grp *g = &P->t[j->node].g[j->gi];
             if (g->p == j->out) {

@@ -50,7 +50,7 @@ $(DEPS_STAMP): scripts/install-deps.sh
 	@scripts/install-deps.sh build
 	@touch $@
 
-$(TEST_STAMP): scripts/install-deps.sh
+$(TEST_STAMP): scripts/install-deps.sh | $(DEPS_STAMP)
 	@mkdir -p $(BUILD)
 	@scripts/install-deps.sh test
 	@touch $@

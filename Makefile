@@ -4,6 +4,7 @@
 #   make check-asan  the same suite under ASan + UBSan
 #   make check-portable  the engine tests on a portable x86-64-v2 build (no AVX-512 kernels)
 #   make bench       engines vs the PyTorch reference, service vs nginx
+#   make image       the container image (podman); make test-image runs it
 #   make equiv-full  fast vs dense engine on every NB201 cell (batch 8, ~25 min)
 # BUILD=dir selects the build directory (so parallel builds do not collide).
 
@@ -41,7 +42,8 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TPKG_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
-.PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full
+.PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full \
+        image test-image
 
 all: $(BIN)
 
@@ -108,6 +110,15 @@ equiv-full: $(BIN)
 bench: $(BIN)
 	@scripts/install-deps.sh all
 	./bench/run.sh $(BIN)
+
+# The container image (podman; a local debian:12-slim is bootstrapped when
+# none can be pulled) and its smoke test against the native build.
+IMAGE ?= localhost/epsinas:ci
+image:
+	scripts/image.sh build $(IMAGE)
+
+test-image: $(BIN)
+	EPS_BIN=$(BIN) scripts/image.sh test $(IMAGE)
 
 clean:
 	rm -rf build build-* bench/out

@@ -43,7 +43,7 @@ TPKG_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 .PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full \
-        image test-image
+        image test-image check-manifests
 
 all: $(BIN)
 
@@ -119,6 +119,10 @@ image:
 
 test-image: $(BIN)
 	EPS_BIN=$(BIN) scripts/image.sh test $(IMAGE)
+
+# deploy/docker-compose.yml and deploy/k8s/*.yaml through real validators, offline.
+check-manifests:
+	tests/deploy/check.sh
 
 clean:
 	rm -rf build build-* bench/out

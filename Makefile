@@ -12,8 +12,8 @@ BUILD      ?= build
 CC         ?= gcc
 ARCH_FLAGS ?= -march=native
 OPT        ?= -O3
-PKGS       := openblas jansson libmicrohttpd libuv hiredis
-TEST_PKGS  := cmocka libcurl
+PKGS       := openblas jansson libmicrohttpd libuv hiredis libcurl
+TEST_PKGS  := cmocka
 
 # -ffp-contract=off: no FMA contraction, to round like the reference.
 # Never fast-math flags: denormals and NaN rules are part of the metric.

@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "eps_cli_common.h"
 #include "epsinas/nb201.h"
+#include "epsinas/remote.h"
 #include "epsinas/space.h"
 
 #define SWEEP_MAX_ROWS 5000000L
@@ -57,6 +58,9 @@ typedef struct sweep {
     char fail_msg[600];
     double t0;
     int tty;
+    eps_remote *remote;    /* --server: score through the service instead of locally */
+    const char *batch_name; /* --server: the service's batch name, NULL = its default */
+    long batch_size;        /* --server: sent when > 0 */
 } sweep;
 
 static volatile sig_atomic_t stop_flag;
@@ -87,7 +91,14 @@ static void usage(FILE *f)
             "  --batch SPEC        as in 'epsinas score' (default ramp; nlp: tokens:1)\n"
             "  --batch-size N      default 256\n"
             "  --weights A,B       default: the space's\n"
-            "  --engine fast|dense default fast\n");
+            "  --engine fast|dense default fast\n"
+            "  --server URL        score through a running service (one replica or a load balancer) instead\n"
+            "                      of locally: POST /v1/score per distinct architecture; --batch then names\n"
+            "                      one of the service's batches (GET /v1/batches; default: its default),\n"
+            "                      429/502/503/504 and connection errors are retried with backoff\n"
+            "  --concurrency N     requests in flight with --server (default 8)\n"
+            "  --token T           bearer token for --server (env EPSINAS_API_TOKEN)\n"
+            "  --attempts N        tries per architecture with --server (default 8)\n");
 }
 
 static void free_rows(sweep *S)
@@ -327,12 +338,36 @@ static void progress(sweep *S, int final)
     if (final) fputc('\n', stderr);
 }
 
+/* One architecture through the service: the line's request plus the
+ * sweep's shared settings. An interrupted retry loop is not a failure. */
+static int remote_score(sweep *S, eps_remote_conn *conn, json_t *req, eps_score *sc, eps_error *err)
+{
+    if (S->batch_name) json_object_set_new(req, "batch", json_string(S->batch_name));
+    if (S->batch_size > 0) json_object_set_new(req, "batch_size", json_integer(S->batch_size));
+    if (S->have_weights) json_object_set_new(req, "weights", json_pack("[f,f]", S->weights[0], S->weights[1]));
+    if (S->ro.engine != EPS_ENGINE_FAST) json_object_set_new(req, "engine", json_string(eps_engine_name(S->ro.engine)));
+    int rc = eps_remote_score(conn, req, &stop_flag, sc, err);
+    if (rc == EPS_ECANCELED) stop_flag = 1;
+    return rc;
+}
+
 static void *worker(void *arg)
 {
     sweep *S = arg;
     size_t bufcap = 1 << 16;
     char *buf = malloc(bufcap), *field = malloc(SWEEP_MAX_LINE * 2 + 8);
+    eps_remote_conn *conn = NULL;
     if (!buf || !field) goto out;
+    if (S->remote) {
+        eps_error cerr = {0};
+        if (eps_remote_conn_new(S->remote, &conn, &cerr)) {
+            pthread_mutex_lock(&S->mu);
+            if (!S->failed) S->failed = cerr.code, snprintf(S->fail_msg, sizeof S->fail_msg, "%s", cerr.msg);
+            pthread_mutex_unlock(&S->mu);
+            stop_flag = 1;
+            goto out;
+        }
+    }
     for (;;) {
         if (stop_flag) break;
         long u = atomic_fetch_add(&S->next, 1);
@@ -346,12 +381,19 @@ static void *worker(void *arg)
         json_t *req = line_request(S->space, first->text, &err);
         eps_arch a;
         eps_score sc;
-        int rc = req ? eps_arch_from_json(req, &a, &err) : EPS_EINVAL;
-        json_decref(req);
-        if (rc == 0) {
+        int rc;
+        if (conn) {
+            rc = req ? remote_score(S, conn, req, &sc, &err) : EPS_EINVAL;
+            json_decref(req);
+        } else {
+            rc = req ? eps_arch_from_json(req, &a, &err) : EPS_EINVAL;
+            json_decref(req);
+        }
+        if (rc == 0 && !conn) {
             rc = eps_arch_score(&a, &S->batch, S->have_weights ? S->weights : NULL, &S->ro, &sc, &err);
             eps_arch_free(&a);
         }
+        if (rc == EPS_ECANCELED && stop_flag) break; /* Ctrl-C during a retry wait */
         if (rc) {
             pthread_mutex_lock(&S->mu);
             if (!S->failed) {
@@ -398,6 +440,7 @@ static void *worker(void *arg)
 out:
     free(buf);
     free(field);
+    eps_remote_conn_free(conn);
     eps_engine_fast_release_thread_cache();
     return NULL;
 }
@@ -410,12 +453,15 @@ int eps_cmd_sweep(int argc, char **argv)
         {"threads", required_argument, 0, 't'}, {"batch", required_argument, 0, 'b'},
         {"batch-size", required_argument, 0, 'n'}, {"weights", required_argument, 0, 'w'},
         {"engine", required_argument, 0, 'e'}, {"help", no_argument, 0, 'h'},
+        {"server", required_argument, 0, 'S'}, {"concurrency", required_argument, 0, 'C'},
+        {"token", required_argument, 0, 'T'}, {"attempts", required_argument, 0, 'R'},
         {0, 0, 0, 0}};
     sweep S;
     memset(&S, 0, sizeof S);
     const char *archs = NULL, *out = NULL, *batch_spec = NULL;
-    int all = 0, c;
-    long threads = sysconf(_SC_NPROCESSORS_ONLN), bs = 256;
+    int all = 0, c, bs_given = 0;
+    long threads = sysconf(_SC_NPROCESSORS_ONLN), bs = 256, concurrency = 8, attempts = 8;
+    eps_remote_opts ropt = {.token = getenv("EPSINAS_API_TOKEN")};
     eps_error err = {0};
     S.ro.engine = EPS_ENGINE_FAST;
     S.ro.stop_early = 1; /* only epsilon is written */
@@ -433,6 +479,15 @@ int eps_cmd_sweep(int argc, char **argv)
         case 'b': batch_spec = optarg; break;
         case 'n':
             if (eps_cli_int("--batch-size", optarg, 2, EPS_BATCH_MAX, &bs, &err)) return eps_cli_fail("sweep", &err);
+            bs_given = 1;
+            break;
+        case 'S': ropt.url = optarg; break;
+        case 'T': ropt.token = optarg; break;
+        case 'C':
+            if (eps_cli_int("--concurrency", optarg, 1, 1024, &concurrency, &err)) return eps_cli_fail("sweep", &err);
+            break;
+        case 'R':
+            if (eps_cli_int("--attempts", optarg, 1, 100, &attempts, &err)) return eps_cli_fail("sweep", &err);
             break;
         case 'w':
             if (eps_cli_weights(optarg, S.weights, &err)) return eps_cli_fail("sweep", &err);
@@ -464,11 +519,21 @@ int eps_cmd_sweep(int argc, char **argv)
     int fresh = 1;
     if (!rc) rc = resume(&S, out, &fresh, &err);
     const eps_space *sp = eps_space_find(S.space);
-    if (!batch_spec) batch_spec = sp->batch_kind == EPS_BATCH_TOKENS ? "tokens:1" : "ramp";
-    if (!rc) rc = eps_batch_load(batch_spec, (int)bs, &S.batch, &err);
+    if (!batch_spec && !ropt.url) batch_spec = sp->batch_kind == EPS_BATCH_TOKENS ? "tokens:1" : "ramp";
+    if (ropt.url) {
+        /* the service holds the batch: only its name and size travel */
+        S.batch_name = batch_spec;
+        S.batch_size = bs_given ? bs : 0;
+        threads = concurrency;
+        ropt.max_attempts = (int)attempts;
+        if (!rc) rc = eps_remote_new(&ropt, &S.remote, &err);
+    } else if (!rc) {
+        rc = eps_batch_load(batch_spec, (int)bs, &S.batch, &err);
+    }
     if (rc) {
         free_rows(&S);
         eps_batch_free(&S.batch);
+        eps_remote_free(S.remote);
         return eps_cli_fail("sweep", &err);
     }
     for (long i = 0; i < S.nrows; i++) S.rows_todo += !S.rows[i].done;
@@ -478,6 +543,7 @@ int eps_cmd_sweep(int argc, char **argv)
         eps_error_set(&err, EPS_EIO, "--out", "cannot open '%.300s': %s", out, strerror(errno));
         free_rows(&S);
         eps_batch_free(&S.batch);
+        eps_remote_free(S.remote);
         return eps_cli_fail("sweep", &err);
     }
     if (fresh) {
@@ -487,6 +553,7 @@ int eps_cmd_sweep(int argc, char **argv)
             close(S.fd);
             free_rows(&S);
             eps_batch_free(&S.batch);
+            eps_remote_free(S.remote);
             return eps_cli_fail("sweep", &err);
         }
     }
@@ -517,6 +584,11 @@ int eps_cmd_sweep(int argc, char **argv)
     fprintf(stderr, "sweep: %ld scored (%ld NaN), %ld computations for %ld distinct architectures, %ld already done, %.1f s%s\n",
             atomic_load(&S.rows_done), atomic_load(&S.nan_rows), atomic_load(&S.computed), S.nuniq, skipped, el,
             stop_flag && !S.failed ? " (interrupted: re-run to resume)" : "");
+    if (S.remote) {
+        eps_remote_stats st;
+        eps_remote_get_stats(S.remote, &st);
+        fprintf(stderr, "sweep: %ld requests to the service, %ld of them retries\n", st.requests, st.retries);
+    }
     int code = 0;
     if (S.failed) {
         eps_error_set(&err, S.failed, "", "%s", S.fail_msg);
@@ -527,5 +599,6 @@ int eps_cmd_sweep(int argc, char **argv)
     pthread_mutex_destroy(&S.mu);
     free_rows(&S);
     eps_batch_free(&S.batch);
+    eps_remote_free(S.remote);
     return code;
 }

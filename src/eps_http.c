@@ -115,7 +115,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
 
 /* 15 significant digits: exact for the weights users type (1e-07, not
  * 9.9999999999999995e-08) and far below the metric's float32 noise. */
-#define JFLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15))
+#define JFLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(17)) /* doubles round-trip */
 #define MAX_BY_ARCH 16     /* results returned by GET /v1/scores/{hash} */
 #define ID_MAX 256         /* longest echoed "id" string */
 

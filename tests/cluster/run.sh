@@ -11,7 +11,9 @@
 #   (c) stopping Redis under load fails no request, readiness stays 200, and
 #       every replica counts epsinas_cache_backend_errors_total > 0;
 #   (d) a restarted Redis is used again (a new score lands in it and is a hit
-#       on another replica).
+#       on another replica);
+#   (e) `epsinas sweep --server` through nginx, with a replica SIGKILLed
+#       mid-sweep, writes the same CSV as the local sweep.
 # plus that deploy/k8s/configmap.yaml, docs/deploy.md's table and
 # docker-compose.yml use the same settings and nginx template. Everything it
 # starts it stops (trap EXIT); every wait is a bounded poll. Prints "N passed,
@@ -329,6 +331,33 @@ done
 check "(d) a new score computed on replica 2 is written to the restarted Redis" $? "arch ${written:-none}"
 [ -n "$hit" ]
 check "(d) replica 3 reads a score replica 2 wrote there" $? "arch ${hit:-none}, $((k + 1)) tries"
+
+# (e) client fan-out: `epsinas sweep --server` through nginx, a replica
+# SIGKILLed mid-sweep, the CSV (rows in completion order) equal to the local
+# sweep's once sorted: every index exactly once, the same digits.
+for n in $(seq 3400 3799); do arch "$n"; done >"$tmp/fan.archs"
+"$BIN" sweep --space nb201 --archs "$tmp/fan.archs" --out "$tmp/fan-local.csv" 2>"$tmp/fan-local.log"
+check "(e) local sweep of 400 cells" $? "$(tail -c 200 "$tmp/fan-local.log")"
+"$BIN" sweep --space nb201 --archs "$tmp/fan.archs" --out "$tmp/fan-remote.csv" --server "$LB" --concurrency 6 \
+  2>"$tmp/fan-remote.log" &
+FAN_PID=$!
+LOAD_PIDS="$FAN_PID"
+fan_rows() { [ "$(wc -l <"$tmp/fan-remote.csv" 2>/dev/null || echo 0)" -ge "$1" ]; }
+wait_until 30000 fan_rows 60 || true
+kill -KILL "${RPID[2]}"
+wait "${RPID[2]}" 2>/dev/null
+killed_rows=$(wc -l <"$tmp/fan-remote.csv")
+finish_load_pid() { local deadline=$(($(now_ms) + 120000)); while kill -0 "$1" 2>/dev/null && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.05; done; wait "$1"; }
+finish_load_pid "$FAN_PID"
+rc=$?
+LOAD_PIDS=""
+[ "$rc" -eq 0 ] && [ "$killed_rows" -lt 401 ]
+check "(e) sweep --server through nginx finishes after replica 2 is killed mid-sweep" $? \
+  "exit $rc, $killed_rows rows before the kill; $(tail -n 2 "$tmp/fan-remote.log" | tr '\n' ' ')"
+cmp -s <(sort "$tmp/fan-local.csv") <(sort "$tmp/fan-remote.csv")
+check "(e) the fan-out CSV equals the local sweep's (sorted)" $? \
+  "$(wc -l <"$tmp/fan-remote.csv") vs $(wc -l <"$tmp/fan-local.csv") lines"
+start_replica 2 "${RPORT[2]}"
 
 [ "$fail" -gt 0 ] && dump_logs
 echo

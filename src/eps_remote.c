@@ -206,9 +206,9 @@ static int parse_answer(eps_remote *r, const char *body, eps_score *out, eps_err
 static void error_message(const char *body, long st, eps_error *err)
 {
     json_t *o = body ? json_loads(body, 0, NULL) : NULL;
-    json_t *e = json_object_get(o, "error");
-    const char *msg = json_string_value(json_object_get(e, "message"));
-    const char *field = json_string_value(json_object_get(e, "field"));
+    /* the service's error object: {"error": message, "code", "field"} */
+    const char *msg = json_string_value(json_object_get(o, "error"));
+    const char *field = json_string_value(json_object_get(o, "field"));
     if (msg)
         eps_error_set(err, EPS_EINVAL, field ? field : "", "the service answered %ld: %s", st, msg);
     else

@@ -756,8 +756,7 @@ static void start_item(req *r, int idx, json_t *o)
     sj->s = s;
 
     eps_cache_key key;
-    if (eps_cache_key_make(&key, sj->arch.space->name, sj->arch.canonical ? sj->arch.canonical : "", sj->arch.hash,
-                           w, nb->batch.hash, bs, eps_engine_name(engine), EPS_VERSION) < 0) {
+    if (eps_cache_key_for_arch(&key, &sj->arch, w, nb->batch.hash, bs, eps_engine_name(engine)) < 0) {
         eps_arch_free(&sj->arch);
         free(sj);
         return item_fail(it, 500, "out_of_memory", "out of memory", "");

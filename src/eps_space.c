@@ -67,11 +67,11 @@ int eps_weights_check(const double w[2], const char *field, eps_error *err)
     for (int i = 0; i < 2; i++)
         if (!isfinite(w[i]) || !(w[i] >= FLT_MIN && w[i] <= FLT_MAX))
             return eps_error_set(err, EPS_EINVAL, field,
-                                 "weight %d is %.6g: weights must be finite and positive, between %.6g and %.6g "
-                                 "(float32 normal numbers)",
+                                 "weight %d is %.6g: weights must be two different finite numbers, positive and "
+                                 "normal in float32 (%.6g to %.6g)",
                                  i + 1, w[i], (double)FLT_MIN, (double)FLT_MAX);
     if ((float)w[0] == (float)w[1])
-        return eps_error_set(err, EPS_EINVAL, field, "weights must be two different numbers (as float32), got %.9g and %.9g",
+        return eps_error_set(err, EPS_EINVAL, field, "weights must be two different finite numbers (also as float32), got %.9g and %.9g",
                              w[0], w[1]);
     return 0;
 }

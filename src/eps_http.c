@@ -991,7 +991,7 @@ static enum MHD_Result handle_post(req *r)
     json_t *root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
     if (!root && json_error_code(&je) == json_error_numeric_overflow) {
         /* valid JSON, but a number out of range: name the field */
-        char path[160], msg[300];
+        char path[160], msg[400];
         json_path_at(r->body, number_start(r->body, r->len, (size_t)je.position), path, sizeof path);
         snprintf(msg, sizeof msg, "the number at '%s' is out of range (%s)", *path ? path : "(top level)", je.text);
         return send_error(r, 400, "invalid_input", msg, path);

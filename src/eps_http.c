@@ -1021,6 +1021,19 @@ static enum MHD_Result handle_post(req *r)
             eps_metrics_reject(EPS_REJ_TOO_LARGE);
             return send_error(r, 413, "too_large", msg, "items");
         }
+        const char *k;
+        json_t *v;
+        json_object_foreach(root, k, v) {
+            if (strcmp(k, "items") && strncmp(k, "x-", 2)) {
+                char name[48], msg[160];
+                size_t n = strlen(k) < 40 ? strlen(k) : 40;
+                while (n > 0 && k[n] && ((unsigned char)k[n] & 0xC0) == 0x80) n--; /* whole UTF-8 characters */
+                snprintf(name, sizeof name, "%.*s", (int)n, k);
+                snprintf(msg, sizeof msg, "unknown field '%s' (a batch holds 'items'; extensions start with 'x-')", name);
+                json_decref(root);
+                return send_error(r, 400, "invalid_input", msg, name);
+            }
+        }
         r->is_batch = 1;
         r->n_items = (int)json_array_size(list);
     } else {

@@ -880,6 +880,9 @@ static void test_request_strictness(void **state)
               "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"},{\"space\":\"nlp\",\"vocab_size\":1e400}]}", &r);
     expect_error(&r, 400, "invalid_input", "items[1].vocab_size");
     hresp_free(&r);
+    post_json(&s, "/v1/score/batch", "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"}],\"itmes\":[]}", &r);
+    expect_error(&r, 400, "invalid_input", "itmes");
+    hresp_free(&r);
     assert_int_equal(srv_stop(&s), 0);
 }
 

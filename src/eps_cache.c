@@ -3,6 +3,7 @@
  * in-flight table that gives single flight, and the architecture-hash index
  * behind GET /v1/scores/{hash}. Owns every stored value (copied in). */
 #include "epsinas/cache.h"
+#include "epsinas/space.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -98,6 +99,13 @@ int eps_cache_key_make(eps_cache_key *k, const char *space, const char *canonica
              (unsigned long long)hash2(k->text, (size_t)n));
     snprintf(k->arch_hash, sizeof k->arch_hash, "%s", arch_hash ? arch_hash : "");
     return 0;
+}
+
+int eps_cache_key_for_arch(eps_cache_key *k, const eps_arch *a, const double weights[2], const char *batch_hash,
+                           int batch_size, const char *engine)
+{
+    return eps_cache_key_make(k, a->space->name, a->canonical ? a->canonical : "", a->hash, weights, batch_hash,
+                              batch_size, engine, EPS_VERSION);
 }
 
 void eps_cache_key_free(eps_cache_key *k)

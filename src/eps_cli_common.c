@@ -1,6 +1,8 @@
 /* eps_cli_common.c — argument parsing shared by the CLI subcommands. */
 #include "eps_cli_common.h"
 
+#include "epsinas/space.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,9 +43,7 @@ int eps_cli_weights(const char *s, double w[2], eps_error *err)
     const char *s2 = end + 1;
     w[1] = strtod(s2, &end);
     if (errno || end == s2 || *end) goto bad;
-    if (!isfinite(w[0]) || !isfinite(w[1]) || w[0] == w[1])
-        return eps_error_set(err, EPS_EINVAL, "--weights", "weights must be two different finite numbers, got '%.60s'", s);
-    return 0;
+    return eps_weights_check(w, "--weights", err);
 bad:
     return eps_error_set(err, EPS_EINVAL, "--weights", "expected two numbers 'A,B' (e.g. 1e-7,1), got '%.60s'", s);
 }
@@ -131,6 +131,13 @@ int eps_cli_request(const char *space, const char *arch, const char *matrix, con
     if (!rc && recipe) {
         rc = eps_cli_json_file("--recipe", recipe, EPS_CLI_SPEC_MAX, &v, err);
         if (!rc) json_object_set_new(req, "recipe", v);
+    }
+    /* A --spec file names the architecture only (weights, batch and engine
+     * are flags): any other field would be silently ignored, so refuse it. */
+    if (!rc && spec && eps_request_check_fields(req, NULL, err) < 0) {
+        char m[sizeof err->msg];
+        snprintf(m, sizeof m, "'%.150s': %.300s", spec, err->msg);
+        rc = eps_error_set(err, EPS_EINVAL, "--spec", "%s", m);
     }
     if (rc) {
         if (rc == EPS_ENOMEM) eps_error_set(err, rc, "", "out of memory");

@@ -419,6 +419,9 @@ static int graph_forward(const eps_arch *a, const eps_batch *b, float w, const e
     return eps_engine_forward(&a->graph, b, w, opts, y, err);
 }
 
+/* Request fields this space reads (see eps_space.fields). */
+static const char *const graph_fields[] = {"input", "nodes", "output", NULL};
+
 const eps_space eps_graph_space = {
     .name = "graph",
     .title = "generic layer graph",
@@ -426,6 +429,7 @@ const eps_space eps_graph_space = {
     .w2 = 1,
     .batch_kind = EPS_BATCH_IMAGES,
     .op_names = eps_gspace_op_names,
+    .fields = graph_fields,
     .limits = "at most 512 nodes, 4096 channels, 256x256 positions, 2M values per node per image, fan-in 32, "
               "20 GMAC per image",
     .from_json = graph_from_json,

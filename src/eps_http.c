@@ -633,6 +633,15 @@ static void item_resolved(eps_cache_waiter *w, int status, const char *val, size
     }
 }
 
+/* Characters (code points) of a valid UTF-8 string: JSON Schema's
+ * maxLength counts these, not bytes. */
+static size_t utf8_chars(const char *p, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) c += ((unsigned char)p[i] & 0xC0) != 0x80;
+    return c;
+}
+
 static void item_fail(item *it, int status, const char *code, const char *msg, const char *field)
 {
     size_t n;
@@ -654,10 +663,14 @@ static void start_item(req *r, int idx, json_t *o)
     if (!json_is_object(o)) return item_fail(it, 400, "invalid_input", "a score request must be a JSON object", "");
     json_t *id = json_object_get(o, "id");
     if (id && !json_is_null(id)) {
-        if (!(json_is_string(id) && json_string_length(id) <= ID_MAX) && !json_is_integer(id))
-            return item_fail(it, 400, "invalid_input", "'id' must be a string (at most 256 bytes) or an integer", "id");
+        if (!(json_is_string(id) && utf8_chars(json_string_value(id), json_string_length(id)) <= ID_MAX) &&
+            !json_is_integer(id))
+            return item_fail(it, 400, "invalid_input", "'id' must be a string (at most 256 characters) or an integer",
+                             "id");
         it->id = json_incref(id);
     }
+    if (eps_request_check_fields(o, eps_request_common_fields, &err) < 0)
+        return item_fail(it, 400, "invalid_input", err.msg, err.field);
     eps_engine_kind engine = EPS_ENGINE_FAST;
     json_t *je = json_object_get(o, "engine");
     if (je && (!json_is_string(je) || eps_engine_parse(json_string_value(je), &engine) != 0))
@@ -671,9 +684,7 @@ static void start_item(req *r, int idx, json_t *o)
                              "weights");
         w[0] = json_number_value(json_array_get(jw, 0));
         w[1] = json_number_value(json_array_get(jw, 1));
-        if (!isfinite(w[0]) || !isfinite(w[1]) || w[0] == w[1])
-            return item_fail(it, 400, "invalid_input", "'weights' must be two different finite numbers",
-                             "weights");
+        if (eps_weights_check(w, "weights", &err) < 0) return item_fail(it, 400, "invalid_input", err.msg, "weights");
     }
     sjob *sj = calloc(1, sizeof *sj);
     if (!sj) return item_fail(it, 500, "out_of_memory", "out of memory", "");
@@ -716,7 +727,9 @@ static void start_item(req *r, int idx, json_t *o)
     int bs = nb->batch.n;
     json_t *jbs = json_object_get(o, "batch_size");
     if (jbs) {
-        if (!json_is_integer(jbs) || json_integer_value(jbs) < 1 || json_integer_value(jbs) > nb->batch.n) {
+        /* JSON Schema's integer includes integral reals (64.0) */
+        double v = json_is_integer(jbs) ? (double)json_integer_value(jbs) : json_is_real(jbs) ? json_real_value(jbs) : NAN;
+        if (!(v >= 1 && v <= nb->batch.n && v == floor(v))) {
             char msg[160];
             snprintf(msg, sizeof msg, "'batch_size' must be an integer in 1..%d (the size of batch '%s')", nb->batch.n,
                      nb->name);
@@ -724,7 +737,7 @@ static void start_item(req *r, int idx, json_t *o)
             free(sj);
             return item_fail(it, 400, "invalid_input", msg, "batch_size");
         }
-        bs = (int)json_integer_value(jbs);
+        bs = (int)v;
     }
     if (sj->arch.space->batch_kind != nb->batch.kind) {
         char msg[200];
@@ -743,8 +756,7 @@ static void start_item(req *r, int idx, json_t *o)
     sj->s = s;
 
     eps_cache_key key;
-    if (eps_cache_key_make(&key, sj->arch.space->name, sj->arch.canonical ? sj->arch.canonical : "", sj->arch.hash,
-                           w, nb->batch.hash, bs, eps_engine_name(engine), EPS_VERSION) < 0) {
+    if (eps_cache_key_for_arch(&key, &sj->arch, w, nb->batch.hash, bs, eps_engine_name(engine)) < 0) {
         eps_arch_free(&sj->arch);
         free(sj);
         return item_fail(it, 500, "out_of_memory", "out of memory", "");
@@ -895,6 +907,63 @@ static enum MHD_Result respond_items(req *r)
 
 /* ------------------------------------------------------------ POST bodies */
 
+/* Start of the number token that ends at or just before byte `pos` (jansson
+ * reports the position after the token, sometimes after one more byte). */
+static size_t number_start(const char *b, size_t len, size_t pos)
+{
+    if (pos > len) pos = len;
+    while (pos > 0 && !strchr("0123456789+-.eE", b[pos - 1])) pos--;
+    while (pos > 0 && strchr("0123456789+-.eE", b[pos - 1])) pos--;
+    return pos;
+}
+
+/* Path ("items[2].weights[0]") of the value starting at byte `end` of a
+ * JSON text that is valid up to there; keys are copied raw (escapes kept),
+ * at most 40 bytes each. out is always terminated. */
+static void json_path_at(const char *b, size_t end, char *out, size_t cap)
+{
+    enum { MAXD = 64 };
+    char kind[MAXD];
+    long idx[MAXD];
+    const char *key[MAXD], *last = NULL;
+    size_t klen[MAXD], lastlen = 0;
+    int d = 0;
+    for (size_t i = 0; i < end; i++) {
+        char ch = b[i];
+        if (ch == '"') {
+            size_t st = ++i;
+            while (i < end && b[i] != '"') i += b[i] == '\\' ? 2 : 1;
+            last = b + st, lastlen = (i < end ? i : end) - st;
+        } else if (ch == ':') {
+            if (d > 0 && d <= MAXD) key[d - 1] = last, klen[d - 1] = lastlen;
+        } else if (ch == '{' || ch == '[') {
+            if (d < MAXD) kind[d] = ch, idx[d] = 0, key[d] = NULL, klen[d] = 0;
+            d++;
+        } else if (ch == '}' || ch == ']') {
+            if (d > 0) d--;
+        } else if (ch == ',' && d > 0 && d <= MAXD && kind[d - 1] == '[') {
+            idx[d - 1]++;
+        }
+    }
+    size_t n = 0;
+    out[0] = 0;
+    for (int j = 0; j < d && j < MAXD && n < cap; j++) {
+        int k;
+        if (kind[j] == '[')
+            k = snprintf(out + n, cap - n, "[%ld]", idx[j]);
+        else if (key[j]) {
+            size_t kl = klen[j] > 40 ? 40 : klen[j];
+            while (kl > 0 && kl < klen[j] && ((unsigned char)key[j][kl] & 0xC0) == 0x80) kl--; /* whole UTF-8 chars */
+            k = snprintf(out + n, cap - n, "%s%.*s", n ? "." : "", (int)kl, key[j]);
+        }
+        else
+            k = 0;
+        if (k < 0) break;
+        n += (size_t)k;
+    }
+    if (n >= cap) out[cap - 1] = 0;
+}
+
 static enum MHD_Result handle_post(req *r)
 {
     eps_server *s = r->s;
@@ -920,6 +989,13 @@ static enum MHD_Result handle_post(req *r)
     }
     json_error_t je;
     json_t *root = json_loadb(r->body ? r->body : "", r->len, JSON_REJECT_DUPLICATES, &je);
+    if (!root && json_error_code(&je) == json_error_numeric_overflow) {
+        /* valid JSON, but a number out of range: name the field */
+        char path[160], msg[400];
+        json_path_at(r->body, number_start(r->body, r->len, (size_t)je.position), path, sizeof path);
+        snprintf(msg, sizeof msg, "the number at '%s' is out of range (%s)", *path ? path : "(top level)", je.text);
+        return send_error(r, 400, "invalid_input", msg, path);
+    }
     if (!root) {
         char msg[256];
         snprintf(msg, sizeof msg, "invalid JSON: %s", je.text);
@@ -944,6 +1020,19 @@ static enum MHD_Result handle_post(req *r)
             json_decref(root);
             eps_metrics_reject(EPS_REJ_TOO_LARGE);
             return send_error(r, 413, "too_large", msg, "items");
+        }
+        const char *k;
+        json_t *v;
+        json_object_foreach(root, k, v) {
+            if (strcmp(k, "items") && strncmp(k, "x-", 2)) {
+                char name[48], msg[160];
+                size_t n = strlen(k) < 40 ? strlen(k) : 40;
+                while (n > 0 && k[n] && ((unsigned char)k[n] & 0xC0) == 0x80) n--; /* whole UTF-8 characters */
+                snprintf(name, sizeof name, "%.*s", (int)n, k);
+                snprintf(msg, sizeof msg, "unknown field '%s' (a batch holds 'items'; extensions start with 'x-')", name);
+                json_decref(root);
+                return send_error(r, 400, "invalid_input", msg, name);
+            }
         }
         r->is_batch = 1;
         r->n_items = (int)json_array_size(list);

@@ -338,6 +338,9 @@ static int nb101_from_json(const json_t *req, eps_arch *out, eps_error *err)
     return 0;
 }
 
+/* Request fields this space reads (see eps_space.fields). */
+static const char *const nb101_fields[] = {"matrix", "ops", NULL};
+
 const eps_space eps_nb101_space = {
     .name = "nb101",
     .title = "NAS-Bench-101",
@@ -345,6 +348,7 @@ const eps_space eps_nb101_space = {
     .w2 = 10,
     .batch_kind = EPS_BATCH_IMAGES,
     .op_names = eps_nb101_op_names,
+    .fields = nb101_fields,
     .limits = "2-7 vertices, at most 9 edges after pruning, 3 x 32 x 32 images",
     .from_json = nb101_from_json,
 };

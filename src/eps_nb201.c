@@ -226,6 +226,9 @@ static int nb201_from_json(const json_t *req, eps_arch *out, eps_error *err)
     return 0;
 }
 
+/* Request fields this space reads (see eps_space.fields). */
+static const char *const nb201_fields[] = {"arch", NULL};
+
 const eps_space eps_nb201_space = {
     .name = "nb201",
     .title = "NAS-Bench-201 (C=16, N=5, one output)",
@@ -233,6 +236,7 @@ const eps_space eps_nb201_space = {
     .w2 = 1.0,
     .batch_kind = EPS_BATCH_IMAGES,
     .op_names = eps_nb201_op_names,
+    .fields = nb201_fields,
     .limits = "arch: a cell string of at most 160 bytes",
     .from_json = nb201_from_json,
 };

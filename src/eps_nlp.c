@@ -615,12 +615,21 @@ static int nlp_from_json(const json_t *req, eps_arch *out, eps_error *err)
     }
     eps_nlp_model *m = calloc(1, sizeof *m);
     if (!m) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
-    int rc = eps_nlp_parse(json_object_get(req, "recipe"), vocab, m, &out->canonical, err);
+    char *recipe = NULL;
+    int rc = eps_nlp_parse(json_object_get(req, "recipe"), vocab, m, &recipe, err);
     if (rc < 0) {
         free(m);
         return rc;
     }
     out->impl = m;
+    /* The canonical text (and so the hash and the cache key) covers every
+     * field that changes the network: the recipe and vocab_size (the
+     * embedding and decoder sizes), spelled as a request fragment. */
+    size_t cap = strlen(recipe) + 48;
+    out->canonical = malloc(cap);
+    if (out->canonical) snprintf(out->canonical, cap, "{\"recipe\":%s,\"vocab_size\":%lld}", recipe, vocab);
+    free(recipe);
+    if (!out->canonical) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     eps_md5_hex(out->canonical, strlen(out->canonical), out->hash);
     out->params = eps_nlp_params(m);
     out->macs = eps_nlp_macs(m);
@@ -646,6 +655,9 @@ static void nlp_free_impl(void *impl)
     free(impl);
 }
 
+/* Request fields this space reads (see eps_space.fields). */
+static const char *const nlp_fields[] = {"recipe", "vocab_size", NULL};
+
 const eps_space eps_nlp_space = {
     .name = "nlp",
     .title = "NAS-Bench-NLP",
@@ -653,6 +665,7 @@ const eps_space eps_nlp_space = {
     .w2 = 1e-3,
     .batch_kind = EPS_BATCH_TOKENS,
     .op_names = eps_nlp_op_names,
+    .fields = nlp_fields,
     .limits = "at most 256 recipe nodes, 64 KiB recipe text, vocab_size <= 1000000, token batches of 70 steps",
     .from_json = nlp_from_json,
     .forward = nlp_forward,

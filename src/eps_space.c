@@ -3,6 +3,7 @@
  * passes -> epsilon. */
 #include "epsinas/space.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,55 @@ const eps_space *eps_space_find(const char *name)
     for (int i = 0; spaces[i]; i++)
         if (!strcmp(spaces[i]->name, name)) return spaces[i];
     return NULL;
+}
+
+const char *const eps_request_common_fields[] = {"space", "id", "engine", "weights", "batch", "batch_size", NULL};
+
+static int listed(const char *const *list, const char *k)
+{
+    for (int i = 0; list && list[i]; i++)
+        if (!strcmp(list[i], k)) return 1;
+    return 0;
+}
+
+int eps_request_check_fields(const json_t *req, const char *const *common, eps_error *err)
+{
+    if (!json_is_object(req)) return 0;
+    const eps_space *s = eps_space_find(json_string_value(json_object_get(req, "space")));
+    if (!s) return 0;
+    const char *k;
+    const json_t *v;
+    json_object_foreach((json_t *)req, k, v) {
+        if (!strcmp(k, "space") || !strncmp(k, "x-", 2) || listed(common, k) || listed(s->fields, k)) continue;
+        char known[256] = "";
+        for (int pass = 0; pass < 2; pass++)
+            for (const char *const *l = pass ? s->fields : common; l && *l; l++) {
+                if (*known) strncat(known, ", ", sizeof known - strlen(known) - 1);
+                strncat(known, *l, sizeof known - strlen(known) - 1);
+            }
+        char name[48]; /* the name cut to whole UTF-8 characters: it goes into JSON */
+        size_t n = strlen(k) < 40 ? strlen(k) : 40;
+        while (n > 0 && k[n] && ((unsigned char)k[n] & 0xC0) == 0x80) n--;
+        snprintf(name, sizeof name, "%.*s", (int)n, k);
+        return eps_error_set(err, EPS_EINVAL, name,
+                             "unknown field '%s' for space '%s' (accepted: %s; client extensions start with 'x-')",
+                             name, s->name, known);
+    }
+    return 0;
+}
+
+int eps_weights_check(const double w[2], const char *field, eps_error *err)
+{
+    for (int i = 0; i < 2; i++)
+        if (!isfinite(w[i]) || !(w[i] >= FLT_MIN && w[i] <= FLT_MAX))
+            return eps_error_set(err, EPS_EINVAL, field,
+                                 "weight %d is %.6g: weights must be two different finite numbers, positive and "
+                                 "normal in float32 (%.6g to %.6g)",
+                                 i + 1, w[i], (double)FLT_MIN, (double)FLT_MAX);
+    if ((float)w[0] == (float)w[1])
+        return eps_error_set(err, EPS_EINVAL, field, "weights must be two different finite numbers (also as float32), got %.9g and %.9g",
+                             w[0], w[1]);
+    return 0;
 }
 
 int eps_arch_from_json(const json_t *req, eps_arch *out, eps_error *err)

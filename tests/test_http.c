@@ -792,6 +792,100 @@ static void test_auth(void **state)
     assert_int_equal(srv_stop(&s), 0);
 }
 
+#define RNN_RECIPE                                                                                                   \
+    "{\"f\":{\"op\":\"linear\",\"input\":[\"x\",\"h_prev_0\"]},\"h_new_0\":{\"op\":\"activation_tanh\",\"input\":[\"f\"]}}"
+
+/* Issue 17 defect 1: on a fresh server, the same recipe with vocab_size
+ * 33278 then 1000000 is two computations with their own params (the second
+ * was answered from the cache with the first one's 15066078). */
+static void test_cache_key_vocab(void **state)
+{
+    (void)state;
+    srv s;
+    assert_int_equal(srv_start(&s, ""), 0);
+    hresp r;
+    const long long vocab[] = {33278, 1000000, 33278}, params[] = {15066078, 402721600, 15066078};
+    for (int i = 0; i < 3; i++) {
+        char body[512];
+        snprintf(body, sizeof body, "{\"space\":\"nlp\",\"recipe\":" RNN_RECIPE ",\"vocab_size\":%lld,\"batch_size\":2}",
+                 vocab[i]);
+        post_json(&s, "/v1/score", body, &r);
+        if (r.status != 200) print_message("body %s\n", r.body ? r.body : "");
+        assert_int_equal(r.status, 200);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "params")), params[i]);
+        assert_int_equal(json_is_true(json_object_get(r.json, "cached")), i == 2); /* only the repeat is a hit */
+        hresp_free(&r);
+    }
+    assert_int_equal(srv_stop(&s), 0);
+}
+
+/* Issue 17 defect 8: what used to be accepted silently (or refused
+ * wrongly) now answers by the schema. */
+static void test_request_strictness(void **state)
+{
+    (void)state;
+    srv s;
+    assert_int_equal(srv_start(&s, ""), 0);
+    hresp r;
+    /* a typo'd field used to score with the default weights */
+    const char *bad[][2] = {
+        {"\"weight\":[1e-6,2]", "weight"},       {"\"vocab_size\":100", "vocab_size"}, /* not an nb201 field */
+        {"\"weights\":[1e-400,1]", "weights"},   {"\"weights\":[0,1]", "weights"},
+        {"\"weights\":[-1e-7,1]", "weights"},    {"\"weights\":[1e-40,1]", "weights"},
+        {"\"weights\":[1,1e39]", "weights"},     {"\"batch_size\":64.5", "batch_size"},
+        {"\"weights\":[1e400,1]", "weights[0]"}, {"\"batch_size\":1e999", "batch_size"},
+        {"\"batch_size\":123456789012345678901234567890", "batch_size"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *b = score_body(ARCH_A, bad[i][0]);
+        post_json(&s, "/v1/score", b, &r);
+        expect_error(&r, 400, "invalid_input", bad[i][1]);
+        hresp_free(&r);
+        free(b);
+    }
+    /* accepted: an x- extension, an integral real batch_size, an id of 256
+     * two-byte characters (512 bytes) */
+    char id[1200] = "\"id\":\"";
+    for (int i = 0; i < 256; i++) strcat(id, "\xc3\xa9");
+    strcat(id, "\"");
+    const char *good[] = {"\"x-client\":{\"trace\":1},\"batch_size\":16", "\"batch_size\":16.0", id};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char *b = score_body(ARCH_A, good[i]);
+        post_json(&s, "/v1/score", b, &r);
+        if (r.status != 200) print_message("body %s\n", r.body ? r.body : "");
+        assert_int_equal(r.status, 200);
+        hresp_free(&r);
+        free(b);
+    }
+    strcpy(id + strlen(id) - 1, "\xc3\xa9\""); /* 257 characters */
+    char *b = score_body(ARCH_A, id);
+    post_json(&s, "/v1/score", b, &r);
+    expect_error(&r, 400, "invalid_input", "id");
+    hresp_free(&r);
+    free(b);
+    /* every batch item is checked; errors name the item */
+    post_json(&s, "/v1/score/batch",
+              "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"batch_size\":16},"
+              "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"wieghts\":[1,2],\"id\":7}]}",
+              &r);
+    assert_int_equal(r.status, 200);
+    json_t *res = json_object_get(r.json, "results");
+    assert_int_equal(json_array_size(res), 2);
+    assert_true(json_is_number(json_object_get(json_array_get(res, 0), "epsilon")));
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(res, 1), "status")), 400);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(res, 1), "id")), 7);
+    assert_string_equal(jstr(json_array_get(res, 1), "field"), "wieghts");
+    hresp_free(&r);
+    post_json(&s, "/v1/score/batch",
+              "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"},{\"space\":\"nlp\",\"vocab_size\":1e400}]}", &r);
+    expect_error(&r, 400, "invalid_input", "items[1].vocab_size");
+    hresp_free(&r);
+    post_json(&s, "/v1/score/batch", "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"}],\"itmes\":[]}", &r);
+    expect_error(&r, 400, "invalid_input", "itmes");
+    hresp_free(&r);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
 /* workers 1, queue 1: a slow dense job fills the queue -> 429; identical
  * concurrent requests join the running job (one computation). */
 static void test_backpressure_single_flight(void **state)
@@ -1173,6 +1267,8 @@ int main(void)
         cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_cache_key_vocab),
+        cmocka_unit_test(test_request_strictness),
         cmocka_unit_test(test_backpressure_single_flight),
         cmocka_unit_test(test_cache_bounds),
         cmocka_unit_test(test_deadline),

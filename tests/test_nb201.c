@@ -211,6 +211,12 @@ static void test_cli_errors(void **state)
     expect_exit2("score --space nb201 --arch '|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|'", "unknown op 'bogus'");
     expect_exit2("score --space nb201 --arch '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' --weights 1,1",
                  "two different finite numbers");
+    /* issue 17 #8: zero, negative and float32-subnormal weights are refused at the CLI */
+    expect_exit2("score --space nb201 --arch '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' --weights -1e-7,1",
+                 "weight 1 is -1e-07");
+    expect_exit2("score --space nb201 --arch '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' --weights 1e-7,1e-41",
+                 "positive and normal in float32");
+    expect_exit2("sweep --space nb201 --archs /dev/null --out /dev/null --weights 0,1", "weight 1 is 0");
     expect_exit2("score --space nb201 --arch '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' --batch cifar10:/nonexistent",
                  "cannot open '/nonexistent'");
     expect_exit2("score --space nb201 --arch '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' --batch-size 1",

@@ -70,6 +70,13 @@ int eps_cache_key_make(eps_cache_key *k, const char *space, const char *canonica
                        const char *engine_version);
 void eps_cache_key_free(eps_cache_key *k);
 
+/* The key of scoring a parsed architecture: space, canonical text (which
+ * covers every result-affecting space field) and hash come from the arch,
+ * the engine version is this build's. What the service and the tests use. */
+struct eps_arch;
+int eps_cache_key_for_arch(eps_cache_key *k, const struct eps_arch *a, const double weights[2],
+                           const char *batch_hash, int batch_size, const char *engine);
+
 /* max_entries 0 disables storing (single flight still works). backend may
  * be NULL; the cache takes ownership of it (destroy() on free). */
 int eps_cache_new(long max_entries, long long max_bytes, const eps_cache_backend *backend, eps_cache **out,

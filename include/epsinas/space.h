@@ -32,6 +32,12 @@ typedef struct eps_space {
     double w1, w2;                   /* default weights (spec §2) */
     eps_batch_kind batch_kind;       /* what kind of batch it scores on */
     const char *const *op_names;     /* NULL-terminated, for GET /v1/spaces */
+    /* NULL-terminated names of the request fields this space reads (beyond
+     * the common ones, EPS_REQUEST_COMMON_FIELDS). A request naming any other
+     * field is rejected, so adding a field to a space is one line here plus
+     * its parsing. Every field listed that can change a result must be
+     * reflected in the canonical text (tests/test_cachekey.c walks them). */
+    const char *const *fields;
     const char *limits;              /* one line describing size limits */
     /* Parses the request object's space-specific fields into *out
      * (out->space is set by the caller). */
@@ -43,6 +49,26 @@ typedef struct eps_space {
     long (*output_count)(const eps_arch *a, const eps_batch *b);
     void (*free_impl)(void *impl);
 } eps_space;
+
+/* Request fields every space accepts (handled by the service/CLI, not by
+ * the space parser): NULL-terminated. Fields starting with "x-" are client
+ * extensions: accepted and ignored everywhere. */
+extern const char *const eps_request_common_fields[];
+
+/* Rejects a request object holding a field that is neither in common[]
+ * (NULL-terminated, may be NULL), nor "space", nor in the space's fields,
+ * nor an "x-" extension: EPS_EINVAL with err->field = the field's name.
+ * The space is req["space"]; an unknown or missing space is left to
+ * eps_arch_from_json (returns 0). */
+int eps_request_check_fields(const json_t *req, const char *const *common, eps_error *err);
+
+/* Validates a weight pair at an input boundary (HTTP, CLI): both finite,
+ * positive and normal as float32 (the engines compute in float, where a
+ * smaller value becomes 0 or a subnormal), and different as float32.
+ * field names the source in the error ("weights", "--weights").
+ * eps_arch_score itself stays permissive (tests and research code use
+ * negative weights through the C API). */
+int eps_weights_check(const double w[2], const char *field, eps_error *err);
 
 /* Registry. Returns NULL when unknown. */
 const eps_space *eps_space_find(const char *name);

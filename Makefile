@@ -12,7 +12,7 @@ BUILD      ?= build
 CC         ?= gcc
 ARCH_FLAGS ?= -march=native
 OPT        ?= -O3
-PKGS       := openblas jansson libmicrohttpd libuv hiredis
+PKGS       := openblas jansson libmicrohttpd libuv hiredis sqlite3
 TEST_PKGS  := cmocka libcurl
 
 # -ffp-contract=off: no FMA contraction, to round like the reference.

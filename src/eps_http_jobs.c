@@ -151,9 +151,10 @@ static void on_row(void *ctx, const void *row)
     put_csv_field(s, r->arch);
     put(s, ",", 1);
     if (r->error) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "error: %s", r->error);
         put(s, ",", 1);
-        put_csv_field(s, "error: ");
-        put_csv_field(s, r->error);
+        put_csv_field(s, msg);
         put(s, ",,", 2);
     } else {
         put_csv_field(s, r->epsilon);

@@ -77,6 +77,8 @@ typedef struct jitem {
     eps_jobs *J;
     long idx;
     char *arch_text;
+    char hash[33];           /* the item's own arch: a cached value may come from an */
+    long long params, macs;  /* equivalent spelling (same canonical, other dead edges) */
     int status;              /* 0 = result in val; else an HTTP error status */
     char *val;
     struct jitem *next;
@@ -629,6 +631,9 @@ static void start_one(eps_jobs *J, jjob *j, long idx)
         json_decref(o);
         return;
     }
+    memcpy(it->hash, p.arch.hash, sizeof it->hash);
+    it->params = p.arch.params;
+    it->macs = p.arch.macs;
     eps_cache_key key;
     if (eps_cache_key_make(&key, p.arch.space->name, p.arch.canonical ? p.arch.canonical : "", p.arch.hash, p.w,
                            p.nb->batch.hash, p.bs, eps_engine_name(p.engine), EPS_VERSION) < 0) {
@@ -690,9 +695,9 @@ static int item_row(jitem *it, eps_jobrow *r, char *eps, size_t en, json_t **hol
     else snprintf(eps, en, "nan");
     r->epsilon = eps;
     r->nan_reason = json_string_value(json_object_get(o, "nan_reason"));
-    r->hash = json_string_value(json_object_get(o, "hash"));
-    r->params = (long long)json_integer_value(json_object_get(o, "params"));
-    r->macs = (long long)json_integer_value(json_object_get(o, "macs"));
+    r->hash = it->hash;
+    r->params = it->params;
+    r->macs = it->macs;
     return 1;
 }
 

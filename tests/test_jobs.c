@@ -595,14 +595,14 @@ static void test_sse_cancel(void **state)
 
 /* ------------------------------------------------------------ kill -9 */
 
-#define N_KILL 600
+#define N_KILL 4000
 
 static void test_kill9_resume(void **state)
 {
     (void)state;
     srv s;
     char args[400];
-    snprintf(args, sizeof args, "--workers 1 --batch-size 64 --data-dir %s/d2", g_dir);
+    snprintf(args, sizeof args, "--workers 1 --batch-size 256 --data-dir %s/d2", g_dir);
     assert_int_equal(srv_start(&s, args), 0);
     char *body = items_body(1000, N_KILL, NULL);
     char id[64];

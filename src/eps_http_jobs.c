@@ -382,6 +382,7 @@ struct MHD_Response *eps_http_jobs_handle(eps_http_jobs *H, struct MHD_Connectio
             if (eps_jobs_submit(H->J, body, len, &job, &status, &err) < 0) {
                 const char *code = status == 413 ? "too_large" : status == 429 ? "too_many_jobs"
                                                    : status == 400 ? "invalid_input" : "internal_error";
+                if (err.line > 0) code = "invalid_json";
                 return error_resp(status, code, err.msg, err.field, st);
             }
             char loc[96];

@@ -410,8 +410,11 @@ int eps_jobs_submit(eps_jobs *J, const char *body, size_t len, json_t **out, int
     *status = 400;
     json_error_t je;
     json_t *spec = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &je);
-    if (!spec) return eps_error_set(err, EPS_EINVAL, "", "invalid JSON: %s (line %d, column %d)", je.text, je.line,
-                                    je.column);
+    if (!spec) {
+        eps_error_set(err, EPS_EINVAL, "", "invalid JSON: %s", je.text);
+        if (err) err->line = je.line > 0 ? je.line : 1, err->column = je.column > 0 ? je.column : 1;
+        return EPS_EINVAL;
+    }
     jjob *j = calloc(1, sizeof *j);
     if (!j) {
         json_decref(spec);

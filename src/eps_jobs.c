@@ -468,14 +468,13 @@ json_t *eps_jobs_cancel(eps_jobs *J, const char *id)
     jjob *j = find_job(J, id);
     json_t *o = NULL;
     if (j) {
+        j->cancel = 1; /* also stops a run the runner is just starting */
         if (j->st == JS_QUEUED) {
             set_status(j, JS_CANCELLED);
             j->rec.finished_at = now_unix();
             eps_jobstore_set_status(J->st, &j->rec, NULL);
             J->gen++;
-        } else if (j->st == JS_RUNNING) {
-            j->cancel = 1; /* the runner stops submitting; in-flight items finish and are kept */
-        }
+        } /* running: the runner stops submitting; in-flight items finish and are kept */
         o = job_json(j);
         pthread_cond_broadcast(&J->cv);
     }
@@ -774,7 +773,11 @@ static void persist_status(eps_jobs *J, jjob *j, int st)
         j->run_t0 = now_unix();
         j->run_done0 = j->rec.done;
     }
-    if (st > JS_RUNNING) j->rec.finished_at = now_unix();
+    if (st > JS_RUNNING) {
+        j->rec.finished_at = now_unix();
+        json_decref(j->items); /* a finished job needs only its record: keep memory per job small */
+        j->items = NULL;
+    }
     eps_jobrec rec = j->rec;
     J->gen++;
     pthread_cond_broadcast(&J->cv);
@@ -850,13 +853,20 @@ static void run_job(eps_jobs *J, jjob *j)
     eps_log(EPS_LOG_INFO, "job %s: %s (%ld/%ld rows)", j->rec.id, j->rec.status, j->rec.done, total);
 }
 
-/* Deletes finished jobs older than the retention time. Under J->mu. */
+/* Deletes finished jobs older than the retention time, and the oldest
+ * finished ones beyond MAX_FINISHED (memory and disk stay bounded even
+ * under a flood of small jobs). Under J->mu. */
+#define MAX_FINISHED 1000
 static void expire_jobs(eps_jobs *J)
 {
     double now = now_unix();
+    long finished = 0;
+    for (jjob *j = J->jobs; j; j = j->next) finished += j->st > JS_RUNNING;
     for (jjob **pp = &J->jobs; *pp;) {
         jjob *j = *pp;
-        if (j->st > JS_RUNNING && j->rec.finished_at > 0 && now - j->rec.finished_at > (double)J->cfg.retention_s) {
+        int old = j->rec.finished_at > 0 && now - j->rec.finished_at > (double)J->cfg.retention_s;
+        if (j->st > JS_RUNNING && (old || finished > MAX_FINISHED)) {
+            finished--;
             *pp = j->next;
             eps_error err;
             if (eps_jobstore_delete(J->st, j->rec.id, &err) < 0) eps_log(EPS_LOG_WARN, "%s", err.msg);
@@ -913,6 +923,10 @@ static void load_one(void *ctx, const eps_jobrec *r)
     }
     j->rec.total = r->total;
     j->rec.done = done, j->rec.nan = nan, j->rec.errors = errs;
+    if (j->st > JS_RUNNING) {
+        json_decref(j->items);
+        j->items = NULL;
+    }
     json_decref(spec);
     append_job(L->J, j);
 }

@@ -299,8 +299,14 @@ static ssize_t events_read(void *cls, uint64_t pos, char *buf, size_t max)
         json_decref(job);
         return event_write(buf, max, "progress", p);
     }
-    json_decref(job);
     pthread_mutex_lock(&H->mu);
+    if (H->draining) { /* drain began since the check above: never leave a stream suspended past it */
+        pthread_mutex_unlock(&H->mu);
+        e->ended = 1;
+        json_object_set_new(job, "reason", json_string("server shutting down; reconnect"));
+        return event_write(buf, max, "end", job);
+    }
+    json_decref(job);
     e->suspended = 1;
     MHD_suspend_connection(e->conn); /* the ticker resumes it */
     pthread_mutex_unlock(&H->mu);

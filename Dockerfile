@@ -27,7 +27,7 @@ RUN make ARCH_FLAGS="$ARCH_FLAGS" build/epsinas \
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      libopenblas0 libjansson4 libmicrohttpd12 libuv1 libhiredis0.14 libcurl4 curl ca-certificates \
+      libopenblas0 libjansson4 libmicrohttpd12 libuv1 libhiredis0.14 libcurl4 libsqlite3-0 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 epsinas \
  && useradd --system --uid 10001 --gid epsinas --no-create-home --home-dir /nonexistent \

@@ -12,7 +12,7 @@ BUILD      ?= build
 CC         ?= gcc
 ARCH_FLAGS ?= -march=native
 OPT        ?= -O3
-PKGS       := openblas jansson libmicrohttpd libuv hiredis libcurl
+PKGS       := openblas jansson libmicrohttpd libuv hiredis libcurl sqlite3
 TEST_PKGS  := cmocka
 
 # -ffp-contract=off: no FMA contraction, to round like the reference.

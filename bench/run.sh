@@ -3,7 +3,9 @@
 # the PyTorch reference (tests/reference/nb201_ref.py) measured side by side
 # in this run, on the NB201 cells with the fewest, median and most MACs;
 # the wall time of a full NB201 sweep on all cores; and, when
-# bench/http_bench.sh exists, service cache-hit requests/s next to nginx.
+# bench/http_bench.sh exists, service cache-hit requests/s next to nginx;
+# bench/jobs_bench.sh: the whole space as one HTTP job vs that sweep, and
+# /v1/score latency while a job runs vs idle.
 # Prints one table and writes it to bench/results.md.
 set -eu
 BIN=${1:-build/epsinas}
@@ -64,6 +66,11 @@ done
   printf 'Full NB201 sweep (15,625 cells, %s threads, batch %s): **%.1f s** wall.\n' "$threads" "$BS" "$sweep_s"
   tail -n +2 "$out/sweep.csv" | awk -F, '$3=="nan"{n++} END {printf "NaN: %d of %d.\n", n, NR}'
 } >> "$out/table.md"
+if [ -x "$root/bench/jobs_bench.sh" ]; then
+  echo "== sweep jobs: whole space as one job, /v1/score latency under a job =="
+  "$root/bench/jobs_bench.sh" "$BIN" "$threads" "$BS" "$sweep_s" "$out/sweep.csv" >> "$out/table.md" ||
+    echo "(jobs bench failed)" >> "$out/table.md"
+fi
 if [ -x "$root/bench/http_bench.sh" ]; then
   echo "== service vs nginx =="
   { echo; "$root/bench/http_bench.sh" "$BIN" 2>&1 | tail -n 12; } >> "$out/table.md" || echo "(http bench failed)" >> "$out/table.md"

@@ -1,7 +1,9 @@
 #!/bin/sh
 # deploy/render.sh — renders the deployment files from their one source:
-#   render.sh nginx LISTEN HOST:PORT...   deploy/nginx.conf with ${LISTEN} and
-#                                         ${UPSTREAM_SERVERS} filled in (stdout)
+#   render.sh nginx LISTEN HOST:PORT...   deploy/nginx.conf with ${LISTEN},
+#                                         ${UPSTREAM_SERVERS} and ${JOB_UPSTREAMS}
+#                                         filled in (stdout); the Nth HOST:PORT must
+#                                         run with --replica-tag rN (job routing)
 #   render.sh configmap                   deploy/k8s/configmap.yaml from
 #                                         deploy/epsinas.env (stdout)
 #   render.sh check                       exit 1 when deploy/k8s/configmap.yaml
@@ -49,13 +51,14 @@ case "${1:-}" in
   nginx)
     [ $# -ge 3 ] || { echo "usage: render.sh nginx LISTEN HOST:PORT..." >&2; exit 2; }
     listen=$2; shift 2
-    servers=""
+    servers=""; jobs=""; n=0
     for s in "$@"; do
       case "$s" in *[!A-Za-z0-9.:_-]*|'') echo "render.sh: bad upstream '$s'" >&2; exit 2 ;; esac
       servers="${servers}server $s; "
+      n=$((n + 1)); jobs="${jobs}upstream epsinas_r$n { server $s; keepalive 4; } "
     done
     case "$listen" in *[!A-Za-z0-9.:_\[\]-]*|'') echo "render.sh: bad listen '$listen'" >&2; exit 2 ;; esac
-    sed -e "s|\${LISTEN}|$listen|g" -e "s|\${UPSTREAM_SERVERS}|$servers|g" "$here/nginx.conf"
+    sed -e "s|\${LISTEN}|$listen|g" -e "s|\${UPSTREAM_SERVERS}|$servers|g" -e "s|\${JOB_UPSTREAMS}|$jobs|g" "$here/nginx.conf"
     ;;
   configmap) configmap ;;
   check)

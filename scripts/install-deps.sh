@@ -3,7 +3,7 @@
 # are missing. Idempotent and quiet when everything is present.
 # Usage: scripts/install-deps.sh [build|test|bench|all]
 set -eu
-want="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev libhiredis-dev libcurl4-openssl-dev"
+want="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev libhiredis-dev libcurl4-openssl-dev libsqlite3-dev"
 case "${1:-build}" in
   build) ;;
   test) want="$want libcmocka-dev libcurl4-openssl-dev curl redis-server nginx-light wrk nodejs npm" ;;

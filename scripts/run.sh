@@ -3,6 +3,7 @@
 #   epsinas serve --port ${PORT:-8080} with the embedded ramp batch as
 #   `default`, plus `cifar10-sample` (256 real CIFAR-10 test images) when
 #   ../shared/data/cifar10/cifar10_test_sample260.bin exists.
+# Jobs (/v1/jobs) are kept in ./var/ (EPSINAS_DATA_DIR overrides; git-ignored).
 # Extra arguments are passed on to `epsinas serve` (see `epsinas serve --help`).
 # Usage: scripts/run.sh [path/to/epsinas] [serve options...]
 set -eu
@@ -13,8 +14,9 @@ if [ ! -x "$bin" ]; then
   echo "run.sh: $bin not found; build it with 'make'" >&2
   exit 2
 fi
+data=${EPSINAS_DATA_DIR:-$root/var}
 sample="$root/../shared/data/cifar10/cifar10_test_sample260.bin"
 if [ -f "$sample" ]; then
-  exec "$bin" serve --port "${PORT:-8080}" --batch "cifar10-sample=cifar10:$sample" "$@"
+  exec "$bin" serve --port "${PORT:-8080}" --data-dir "$data" --batch "cifar10-sample=cifar10:$sample" "$@"
 fi
-exec "$bin" serve --port "${PORT:-8080}" "$@"
+exec "$bin" serve --port "${PORT:-8080}" --data-dir "$data" "$@"

@@ -61,6 +61,21 @@ static const eps_config_opt options[] = {
      "expiry of results written to Redis, in seconds (0 = never)", OFF(redis_ttl_s)},
     {"--redis-timeout-ms", "EPSINAS_REDIS_TIMEOUT_MS", EPS_OPT_INT, "50", 1, 60000, NULL,
      "Redis connect and command timeout; slower means a miss / a dropped write", OFF(redis_timeout_ms)},
+    /* sweep jobs (jobs.h) */
+    {"--data-dir", "EPSINAS_DATA_DIR", EPS_OPT_STR, "", 0, 4095, NULL,
+     "directory of the job database (SQLite, WAL); empty = jobs kept in memory only, lost on exit",
+     OFF(data_dir)},
+    {"--max-jobs", "EPSINAS_MAX_JOBS", EPS_OPT_INT, "16", 1, 100000, NULL,
+     "sweep jobs queued + running at once; more get 429", OFF(max_jobs)},
+    {"--max-job-items", "EPSINAS_MAX_JOB_ITEMS", EPS_OPT_INT, "100000", 1, 100000000, NULL,
+     "items (architectures) per sweep job; more get 413", OFF(max_job_items)},
+    {"--job-retention-s", "EPSINAS_JOB_RETENTION_S", EPS_OPT_INT, "604800", 1, 315360000, NULL,
+     "finished jobs and their rows are deleted this long after they end", OFF(job_retention_s)},
+    {"--job-window", "EPSINAS_JOB_WINDOW", EPS_OPT_INT, "0", 0, 100000, NULL,
+     "job items in flight on the compute queue at once (0 = --workers); interactive requests wait behind at most these",
+     OFF(job_window)},
+    {"--replica-tag", "EPSINAS_REPLICA_TAG", EPS_OPT_STR, "", 0, 16, NULL,
+     "prefix of job ids ([a-z0-9], e.g. r1): a load balancer routes /v1/jobs/TAG-* to this replica", OFF(replica_tag)},
     {NULL, NULL, 0, NULL, 0, 0, NULL, NULL, 0},
 };
 

@@ -25,6 +25,8 @@
 
 #include "epsinas/cache.h"
 #include "epsinas/engine.h"
+#include "epsinas/http_jobs.h"
+#include "epsinas/jobs.h"
 #include "epsinas/metrics.h"
 #include "epsinas/queue.h"
 #include "epsinas/redis.h"
@@ -160,6 +162,8 @@ struct eps_server {
     long suspended;    /* connections suspended now (guarded by mu) */
     memo_slot *memo;   /* MEMO_SLOTS */
     pthread_mutex_t memo_mu[MEMO_LOCKS];
+    eps_jobs *jobs;          /* sweep jobs (eps_jobs.c) */
+    eps_http_jobs *hj;       /* their HTTP handlers (eps_http_jobs.c) */
 };
 
 static uint64_t fnv1a(const char *p, size_t n)
@@ -354,14 +358,14 @@ static enum MHD_Result send_error(req *r, int status, const char *code, const ch
 
 /* ------------------------------------------------------------ routing */
 
-enum { R_NONE = -1, R_SCORE, R_BATCH, R_SCORES, R_SPACES, R_BATCHES, R_LIVE, R_READY, R_META, R_METRICS };
+enum { R_NONE = -1, R_SCORE, R_BATCH, R_SCORES, R_SPACES, R_BATCHES, R_LIVE, R_READY, R_META, R_METRICS, R_JOBS };
 
 static const struct {
     const char *path;
     int prefix;
     int route;
     eps_endpoint ep;
-    int post;   /* 1: POST endpoint, 0: GET/HEAD endpoint */
+    int post;   /* 1: POST endpoint, 0: GET/HEAD endpoint, 2: several (eps_http_jobs checks) */
 } routes[] = {
     {"/v1/score", 0, R_SCORE, EPS_EP_SCORE, 1},
     {"/v1/score/batch", 0, R_BATCH, EPS_EP_SCORE_BATCH, 1},
@@ -374,6 +378,8 @@ static const struct {
     {"/readyz", 0, R_READY, EPS_EP_READY, 0},
     {"/v2", 0, R_META, EPS_EP_META, 0},
     {"/metrics", 0, R_METRICS, EPS_EP_METRICS, 0},
+    {"/v1/jobs", 0, R_JOBS, EPS_EP_OTHER, 2},
+    {"/v1/jobs/", 1, R_JOBS, EPS_EP_OTHER, 2},
 };
 #define N_ROUTES (int)(sizeof routes / sizeof routes[0])
 
@@ -387,7 +393,11 @@ static int find_route(const char *url)
     return -1;
 }
 
-static const char *allow_for(int ri) { return routes[ri].post ? "POST, OPTIONS" : "GET, HEAD, OPTIONS"; }
+static const char *allow_for(int ri)
+{
+    if (routes[ri].post == 2) return "GET, HEAD, POST, DELETE, OPTIONS";
+    return routes[ri].post ? "POST, OPTIONS" : "GET, HEAD, OPTIONS";
+}
 
 /* ------------------------------------------------------------ helpers */
 
@@ -905,6 +915,27 @@ static enum MHD_Result respond_items(req *r)
     return send_json(r, 200, top, NULL, NULL, NULL, NULL);
 }
 
+/* ------------------------------------------------------------ jobs */
+
+/* /v1/jobs*: eps_http_jobs builds the response; queue it like send_body. */
+static enum MHD_Result send_jobs(req *r, const char *method)
+{
+    int status = 500;
+    struct MHD_Response *resp =
+        eps_http_jobs_handle(r->s->hj, r->conn, method, r->path, r->body, r->len, &status);
+    if (!resp) return send_error(r, 500, "out_of_memory", "out of memory", "");
+    add_common_headers(r, resp);
+    r->status = status;
+    if (r->defer) {
+        r->deferred = resp;
+        r->deferred_status = status;
+        return MHD_YES;
+    }
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 /* ------------------------------------------------------------ POST bodies */
 
 /* Start of the number token that ends at or just before byte `pos` (jansson
@@ -967,6 +998,7 @@ static void json_path_at(const char *b, size_t end, char *out, size_t cap)
 static enum MHD_Result handle_post(req *r)
 {
     eps_server *s = r->s;
+    if (r->route == R_JOBS) return send_jobs(r, "POST");
     if (r->route == R_SCORE && r->body) {
         eps_cache_key k;
         char *idj = NULL, *val = NULL;
@@ -1109,6 +1141,7 @@ static enum MHD_Result handle_get(req *r, const char *url)
         eps_metrics_gauges g = {eps_queue_depth(s->q), cs.entries, cs.bytes, cs.hits, cs.misses, cs.evictions};
         size_t n = 0;
         char *m = eps_metrics_render(&g, &n);
+        if (m) m = eps_http_jobs_metrics(s->jobs, m, &n);
         if (!m) return send_error(r, 500, "out_of_memory", "out of memory", "");
         return send_body(r, 200, "text/plain; version=0.0.4; charset=utf-8", m, n, NULL, NULL, NULL, NULL);
     }
@@ -1140,7 +1173,7 @@ static enum MHD_Result first_call(req *r, const char *url, const char *method)
                              "Access-Control-Allow-Headers", "Content-Type, Authorization, X-Request-Id");
         return send_body(r, 204, NULL, NULL, 0, "Allow", allow_for(ri), NULL, NULL);
     }
-    if (routes[ri].post ? !is_post : !is_get) {
+    if (routes[ri].post != 2 && (routes[ri].post ? !is_post : !is_get)) {
         char msg[120];
         snprintf(msg, sizeof msg, "method %.16s not allowed here (allowed: %s)", method, allow_for(ri));
         const char *allow = allow_for(ri);
@@ -1151,6 +1184,7 @@ static enum MHD_Result first_call(req *r, const char *url, const char *method)
         eps_metrics_reject(EPS_REJ_UNAUTHORIZED);
         return send_error(r, 401, "unauthorized", "missing or wrong 'Authorization: Bearer <token>'", "");
     }
+    if (r->route == R_JOBS && !is_post) return send_jobs(r, method);
     if (!is_post) return handle_get(r, url);
     if (atomic_load(&s->draining)) {
         eps_metrics_reject(EPS_REJ_DRAINING);
@@ -1411,6 +1445,8 @@ static int bind_socket(const char *addr, int port, int *fd_out, int *port_out, e
 
 static void free_server(eps_server *s)
 {
+    eps_http_jobs_free(s->hj);
+    eps_jobs_stop(s->jobs); /* waits for its items in flight, so before the queue goes */
     if (s->q) eps_queue_free(s->q);
     if (s->cache) eps_cache_free(s->cache);
     if (s->listen_fd >= 0) close(s->listen_fd);
@@ -1431,6 +1467,39 @@ static void free_server(eps_server *s)
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+static int start_jobs(eps_server *s, const eps_config *cfg, eps_error *err)
+{
+    const char *tag = cfg->replica_tag ? cfg->replica_tag : "";
+    for (const char *p = tag; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+            return eps_error_set(err, EPS_EINVAL, "--replica-tag", "--replica-tag: '%.16s' must be [a-z0-9]", tag);
+    long window = cfg->job_window > 0 ? (long)cfg->job_window : (long)cfg->workers;
+    if (window > cfg->queue_capacity) window = (long)cfg->queue_capacity;
+    eps_jobs_config jc = {cfg->data_dir, (long)cfg->max_jobs, (long)cfg->max_job_items, (long)cfg->job_retention_s,
+                          (int)window, tag};
+    int rc = eps_jobs_start(&jc, s->q, s->cache, s->batches, s->n_batches, &s->jobs, err);
+    if (rc == 0 && eps_http_jobs_new(s->jobs, &s->hj) < 0)
+        rc = eps_error_set(err, EPS_ENOMEM, "", "cannot start the job event ticker");
+    /* GET /v2 lists the job limits */
+    json_t *meta = rc == 0 ? json_loads(s->meta_json, 0, NULL) : NULL;
+    if (meta) {
+        json_array_append_new(json_object_get(meta, "extensions"), json_string("jobs"));
+        json_object_set_new(meta, "jobs",
+                            json_pack("{s:I,s:I,s:I,s:i,s:b,s:s}", "max_jobs", (json_int_t)cfg->max_jobs,
+                                      "max_job_items", (json_int_t)cfg->max_job_items, "job_retention_s",
+                                      (json_int_t)cfg->job_retention_s, "window", (int)window, "persistent",
+                                      cfg->data_dir && *cfg->data_dir, "replica_tag", tag));
+        char *m = json_dumps(meta, JFLAGS);
+        json_decref(meta);
+        if (m) {
+            free(s->meta_json);
+            s->meta_json = m;
+            s->meta_len = strlen(m);
+        }
+    }
+    return rc;
 }
 
 int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int n, eps_server **out, eps_error *err)
@@ -1473,6 +1542,7 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
     if ((rc = eps_redis_backend_config(cfg, &rb, err)) < 0 ||
         (rc = eps_cache_new(cfg->cache_entries, cfg->cache_bytes, rc > 0 ? &rb : NULL, &s->cache, err)) < 0 ||
         (rc = eps_queue_start((int)cfg->workers, (int)cfg->queue_capacity, &s->q, err)) < 0 ||
+        (rc = start_jobs(s, cfg, err)) < 0 ||
         (rc = bind_socket(cfg->listen, (int)cfg->port, &s->listen_fd, &s->port, err)) < 0) {
         free_server(s);
         return rc;
@@ -1498,6 +1568,8 @@ int eps_server_port(const eps_server *s) { return s->port; }
 void eps_server_begin_drain(eps_server *s)
 {
     atomic_store(&s->draining, 1);
+    eps_jobs_drain(s->jobs);     /* stop submitting; unfinished jobs resume at the next start */
+    eps_http_jobs_drain(s->hj);  /* end event streams so the drain does not wait on them */
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) {
         close(fd);

@@ -44,6 +44,13 @@ typedef struct eps_config {
     char *redis_url;           /* shared cache tier, "" = off (see redis.h) */
     long long redis_ttl_s;     /* 0 = keys never expire */
     long long redis_timeout_ms;
+    /* sweep jobs */
+    char *data_dir;            /* job database directory, "" = in memory */
+    long long max_jobs;
+    long long max_job_items;
+    long long job_retention_s;
+    long long job_window;      /* 0 = workers */
+    char *replica_tag;         /* job id prefix, "" = none */
 } eps_config;
 
 typedef struct eps_config_opt {

@@ -130,7 +130,8 @@ start_replica() {
     # shellcheck disable=SC1090
     . "$ENV_FILE"
     set +a
-    exec "$BIN" serve --listen 127.0.0.1 --port "$port" --redis-url "redis://127.0.0.1:$REDIS_PORT/0"
+    exec "$BIN" serve --listen 127.0.0.1 --port "$port" --redis-url "redis://127.0.0.1:$REDIS_PORT/0" \
+      --replica-tag "r$i" --data-dir "$tmp/data$i"
   ) >"$tmp/r$i.out" 2>>"$tmp/r$i.log" &
   RPID[$i]=$!
   RPORT[$i]=$port
@@ -360,6 +361,42 @@ check "(e) the fan-out CSV equals the local sweep's (sorted)" $? \
 start_replica 2 "${RPORT[2]}"
 
 [ "$fail" -gt 0 ] && dump_logs
+# (j) jobs through nginx: POST lands on any replica; every /v1/jobs/{id}...
+# request must reach that replica (its tag in the id), or it would 404.
+jbody='{"items":['
+for k in $(seq 0 39); do
+  o0=$((k % 5)); o1=$(((k / 5) % 5)); o2=$(((k / 25) % 5))
+  ops="none skip_connect nor_conv_1x1 nor_conv_3x3 avg_pool_3x3"
+  a=$(echo $ops | cut -d' ' -f$((o0 + 1))); b=$(echo $ops | cut -d' ' -f$((o1 + 1))); c=$(echo $ops | cut -d' ' -f$((o2 + 1)))
+  [ "$k" -gt 0 ] && jbody="$jbody,"
+  jbody="$jbody{\"space\":\"nb201\",\"arch\":\"|$a~0|+|$b~0|skip_connect~1|+|$c~0|none~1|skip_connect~2|\"}"
+done
+jbody="$jbody],\"label\":\"cluster\"}"
+jok=1; jids=""
+for n in 1 2 3; do # three jobs: round robin spreads them over replicas
+  code=$(curl -s -o "$tmp/job$n.json" -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+    -d "$jbody" "http://127.0.0.1:$NGINX_PORT/v1/jobs")
+  id=$(sed -n 's/.*"id":"\([^"]*\)".*/\1/p' "$tmp/job$n.json")
+  [ "$code" = 202 ] && case "$id" in r[123]-*) ;; *) false ;; esac || jok=0
+  jids="$jids $id"
+done
+check "(j) jobs submitted through nginx: 202 with a replica-tagged id" $((1 - jok)) "$jids"
+job_done() { curl -fsS --max-time 5 "http://127.0.0.1:$NGINX_PORT/v1/jobs/$1" | grep -q '"status":"succeeded"'; }
+jok=1; tags=""
+[ -n "${jids// /}" ] || jok=0
+for id in $jids; do
+  wait_until 60000 job_done "$id" || jok=0
+  rows=$(curl -fsS --max-time 10 "http://127.0.0.1:$NGINX_PORT/v1/jobs/$id/results" | tail -n +2 | wc -l)
+  [ "$rows" = 40 ] || jok=0
+  ev=$(curl -fsS -N --max-time 10 "http://127.0.0.1:$NGINX_PORT/v1/jobs/$id/events")
+  case "$ev" in *"event: end"*'"status":"succeeded"'*) ;; *) jok=0 ;; esac
+  tags="$tags ${id%%-*}:$rows"
+done
+check "(j) polled, streamed (SSE) and fetched through nginx: every job 40 rows, status succeeded" $((1 - jok)) "$tags"
+distinct=$(for id in $jids; do echo "${id%%-*}"; done | sort -u | wc -l)
+[ "$distinct" -ge 2 ]
+check "(j) the jobs landed on more than one replica" $? "$distinct replicas"
+
 echo
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

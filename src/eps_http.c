@@ -137,6 +137,7 @@ typedef struct memo_slot {
     eps_cache_key key;   /* key.text owned */
     char *id_json;       /* owned, "null" when no id */
     const eps_named_batch *nb;
+    long long params, macs; /* of the body's own spelling (see item.params) */
 } memo_slot;
 
 struct eps_server {
@@ -174,7 +175,7 @@ static uint64_t fnv1a(const char *p, size_t n)
 }
 
 static void memo_put(eps_server *s, const char *body, size_t len, const eps_cache_key *k, const char *id_json,
-                     const eps_named_batch *nb)
+                     const eps_named_batch *nb, long long params, long long macs)
 {
     if (!s->memo || len > MEMO_BODY_MAX) return;
     uint64_t h = fnv1a(body, len);
@@ -199,12 +200,14 @@ static void memo_put(eps_server *s, const char *body, size_t len, const eps_cach
     m->key.text = kt;
     m->id_json = id;
     m->nb = nb;
+    m->params = params;
+    m->macs = macs;
     pthread_mutex_unlock(mu);
 }
 
 /* On a hit fills *k (k->text malloc'd) and *id_json (malloc'd). */
 static int memo_get(eps_server *s, const char *body, size_t len, eps_cache_key *k, char **id_json,
-                    const eps_named_batch **nb)
+                    const eps_named_batch **nb, long long *params, long long *macs)
 {
     if (!s->memo || len > MEMO_BODY_MAX) return 0;
     uint64_t h = fnv1a(body, len);
@@ -217,6 +220,8 @@ static int memo_get(eps_server *s, const char *body, size_t len, eps_cache_key *
         k->text = strdup(m->key.text);
         *id_json = strdup(m->id_json);
         *nb = m->nb;
+        *params = m->params;
+        *macs = m->macs;
         hit = k->text && *id_json;
         if (!hit) {
             free(k->text);
@@ -240,6 +245,10 @@ typedef struct item {
     int status;          /* 200, or the error's HTTP status; 0 = pending */
     int cached;
     char *val;           /* result blob (200) or error JSON (owned) */
+    /* params/MACs of the cell as this request spells it: the cached blob is
+     * shared by every spelling of one canonical cell (dead convs still count
+     * as parameters), so they are set per request, never taken from it. */
+    long long params, macs;
 } item;
 
 struct req {
@@ -734,6 +743,8 @@ static void start_item(req *r, int idx, json_t *o)
         return item_fail(it, 400, "invalid_input", msg, "batch");
     }
     it->nb = nb;
+    it->params = sj->arch.params;
+    it->macs = sj->arch.macs;
     int bs = nb->batch.n;
     json_t *jbs = json_object_get(o, "batch_size");
     if (jbs) {
@@ -773,7 +784,7 @@ static void start_item(req *r, int idx, json_t *o)
     }
     if (!r->is_batch && r->body) {
         char *idj = it->id ? json_dumps(it->id, JSON_ENCODE_ANY | JFLAGS) : NULL;
-        memo_put(s, r->body, r->len, &key, idj ? idj : "null", nb);
+        memo_put(s, r->body, r->len, &key, idj ? idj : "null", nb, sj->arch.params, sj->arch.macs);
         free(idj);
     }
     char *val = NULL;
@@ -841,6 +852,8 @@ static json_t *item_result(req *r, item *it)
     json_object_set(o, "id", it->id ? it->id : json_null());
     json_object_update(o, blob);
     json_decref(blob);
+    json_object_set_new(o, "params", json_integer(it->params));
+    json_object_set_new(o, "macs", json_integer(it->macs));
     json_object_set_new(o, "batch", json_string(it->nb->name));
     json_object_set_new(o, "cached", json_boolean(it->cached));
     json_object_set_new(o, "elapsed_ms", json_real(ms_since(r->t0)));
@@ -852,15 +865,29 @@ static json_t *item_result(req *r, item *it)
  * by score_work and batch names are [A-Za-z0-9._-], so splicing is safe and
  * saves a parse/serialise round trip on every cache hit. */
 static enum MHD_Result send_result(req *r, const char *blob, size_t blen, const char *id_json, const char *batch,
-                                   int cached)
+                                   int cached, long long params, long long macs)
 {
     if (blen < 2 || blob[0] != '{' || blob[blen - 1] != '}')
         return send_error(r, 500, "internal_error", "corrupt cached result", "");
+    /* the request's own params/MACs replace the blob's (see item.params) */
+    json_t *bo = json_loadb(blob, blen, 0, NULL);
+    if (!json_is_object(bo)) {
+        json_decref(bo);
+        return send_error(r, 500, "internal_error", "corrupt cached result", "");
+    }
+    json_object_set_new(bo, "params", json_integer(params));
+    json_object_set_new(bo, "macs", json_integer(macs));
+    char *own = json_dumps(bo, JFLAGS);
+    json_decref(bo);
+    if (!own) return MHD_NO;
+    blob = own;
+    blen = strlen(own);
     size_t cap = blen + strlen(id_json) + strlen(batch) + 96;
     char *out = malloc(cap);
     if (!out) return MHD_NO;
     int n = snprintf(out, cap, "{\"id\":%s,%.*s%s\"batch\":\"%s\",\"cached\":%s,\"elapsed_ms\":%.3f}", id_json,
                      (int)(blen - 2), blob + 1, blen > 2 ? "," : "", batch, cached ? "true" : "false", ms_since(r->t0));
+    free(own);
     if (n < 0 || (size_t)n >= cap) {
         free(out);
         return send_error(r, 500, "internal_error", "result too large", "");
@@ -874,7 +901,8 @@ static enum MHD_Result respond_items(req *r)
         item *it = &r->items[0];
         if (it->status == 200) {
             char *idj = it->id ? json_dumps(it->id, JSON_ENCODE_ANY | JFLAGS) : NULL;
-            enum MHD_Result ret = send_result(r, it->val, strlen(it->val), idj ? idj : "null", it->nb->name, it->cached);
+            enum MHD_Result ret =
+                send_result(r, it->val, strlen(it->val), idj ? idj : "null", it->nb->name, it->cached, it->params, it->macs);
             free(idj);
             return ret;
         }
@@ -1004,11 +1032,12 @@ static enum MHD_Result handle_post(req *r)
         char *idj = NULL, *val = NULL;
         size_t vlen = 0;
         const eps_named_batch *nb = NULL;
-        if (memo_get(s, r->body, r->len, &k, &idj, &nb)) {
+        long long params = 0, macs = 0;
+        if (memo_get(s, r->body, r->len, &k, &idj, &nb, &params, &macs)) {
             int hit = eps_cache_peek(s->cache, &k, &val, &vlen) == EPS_CACHE_HIT;
             free(k.text);
             enum MHD_Result ret = MHD_YES;
-            if (hit) ret = send_result(r, val, vlen, idj, nb->name, 1);
+            if (hit) ret = send_result(r, val, vlen, idj, nb->name, 1, params, macs);
             free(val);
             free(idj);
             if (hit) return ret;

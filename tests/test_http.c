@@ -819,6 +819,38 @@ static void test_cache_key_vocab(void **state)
     assert_int_equal(srv_stop(&s), 0);
 }
 
+/* Two spellings of one canonical cell share the cached score but not their
+ * params: a dead conv still has weights (spec: params as written). Through
+ * the cache, the body memo and a batch item alike. */
+static void test_cache_params_per_spelling(void **state)
+{
+    (void)state;
+    srv s;
+    assert_int_equal(srv_start(&s, ""), 0);
+    hresp r;
+    const char *body[] = {
+        "{\"space\":\"nb201\",\"arch\":\"|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|\",\"batch_size\":4}",
+        "{\"space\":\"nb201\",\"arch\":\"|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|\",\"batch_size\":4}",
+        "{\"space\":\"nb201\",\"arch\":\"|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|\",\"batch_size\":4}",
+    };
+    const long long params[] = {558801, 315761, 315761};
+    for (int i = 0; i < 3; i++) {
+        post_json(&s, "/v1/score", body[i], &r);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(json_is_true(json_object_get(r.json, "cached")), i > 0);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "params")), params[i]);
+        hresp_free(&r);
+    }
+    char batch[600];
+    snprintf(batch, sizeof batch, "{\"items\":[%s]}", body[1]);
+    post_json(&s, "/v1/score/batch", batch, &r);
+    assert_int_equal(r.status, 200);
+    json_t *it = json_array_get(json_object_get(r.json, "results"), 0);
+    assert_int_equal(json_integer_value(json_object_get(it, "params")), 315761);
+    hresp_free(&r);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
 /* Issue 17 defect 8: what used to be accepted silently (or refused
  * wrongly) now answers by the schema. */
 static void test_request_strictness(void **state)
@@ -1268,6 +1300,7 @@ int main(void)
         cmocka_unit_test(test_endpoints),
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_cache_key_vocab),
+        cmocka_unit_test(test_cache_params_per_spelling),
         cmocka_unit_test(test_request_strictness),
         cmocka_unit_test(test_backpressure_single_flight),
         cmocka_unit_test(test_cache_bounds),

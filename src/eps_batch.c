@@ -204,9 +204,12 @@ static int load_npy(eps_batch *b, int n, const char *path, eps_error *err)
         eps_error_set(err, rc, "batch", "'%.300s' holds %ld images, batch size is %d", path, d[0], n);
         goto out;
     }
-    long need = off + hlen + d[0] * IMG_PIX * (is_f4 ? 4 : 1);
-    if (len < need) {
-        eps_error_set(err, rc, "batch", "'%.300s' is truncated (%ld of %ld bytes)", path, len, need);
+    /* The header's count is checked against the bytes really there by
+     * division: d[0] * bytes-per-image could overflow for a lying header. */
+    const long per_image = (long)IMG_PIX * (is_f4 ? 4 : 1), data_len = len - off - hlen;
+    if (d[0] > data_len / per_image) {
+        eps_error_set(err, rc, "batch", "'%.300s' is truncated: its header says %ld images, its %ld data bytes hold %ld",
+                      path, d[0], data_len, data_len / per_image);
         goto out;
     }
     rc = alloc_images(b, n, err);

@@ -37,12 +37,15 @@ static void csv_quote(FILE *f, const char *s)
         fputs(s, f);
         return;
     }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
+    char buf[2048];
+    size_t k = 0;
+    buf[k++] = '"';
+    for (; *s && k + 4 < sizeof buf; s++) {
+        if (*s == '"') buf[k++] = '"';
+        buf[k++] = *s;
     }
-    fputc('"', f);
+    buf[k++] = '"';
+    fwrite(buf, 1, k, f);
 }
 
 /* One output line for (index, hash, arch text, request object text). */
@@ -61,7 +64,7 @@ static int enum_nb101(FILE *f, int csv, eps_error *err)
 {
     eps_nb101_cell *cells;
     long n;
-    int rc = eps_nb101_enumerate(EPS_NB101_MAX_VERTICES, &cells, &n, err);
+    int rc = eps_nb101_enumerate(EPS_NB101_MAX_VERTICES, 0, &cells, &n, err);
     if (rc) return rc;
     for (long i = 0; i < n && !rc; i++) {
         char *canon = eps_nb101_canonical(&cells[i].spec);

@@ -132,7 +132,7 @@ static int emit(out_buf *o, hset *h, const eps_nb101_spec *s)
 
 /* Emits the labellings of one canonical matrix that are minimal under its
  * automorphisms (auts[0..na), identity excluded). */
-static int emit_labellings(out_buf *o, hset *h, int n, uint32_t bits, int auts[MAX_PERMS][V], int na)
+static int emit_labellings(out_buf *o, hset *h, int n, uint32_t bits, int auts[MAX_PERMS][V], int na, long limit)
 {
     eps_nb101_spec s;
     memset(&s, 0, sizeof s);
@@ -143,7 +143,7 @@ static int emit_labellings(out_buf *o, hset *h, int n, uint32_t bits, int auts[M
     s.label[n - 1] = EPS_NB101_OUTPUT;
     int m = n - 2, total = 1;
     for (int i = 0; i < m; i++) total *= 3;
-    for (int L = 0; L < total; L++) {
+    for (int L = 0; L < total && (limit <= 0 || o->n < limit); L++) {
         int lab[V];
         for (int i = m, t = L; i >= 1; i--, t /= 3) lab[i] = t % 3; /* vertex 1 most significant */
         int minimal = 1;
@@ -164,7 +164,7 @@ static int emit_labellings(out_buf *o, hset *h, int n, uint32_t bits, int auts[M
     return 0;
 }
 
-int eps_nb101_enumerate(int max_vertices, eps_nb101_cell **out, long *n_out, eps_error *err)
+int eps_nb101_enumerate(int max_vertices, long limit, eps_nb101_cell **out, long *n_out, eps_error *err)
 {
     *out = NULL;
     *n_out = 0;
@@ -174,10 +174,10 @@ int eps_nb101_enumerate(int max_vertices, eps_nb101_cell **out, long *n_out, eps
     hset h = {0};
     static int perms[MAX_PERMS][V], auts[MAX_PERMS][V];
     int rc = 0;
-    for (int n = 2; n <= max_vertices && !rc; n++) {
+    for (int n = 2; n <= max_vertices && !rc && (limit <= 0 || o.n < limit); n++) {
         int np = interior_perms(n, perms);
         int ebits = n * (n - 1) / 2;
-        for (uint32_t bits = 0; bits < (1u << ebits) && !rc; bits++) {
+        for (uint32_t bits = 0; bits < (1u << ebits) && !rc && (limit <= 0 || o.n < limit); bits++) {
             if (__builtin_popcount(bits) > EPS_NB101_MAX_EDGES || !is_full(n, bits)) continue;
             int canonical = 1, na = 0;
             for (int k = 1; k < np; k++) { /* perms[0] is the identity */
@@ -188,7 +188,7 @@ int eps_nb101_enumerate(int max_vertices, eps_nb101_cell **out, long *n_out, eps
                 }
                 if (pb == bits) memcpy(auts[na++], perms[k], sizeof perms[k]);
             }
-            if (canonical) rc = emit_labellings(&o, &h, n, bits, auts, na);
+            if (canonical) rc = emit_labellings(&o, &h, n, bits, auts, na, limit);
         }
     }
     free(h.keys);

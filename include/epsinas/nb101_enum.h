@@ -35,8 +35,10 @@ typedef struct eps_nb101_cell {
 } eps_nb101_cell;
 
 /* Enumerates the cells of 2..max_vertices vertices (max_vertices in 2..7;
- * 7 = the whole space) in the order above. *out is malloc'd (caller frees),
- * *n its length. EPS_EINVAL for a bad max_vertices, EPS_ENOMEM. */
-int eps_nb101_enumerate(int max_vertices, eps_nb101_cell **out, long *n, eps_error *err);
+ * 7 = the whole space) in the order above, stopping after the first limit
+ * cells when limit > 0 (the prefix is the same: a sweep of indices < B
+ * needs only B cells). *out is malloc'd (caller frees), *n its length.
+ * EPS_EINVAL for a bad max_vertices, EPS_ENOMEM. */
+int eps_nb101_enumerate(int max_vertices, long limit, eps_nb101_cell **out, long *n, eps_error *err);
 
 #endif

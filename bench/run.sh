@@ -6,6 +6,11 @@
 # bench/http_bench.sh exists, service cache-hit requests/s next to nginx;
 # bench/jobs_bench.sh: the whole space as one HTTP job vs that sweep, and
 # /v1/score latency while a job runs vs idle.
+# NB101: the enumeration time, the sweep of a fixed 1-in-212 sample (about
+# 2,000 cells, `sweep --shard 0/212`) extrapolated to the 423,624 cells, or
+# the real full sweep with BENCH_NB101_FULL=1 (about 1.5 h on 2 cores
+# today); and fast vs PyTorch (tests/reference/nb101_ref.py) per cell on the
+# sample's fewest / median / most MACs cells.
 # Prints one table and writes it to bench/results.md.
 set -eu
 BIN=${1:-build/epsinas}
@@ -71,6 +76,75 @@ if [ -x "$root/bench/jobs_bench.sh" ]; then
   "$root/bench/jobs_bench.sh" "$BIN" "$threads" "$BS" "$sweep_s" "$out/sweep.csv" >> "$out/table.md" ||
     echo "(jobs bench failed)" >> "$out/table.md"
 fi
+# ---------------------------------------------------------------- NB101
+echo "== NB101 enumeration =="
+e0=$(date +%s.%N)
+"$BIN" enumerate --space nb101 > /dev/null
+e1=$(date +%s.%N)
+enum_s=$(echo "$e1 - $e0" | bc -l)
+SAMPLE=${BENCH_NB101_SAMPLE:-212}
+if [ "${BENCH_NB101_FULL:-0}" = 1 ]; then
+  echo "== full NB101 sweep ($threads threads, batch $BS ramp) =="
+  rm -f "$out/nb101.csv"
+  n0=$(date +%s.%N)
+  "$BIN" sweep --space nb101 --all --out "$out/nb101.csv" --threads "$threads" --batch-size "$BS"
+  n1=$(date +%s.%N)
+  nb101_s=$(echo "$n1 - $n0" | bc -l)
+  nb101_line=$(printf 'Full NB101 sweep (423,624 cells, %s threads, batch %s): **%.0f s** wall (measured, BENCH_NB101_FULL=1).' "$threads" "$BS" "$nb101_s")
+  tail -n +2 "$out/nb101.csv" > "$out/nb101_sample_rows.csv"
+else
+  echo "== NB101 sample sweep (1 in $SAMPLE cells, $threads threads, batch $BS ramp) =="
+  rm -f "$out/nb101_sample.csv"
+  n0=$(date +%s.%N)
+  "$BIN" sweep --space nb101 --all --shard 0/$SAMPLE --out "$out/nb101_sample.csv" --threads "$threads" --batch-size "$BS" 2> "$out/nb101_sample.log"
+  n1=$(date +%s.%N)
+  cat "$out/nb101_sample.log" >&2
+  samp_s=$(echo "$n1 - $n0" | bc -l)
+  rows=$(($(wc -l < "$out/nb101_sample.csv") - 1))
+  # "rows ready in P s (E s enumerating)": P - E is parsing the sample's
+  # rows; the last line's seconds are the scoring; both scale with rows
+  prep=$(sed -n 's/^sweep: .* rows ready in \([0-9.]*\) s (\([0-9.]*\) s enumerating.*/\1 \2/p' "$out/nb101_sample.log")
+  score_s=$(sed -n 's/^sweep: .* already done, \([0-9.]*\) s.*/\1/p' "$out/nb101_sample.log")
+  est=$(echo "${prep#* } + (${prep% *} - ${prep#* } + $score_s) * 423624 / $rows" | bc -l)
+  nb101_line=$(printf 'NB101 sweep, ESTIMATED: a sample of %d cells (every %dth index, `sweep --shard 0/%d`) took %.1f s wall on %s threads (%.1f s enumerating, %.1f s parsing, %.1f s scoring), so the 423,624 cells would take about **%.0f s** (%.1f h) wall; run with BENCH_NB101_FULL=1 to measure the whole sweep.' "$rows" "$SAMPLE" "$SAMPLE" "$samp_s" "$threads" "${prep#* }" "$(echo "${prep% *} - ${prep#* }" | bc -l)" "$score_s" "$est" "$(echo "$est / 3600" | bc -l)")
+  tail -n +2 "$out/nb101_sample.csv" > "$out/nb101_sample_rows.csv"
+fi
+# fewest / median / most MACs of the sample: "macs<TAB>index<TAB>matrix<TAB>ops"
+"$PY" - "$out/nb101_sample_rows.csv" > "$out/nb101_picks.txt" <<'PYEOF'
+import csv, json, sys
+rows = sorted((int(r[5]), int(r[0]), r[1]) for r in csv.reader(open(sys.argv[1])))
+for k in (0, (len(rows) - 1) // 2, len(rows) - 1):
+    macs, idx, arch = rows[k]
+    a = json.loads(arch)
+    print("%d\t%d\t%s\t%s" % (macs, idx, json.dumps(a["matrix"], separators=(",", ":")), json.dumps(a["ops"], separators=(",", ":"))))
+PYEOF
+{
+  echo
+  echo "NB101 (batch $BS ramp; fast: fastest of 21 warm runs on one thread, median next; PyTorch: one run, 2 threads):"
+  echo
+  echo "| cell (enumeration index) | MACs/image | PyTorch ms | fast ms | fast median ms | fast vs PyTorch |"
+  echo "|---|---:|---:|---:|---:|---:|"
+} >> "$out/table.md"
+for which in min med max; do
+  case $which in min) l=1 ;; med) l=2 ;; max) l=3 ;; esac
+  line=$(sed -n "${l}p" "$out/nb101_picks.txt")
+  macs=$(echo "$line" | cut -f1); idx=$(echo "$line" | cut -f2); m=$(echo "$line" | cut -f3); o=$(echo "$line" | cut -f4)
+  echo "== NB101 $which MACs: index $idx =="
+  fm=$("$BIN" score --space nb101 --matrix "$m" --ops "$o" --batch-size "$BS" --repeat 21 --json |
+    sed 's/.*"elapsed_ms":\([0-9.e+-]*\).*"fastest_ms":\([0-9.e+-]*\).*/\2 \1/')
+  f=${fm% *}; fmed=${fm#* }
+  if [ "$have_torch" = 1 ]; then
+    t=$(cd "$root/tests/reference" && "$PY" nb101_ref.py score --matrix "$m" --ops "$o" --batch ramp --batch-size "$BS" |
+      sed 's/.*"seconds": *\([0-9.e+-]*\).*/\1/' | awk '{printf "%.1f", $1 * 1000}')
+    r=$(echo "$t / $f" | bc -l | awk '{printf "%.0fx", $1}')
+  else t="n/a"; r="n/a"; fi
+  printf '| %s #%s | %s | %s | %.2f | %.2f | %s |\n' "$which" "$idx" "$macs" "$t" "$f" "$fmed" "$r" >> "$out/table.md"
+done
+{
+  echo
+  printf 'NB101 enumeration (`epsinas enumerate --space nb101`, 423,624 cells): %.1f s.\n' "$enum_s"
+  echo "$nb101_line"
+} >> "$out/table.md"
 if [ -x "$root/bench/http_bench.sh" ]; then
   echo "== service vs nginx =="
   { echo; "$root/bench/http_bench.sh" "$BIN" 2>&1 | tail -n 12; } >> "$out/table.md" || echo "(http bench failed)" >> "$out/table.md"

@@ -11,5 +11,7 @@ int eps_cmd_eval(int argc, char **argv);
 int eps_cmd_select(int argc, char **argv);
 int eps_cmd_search(int argc, char **argv);
 int eps_cmd_search_weights(int argc, char **argv);
+int eps_cmd_enumerate(int argc, char **argv);
+int eps_cmd_merge(int argc, char **argv);
 
 #endif

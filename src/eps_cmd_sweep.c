@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "eps_cli_common.h"
+#include "epsinas/nb101_enum.h"
 #include "epsinas/nb201.h"
 #include "epsinas/remote.h"
 #include "epsinas/space.h"
@@ -39,6 +40,8 @@ typedef struct row {
 
 typedef struct sweep {
     const char *space;
+    long range_lo, range_hi; /* global indices [lo, hi) to score */
+    long shard_k, shard_n;   /* index % shard_n == shard_k */
     row *rows;
     long nrows;
     int *uniq_first;  /* first row of each unique canonical form */
@@ -57,6 +60,7 @@ typedef struct sweep {
     int failed;
     char fail_msg[600];
     double t0;
+    double enum_s;    /* time spent enumerating the space (--all nb101) */
     int tty;
     eps_remote *remote;    /* --server: score through the service instead of locally */
     const char *batch_name; /* --server: the service's batch name, NULL = its default */
@@ -80,13 +84,22 @@ static void usage(FILE *f)
             "Scores every architecture and writes CSV rows 'index,arch,epsilon,nan_reason,params,macs'.\n"
             "Resumable: indices already in --out are skipped; Ctrl-C stops cleanly (no torn lines).\n"
             "Each distinct canonical architecture is computed once.\n\n"
-            "  --all               nb201 only: all 15,625 cells; index i has op (i / 5^e) %% 5 on edge e\n"
+            "  --all               the whole space, in 'epsinas enumerate' order:\n"
+            "                      nb201: 15,625 cells; index i has op (i / 5^e) %% 5 on edge e\n"
             "                      (edges in string order 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2; ops none,\n"
             "                      skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3)\n"
+            "                      nb101: 423,624 cells (see epsinas enumerate --help); arch column =\n"
+            "                      the canonical {\"matrix\":...,\"ops\":...}\n"
             "  --archs FILE        one architecture per line (index = line number from 0): an nb201\n"
             "                      string, or a JSON object (a request, or the space's own object,\n"
             "                      e.g. an nlp recipe)\n"
             "  --out FILE          CSV to write or resume\n"
+            "  --range A:B         only the global indices A <= i < B (B may be empty: to the end)\n"
+            "  --shard K/N         only indices i with i %% N == K (0 <= K < N): N machines each run one\n"
+            "                      K and 'epsinas merge' joins their CSVs; rows keep the global index.\n"
+            "                      Modulo, not ranges, so each shard gets the same mix of cell sizes.\n"
+            "  --shards N          as --shard K/N with K from $JOB_COMPLETION_INDEX (Kubernetes\n"
+            "                      Indexed Job); when that is set, --shard or --shards is required\n"
             "  --threads N         worker threads (default: all CPUs)\n"
             "  --batch SPEC        as in 'epsinas score' (default ramp; nlp: tokens:1)\n"
             "  --batch-size N      default 256\n"
@@ -140,6 +153,12 @@ static json_t *line_request(const char *space, const char *line, eps_error *err)
         return NULL;
     }
     return json_pack("{s:s, s:o}", "space", space, "arch", s);
+}
+
+/* Whether the global index is in this run's --range and --shard. */
+static int selected(const sweep *S, long index)
+{
+    return index >= S->range_lo && index < S->range_hi && index % S->shard_n == S->shard_k;
 }
 
 static int add_row(sweep *S, long *cap, long index, const char *text, eps_error *err)
@@ -196,7 +215,7 @@ static int load_archs(sweep *S, const char *path, eps_error *err)
                                lineno + 1);
             break;
         }
-        rc = add_row(S, &cap, lineno, line, err);
+        rc = selected(S, lineno) ? add_row(S, &cap, lineno, line, err) : 0;
         if (rc) {
             char m[sizeof err->msg];
             snprintf(m, sizeof m, "%s", err->msg);
@@ -207,7 +226,7 @@ static int load_archs(sweep *S, const char *path, eps_error *err)
     }
     free(line);
     fclose(f);
-    if (!rc && S->nrows == 0) rc = eps_error_set(err, EPS_EINVAL, "--archs", "'%.300s' has no architectures", path);
+    if (!rc && lineno == 0) rc = eps_error_set(err, EPS_EINVAL, "--archs", "'%.300s' has no architectures", path);
     return rc;
 }
 
@@ -215,6 +234,7 @@ static int all_nb201(sweep *S, eps_error *err)
 {
     long cap = 0;
     for (int i = 0; i < EPS_NB201_COUNT; i++) {
+        if (!selected(S, i)) continue;
         eps_nb201_cell c;
         char buf[EPS_NB201_STR_MAX];
         eps_nb201_from_index(i, &c);
@@ -222,6 +242,68 @@ static int all_nb201(sweep *S, eps_error *err)
         int rc = add_row(S, &cap, i, buf, err);
         if (rc) return rc;
     }
+    return 0;
+}
+
+/* The enumeration (eps_nb101_enumerate) with the canonical text as arch. */
+static int all_nb101(sweep *S, eps_error *err)
+{
+    eps_nb101_cell *cells;
+    long n, cap = 0;
+    /* a --range that ends early needs only that prefix of the enumeration */
+    long limit = S->range_hi < SWEEP_MAX_ROWS ? S->range_hi : 0;
+    double t = now_s();
+    int rc = eps_nb101_enumerate(EPS_NB101_MAX_VERTICES, limit, &cells, &n, err);
+    S->enum_s = now_s() - t;
+    for (long i = 0; !rc && i < n; i++) {
+        if (!selected(S, i)) continue;
+        char *canon = eps_nb101_canonical(&cells[i].spec);
+        rc = canon ? add_row(S, &cap, i, canon, err) : eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+        free(canon);
+    }
+    free(cells);
+    return rc;
+}
+
+/* "A:B" (either side may be empty) -> [lo, hi). */
+static int parse_range(const char *s, long *lo, long *hi, eps_error *err)
+{
+    const char *colon = strchr(s, ':');
+    char a[32] = "", b[32] = "";
+    if (!colon || colon - s >= (long)sizeof a || strlen(colon + 1) >= sizeof b)
+        return eps_error_set(err, EPS_EINVAL, "--range", "expected A:B (global indices A <= i < B), got '%.40s'", s);
+    memcpy(a, s, (size_t)(colon - s));
+    strcpy(b, colon + 1);
+    *lo = 0;
+    *hi = SWEEP_MAX_ROWS;
+    if (a[0] && eps_cli_int("--range", a, 0, SWEEP_MAX_ROWS, lo, err)) return EPS_EINVAL;
+    if (b[0] && eps_cli_int("--range", b, 0, SWEEP_MAX_ROWS, hi, err)) return EPS_EINVAL;
+    if (*hi <= *lo) return eps_error_set(err, EPS_EINVAL, "--range", "range '%.40s' is empty (need A < B)", s);
+    return 0;
+}
+
+/* "K/N" -> shard K of N; "N" alone (from --shards) takes K from
+ * $JOB_COMPLETION_INDEX. */
+static int parse_shard(const char *s, int from_env, long *k, long *n, eps_error *err)
+{
+    const char *flag = from_env ? "--shards" : "--shard";
+    if (from_env) {
+        if (eps_cli_int(flag, s, 1, 1000000, n, err)) return EPS_EINVAL;
+        const char *e = getenv("JOB_COMPLETION_INDEX");
+        if (!e || !*e)
+            return eps_error_set(err, EPS_EINVAL, flag, "--shards needs $JOB_COMPLETION_INDEX (or use --shard K/N)");
+        if (eps_cli_int("JOB_COMPLETION_INDEX", e, 0, *n - 1, k, err)) return EPS_EINVAL;
+        return 0;
+    }
+    const char *slash = strchr(s, '/');
+    char a[32];
+    if (!slash || slash - s >= (long)sizeof a || slash == s)
+        return eps_error_set(err, EPS_EINVAL, flag, "expected K/N (shard K of N, 0 <= K < N), got '%.40s'", s);
+    memcpy(a, s, (size_t)(slash - s));
+    a[slash - s] = 0;
+    if (eps_cli_int(flag, slash + 1, 1, 1000000, n, err)) return EPS_EINVAL;
+    if (eps_cli_int(flag, a, 0, *n - 1, k, err))
+        return eps_error_set(err, EPS_EINVAL, flag, "shard index '%.20s' is not in 0..%ld", a, *n - 1);
     return 0;
 }
 
@@ -455,11 +537,16 @@ int eps_cmd_sweep(int argc, char **argv)
         {"engine", required_argument, 0, 'e'}, {"help", no_argument, 0, 'h'},
         {"server", required_argument, 0, 'S'}, {"concurrency", required_argument, 0, 'C'},
         {"token", required_argument, 0, 'T'}, {"attempts", required_argument, 0, 'R'},
+        {"range", required_argument, 0, 'r'}, {"shard", required_argument, 0, 'k'},
+        {"shards", required_argument, 0, 'K'},
         {0, 0, 0, 0}};
     sweep S;
     memset(&S, 0, sizeof S);
     const char *archs = NULL, *out = NULL, *batch_spec = NULL;
+    const char *shard = NULL, *shards = NULL;
     int all = 0, c, bs_given = 0;
+    S.range_hi = SWEEP_MAX_ROWS;
+    S.shard_n = 1;
     long threads = sysconf(_SC_NPROCESSORS_ONLN), bs = 256, concurrency = 8, attempts = 8;
     eps_remote_opts ropt = {.token = getenv("EPSINAS_API_TOKEN")};
     eps_error err = {0};
@@ -499,6 +586,11 @@ int eps_cmd_sweep(int argc, char **argv)
                 return eps_cli_fail("sweep", &err);
             }
             break;
+        case 'r':
+            if (parse_range(optarg, &S.range_lo, &S.range_hi, &err)) return eps_cli_fail("sweep", &err);
+            break;
+        case 'k': shard = optarg; break;
+        case 'K': shards = optarg; break;
         case 'h': usage(stdout); return 0;
         default:
             eps_error_set(&err, EPS_EINVAL, "", "unknown or incomplete option '%.60s' (see epsinas sweep --help)",
@@ -510,11 +602,19 @@ int eps_cmd_sweep(int argc, char **argv)
     else if (!S.space) eps_error_set(&err, EPS_EINVAL, "--space", "missing --space (nb201, nb101, graph, nlp)");
     else if (!eps_space_find(S.space)) eps_error_set(&err, EPS_EINVAL, "--space", "unknown space '%.40s'", S.space);
     else if (all == !!archs) eps_error_set(&err, EPS_EINVAL, "--archs", "give exactly one of --all or --archs FILE");
-    else if (all && strcmp(S.space, "nb201")) eps_error_set(&err, EPS_EINVAL, "--all", "--all enumerates nb201 only");
+    else if (all && strcmp(S.space, "nb201") && strcmp(S.space, "nb101"))
+        eps_error_set(&err, EPS_EINVAL, "--all", "--all enumerates nb201 or nb101 only");
+    else if (shard && shards) eps_error_set(&err, EPS_EINVAL, "--shard", "give --shard K/N or --shards N, not both");
+    else if (!shard && !shards && getenv("JOB_COMPLETION_INDEX") && *getenv("JOB_COMPLETION_INDEX"))
+        eps_error_set(&err, EPS_EINVAL, "--shards",
+                      "$JOB_COMPLETION_INDEX is set (an Indexed Job): give --shards N so this pod sweeps its shard only");
+    else if ((shard || shards) && parse_shard(shard ? shard : shards, !shard, &S.shard_k, &S.shard_n, &err)) {}
     else if (!out) eps_error_set(&err, EPS_EINVAL, "--out", "missing --out FILE.csv");
     if (err.code) return eps_cli_fail("sweep", &err);
 
-    int rc = all ? all_nb201(&S, &err) : load_archs(&S, archs, &err);
+    double tprep = now_s();
+    int rc = !all ? load_archs(&S, archs, &err) : !strcmp(S.space, "nb101") ? all_nb101(&S, &err) : all_nb201(&S, &err);
+    if (!rc && S.nrows == 0) rc = eps_error_set(&err, EPS_EINVAL, "--range", "no architecture in the selected range/shard");
     if (!rc) rc = build_unique(&S, &err);
     int fresh = 1;
     if (!rc) rc = resume(&S, out, &fresh, &err);
@@ -537,6 +637,8 @@ int eps_cmd_sweep(int argc, char **argv)
         return eps_cli_fail("sweep", &err);
     }
     for (long i = 0; i < S.nrows; i++) S.rows_todo += !S.rows[i].done;
+    /* the bench reads this line to split preparation from scoring */
+    fprintf(stderr, "sweep: %ld rows ready in %.3f s (%.3f s enumerating the space)\n", S.nrows, now_s() - tprep, S.enum_s);
     if (S.ro.engine == EPS_ENGINE_FAST) eps_engine_blas_quiet();
     S.fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (S.fd < 0) {

@@ -15,6 +15,8 @@ static const eps_command commands[] = {
     {"score", eps_cmd_score, "score one architecture (prints epsilon, params, MACs)"},
     {"serve", eps_cmd_serve, "HTTP scoring service (see docs/service.md, openapi.yaml)"},
     {"sweep", eps_cmd_sweep, "score many architectures into a CSV (resumable, parallel)"},
+    {"enumerate", eps_cmd_enumerate, "list every distinct cell of nb101 (423,624) or nb201 (15,625)"},
+    {"merge", eps_cmd_merge, "merge sharded sweep CSVs (checks every index appears exactly once)"},
     {"eval", eps_cmd_eval, "correlation table of scores vs trained accuracy/loss (paper section 6)"},
     {"select", eps_cmd_select, "pick the best-scored of N random architectures (paper Table 3)"},
     {"search", eps_cmd_search, "random search / ageing evolution with an epsinas warm-up (look-up training)"},

@@ -124,9 +124,9 @@ int eps_cmd_serve(int argc, char **argv)
         eps_config_free(&cfg);
         return rc == EPS_EINVAL ? 2 : 1;
     }
+    /* The address actually bound, so 0.0.0.0 (every interface) is not
+     * mistaken for loopback-only. */
     const char *host = cfg.listen;
-    if (!strcmp(host, "0.0.0.0")) host = "127.0.0.1";
-    else if (!strcmp(host, "::")) host = "::1";
     int v6 = strchr(host, ':') != NULL;
     printf("listening on %s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "", eps_server_port(srv));
     fflush(stdout);

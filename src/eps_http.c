@@ -84,8 +84,16 @@ static void emit(eps_log_level lvl, const char *msg, json_t *extra)
         }
         return;
     }
+    /* Control characters from anywhere (a library message quoting a
+     * request, an error naming a field) would end or forge a line. */
     char line[2048];
-    snprintf(line, sizeof line, "%s %-5s %s\n", ts, level_names[lvl], msg);
+    size_t k = (size_t)snprintf(line, sizeof line, "%s %-5s ", ts, level_names[lvl]);
+    for (const unsigned char *p = (const unsigned char *)msg; *p && k + 6 < sizeof line; p++) {
+        if (*p < 0x20 || *p == 0x7f) k += (size_t)snprintf(line + k, sizeof line - k, "\\x%02x", *p);
+        else line[k++] = (char)*p;
+    }
+    line[k++] = '\n';
+    line[k] = 0;
     fputs(line, stderr);
 }
 
@@ -246,6 +254,7 @@ struct req {
     int64_t t0;
     char rid[136];
     char method[12];
+    char version[12];
     char path[200];
     const char *origin;  /* allowed Origin to echo (points into s->cors or the request), or NULL */
     char origin_buf[256];
@@ -255,6 +264,7 @@ struct req {
     char *body;
     size_t len, cap, discarded;
     int too_large;
+    int close;           /* answer with Connection: close */
     /* async part, guarded by mu */
     pthread_mutex_t mu;
     int pending;         /* outstanding items + 1 guard while the handler runs */
@@ -275,9 +285,17 @@ static double ms_since(int64_t t0) { return (double)(eps_now_ns() - t0) / 1e6; }
 static void add_common_headers(req *r, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    /* Every response when CORS is on, allowed origin or not: a shared cache
+     * must not serve one origin's answer (without the allow header) to
+     * another. */
+    if (r->s->n_cors || r->s->cors_any) MHD_add_response_header(resp, "Vary", "Origin");
+    /* Draining: the client learns from this answer not to send another
+     * request on the connection, instead of seeing it reset. Ambiguous
+     * framing (Transfer-Encoding with Content-Length): RFC 9112 6.1 says
+     * close after answering. */
+    if (r->close || atomic_load(&r->s->draining)) MHD_add_response_header(resp, "Connection", "close");
     if (r->origin) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
-        MHD_add_response_header(resp, "Vary", "Origin");
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
     }
 }
@@ -1029,12 +1047,22 @@ static enum MHD_Result handle_get(req *r, const char *url)
 
 /* ------------------------------------------------------------ MHD callbacks */
 
+/* Most bytes of an over-limit body read (and dropped) so the client can
+ * read the 413; past it the connection is closed. */
+static unsigned long long discard_bound(const eps_server *s) { return (unsigned long long)s->body_limit * 4 + 65536; }
+
 static enum MHD_Result first_call(req *r, const char *url, const char *method)
 {
     eps_server *s = r->s;
     struct MHD_Connection *c = r->conn;
     set_request_id(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id"));
     set_origin(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te && MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length")) r->close = 1;
+    if (!strcmp(r->version, "HTTP/1.1") && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host")) {
+        r->close = 1;
+        return send_error(r, 400, "invalid_request", "HTTP/1.1 request without a Host header (RFC 9112 3.2)", "Host");
+    }
     int ri = find_route(url);
     if (ri < 0) {
         r->ep = EPS_EP_OTHER;
@@ -1075,7 +1103,18 @@ static enum MHD_Result first_call(req *r, const char *url, const char *method)
         char *end;
         errno = 0;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (errno || end == cl || (long long)n > s->body_limit || n > (unsigned long long)s->body_limit) {
+        int over = errno || end == cl || (long long)n > s->body_limit || n > (unsigned long long)s->body_limit;
+        /* A client that did not ask "Expect: 100-continue" is sending the
+         * body already: closing on it unread resets the connection and the
+         * client never sees the 413. Read and drop a body up to a bound
+         * (the one chunked bodies get), then answer. */
+        if (over && !errno && end != cl && n <= discard_bound(s) &&
+            !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect")) {
+            r->too_large = 1;
+            r->close = 1;
+            return MHD_YES;
+        }
+        if (over) {
             char msg[120];
             snprintf(msg, sizeof msg, "request body larger than the %lld-byte limit", s->body_limit);
             eps_metrics_reject(EPS_REJ_TOO_LARGE);
@@ -1088,7 +1127,6 @@ static enum MHD_Result first_call(req *r, const char *url, const char *method)
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     eps_server *s = cls;
     req *r = *con_cls;
     if (!r) {
@@ -1101,6 +1139,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->ep = EPS_EP_OTHER;
         pthread_mutex_init(&r->mu, NULL);
         snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->version, sizeof r->version, "%s", version);
         snprintf(r->path, sizeof r->path, "%s", url);
         *con_cls = r;
         pthread_mutex_lock(&s->mu);
@@ -1139,7 +1178,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             /* Chunked body past the limit: drop it without buffering, but
              * give up on the connection if the client keeps going. */
             r->discarded += n;
-            return r->discarded > (size_t)s->body_limit * 4 + 65536 ? MHD_NO : MHD_YES;
+            return r->discarded > discard_bound(s) ? MHD_NO : MHD_YES;
         }
         if (r->len + n > r->cap) {
             size_t nc = r->cap ? r->cap : 4096;
@@ -1163,6 +1202,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return handle_post(r);
 }
 
+/* Copies src into dst (n bytes, NUL-terminated, truncated) with control
+ * characters, quotes, backslashes and non-ASCII bytes written as \xNN, so a
+ * logged field can never end the line or forge another field. */
+static void log_escape(char *dst, size_t n, const char *src)
+{
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p && k + 5 < n; p++) {
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') k += (size_t)snprintf(dst + k, n - k, "\\x%02x", *p);
+        else dst[k++] = (char)*p;
+    }
+    dst[k] = 0;
+}
+
 static void access_log(req *r, struct MHD_Connection *conn)
 {
     if (EPS_LOG_INFO > L.level) return;
@@ -1175,20 +1227,25 @@ static void access_log(req *r, struct MHD_Connection *conn)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
     }
     double ms = ms_since(r->t0);
+    /* method and path come from the client (the path percent-decoded):
+     * escaped in both formats (JSON strings must be valid UTF-8 too). */
+    char method[4 * sizeof r->method + 1], path[4 * sizeof r->path + 1], rid[4 * sizeof r->rid + 1];
+    log_escape(method, sizeof method, r->method);
+    log_escape(path, sizeof path, r->path);
+    log_escape(rid, sizeof rid, r->rid);
     if (L.json) {
-        json_t *x = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:f}", "request_id", r->rid, "remote", addr, "method", r->method,
-                              "path", r->path, "status", r->status, "bytes", (json_int_t)r->resp_bytes, "duration_ms",
+        json_t *x = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:f}", "request_id", rid, "remote", addr, "method", method,
+                              "path", path, "status", r->status, "bytes", (json_int_t)r->resp_bytes, "duration_ms",
                               ms);
         emit(EPS_LOG_INFO, "access", x);
         json_decref(x);
         return;
     }
-    char msg[600];
-    snprintf(msg, sizeof msg, "access rid=%s remote=%s method=%s path=\"%s\" status=%d bytes=%zu ms=%.3f", r->rid,
-             addr, r->method, r->path, r->status, r->resp_bytes, ms);
+    char msg[1800];
+    snprintf(msg, sizeof msg, "access rid=%s remote=%s method=%s path=\"%s\" status=%d bytes=%zu ms=%.3f", rid, addr,
+             method, path, r->status, r->resp_bytes, ms);
     emit(EPS_LOG_INFO, msg, NULL);
 }
-
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode tc)
 {
     (void)tc;
@@ -1394,7 +1451,8 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
                             MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_END);
     if (!s->d) {
         free_server(s);

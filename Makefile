@@ -3,6 +3,7 @@
 #   make test        unit + golden + service tests (installs Debian deps first)
 #   make check-asan  the same suite under ASan + UBSan
 #   make check-portable  the engine tests on a portable x86-64-v2 build (no AVX-512 kernels)
+#   make test-hostile  raw-socket hostile clients against the real binary (slowloris, framing, limits)
 #   make bench       engines vs the PyTorch reference, service vs nginx
 #   make equiv-full  fast vs dense engine on every NB201 cell (batch 8, ~25 min)
 # BUILD=dir selects the build directory (so parallel builds do not collide).
@@ -41,6 +42,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 TPKG_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
 TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
+.PHONY: test-hostile
 .PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full
 
 all: $(BIN)
@@ -83,6 +85,11 @@ test: $(TEST_STAMP) $(BIN) $(TEST_BIN)
 # A real fleet on loopback: redis + 3 replicas + nginx (deploy/); see tests/cluster/run.sh.
 test-cluster: $(TEST_STAMP) $(BIN)
 	EPS_BIN=$(BIN) ./tests/cluster/run.sh
+
+# Hostile clients on loopback (tests/hostile/): slowloris, oversized and
+# malformed requests, drain, log injection; ends with "N passed, N failed".
+test-hostile: $(BIN)
+	./tests/hostile/run.sh $(BIN)
 
 check: test
 

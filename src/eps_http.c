@@ -1051,12 +1051,37 @@ static enum MHD_Result handle_get(req *r, const char *url)
  * read the 413; past it the connection is closed. */
 static unsigned long long discard_bound(const eps_server *s) { return (unsigned long long)s->body_limit * 4 + 65536; }
 
+#define URL_MAX 8192         /* longest request target */
+#define HEADERS_MAX 32768     /* header names + values, all lines */
+#define CONN_MEMORY (256 * 1024) /* per-connection pool: a head past our limits, and room to answer */
+#define EPS_STR2(x) #x
+#define EPS_STR(x) EPS_STR2(x)
+
+static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
 static enum MHD_Result first_call(req *r, const char *url, const char *method)
 {
     eps_server *s = r->s;
     struct MHD_Connection *c = r->conn;
     set_request_id(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id"));
     set_origin(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+    /* Our limits sit below the connection memory pool (CONN_MEMORY), so
+     * these get our JSON; only heads past the pool get the library's page. */
+    if (strlen(url) > URL_MAX) {
+        r->close = 1;
+        return send_error(r, 414, "uri_too_long", "request target longer than " EPS_STR(URL_MAX) " bytes", "");
+    }
+    size_t head = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, header_bytes, &head);
+    if (head > HEADERS_MAX) {
+        r->close = 1;
+        return send_error(r, 431, "headers_too_large", "request headers larger than " EPS_STR(HEADERS_MAX) " bytes", "");
+    }
     const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
     if (te && MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length")) r->close = 1;
     if (!strcmp(r->version, "HTTP/1.1") && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host")) {
@@ -1452,6 +1477,7 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
                             MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_END);
     if (!s->d) {

@@ -189,6 +189,102 @@ def chunked_with_content_length_closes():
         s.stop()
 
 
+@test
+def long_url_and_big_headers_get_our_json():
+    s = Server()
+    try:
+        st, h, b = request(s.port, b"GET /" + b"a" * 65000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert st == 414 and is_our_json(h, b), "65,000-byte URL: %d %r" % (st, b[:80])
+        st, h, b = request(s.port, b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n")
+        assert st == 431 and is_our_json(h, b), "100 KB header: %d %r" % (st, b[:80])
+    finally:
+        s.stop()
+
+
+def free_port():
+    t = socket.socket()
+    t.bind(("127.0.0.1", 0))
+    p = t.getsockname()[1]
+    t.close()
+    return p
+
+
+def raw_exchange(port, raw):
+    """Everything the peer sends until it closes (bounded)."""
+    c = conn(port, timeout=5)
+    out = b""
+    try:
+        c.sendall(raw)
+        while len(out) < 1 << 20:
+            d = c.recv(65536)
+            if not d:
+                break
+            out += d
+    except OSError:
+        pass
+    finally:
+        c.close()
+    return out
+
+
+@test
+def malformed_framing_rejected_by_nginx():
+    """What only libmicrohttpd can answer (HTML, no X-Request-Id; "Content-Length:
+    abc" even twice) is rejected by the deploy nginx config before a replica."""
+    import shutil
+    if not shutil.which("nginx"):
+        print("     skipped: no nginx on PATH")
+        return
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    s = Server()
+    d = os.path.join(TMP, "nginx")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(TMP, 0o755)
+    lp = free_port()
+    conf = subprocess.run([os.path.join(root, "deploy/render.sh"), "nginx", "127.0.0.1:%d" % lp,
+                           "127.0.0.1:%d" % s.port], capture_output=True, text=True, check=True).stdout
+    open(os.path.join(d, "epsinas.conf"), "w").write(conf)
+    open(os.path.join(d, "nginx.conf"), "w").write(
+        "daemon off; worker_processes 1; pid %s/nginx.pid; error_log %s/error.log warn;\n"
+        "events { worker_connections 256; }\nhttp { access_log off; client_body_temp_path %s/body;"
+        " proxy_temp_path %s/proxy; fastcgi_temp_path %s/f; uwsgi_temp_path %s/u; scgi_temp_path %s/s;"
+        " include %s/epsinas.conf; }\n" % ((d,) * 8))
+    ng = subprocess.Popen(["nginx", "-p", d + "/", "-e", d + "/error.log", "-c", d + "/nginx.conf"],
+                          stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 10
+        while True:
+            try:
+                if request(lp, b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline, "nginx did not proxy /v2"
+            time.sleep(0.1)
+        before = s.logtext().count(" access ")
+        cases = {
+            "Content-Length: abc": b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                   b"Content-Length: abc\r\n\r\n{}",
+            "bad chunk size": b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+            "bad header line": b"GET /v2 HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n",
+            "300 KB header": b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 300000 + b"\r\n\r\n",
+            "no Host": b"GET /v2 HTTP/1.1\r\n\r\n",
+        }
+        for name, raw in cases.items():
+            out = raw_exchange(lp, raw)
+            assert out.count(b"HTTP/1.1 ") == 1, "%s: %d status lines: %r" % (name, out.count(b"HTTP/1.1 "), out[:200])
+            st = int(out.split()[1])
+            assert 400 <= st < 500, "%s: status %d" % (name, st)
+        time.sleep(0.2)  # lets a replica's access line land if one was (wrongly) proxied
+        after = s.logtext().count(" access ")
+        assert after == before, "%d malformed requests reached the replica" % (after - before)
+    finally:
+        ng.terminate()
+        ng.wait(10)
+        s.stop()
+
+
 # ---------------------------------------------------------------- defect 9
 @test
 def drain_answers_connection_close():

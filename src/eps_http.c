@@ -167,6 +167,13 @@ struct eps_server {
     long inflight;     /* requests not yet completed (guarded by mu) */
     long suspended;    /* connections suspended now (guarded by mu) */
     memo_slot *memo;   /* MEMO_SLOTS */
+    /* request-receive limit: every open connection, and a reaper thread */
+    long long request_timeout_ms;
+    pthread_mutex_t conn_mu;
+    pthread_cond_t reaper_cv;
+    struct conn_ctx *conns; /* guarded by conn_mu */
+    int reaper_stop, reaper_started;
+    pthread_t reaper;
     pthread_mutex_t memo_mu[MEMO_LOCKS];
 };
 
@@ -368,6 +375,86 @@ static enum MHD_Result send_error(req *r, int status, const char *code, const ch
     if (status == 429 || status == 503) h = "Retry-After", v = "1";
     if (status == 401) h = "WWW-Authenticate", v = "Bearer realm=\"epsinas\"";
     return send_json(r, status, error_obj(code, msg, field, 0, 0), h, v, NULL, NULL);
+}
+
+/* ------------------------------------------------------------ connections */
+
+/* One open connection (MHD socket context). `since` is when the request
+ * now being received started (connection open, or the end of the previous
+ * response); `receiving` is 0 while we compute or answer. A connection that
+ * has been receiving for longer than --request-timeout-ms is shut down by
+ * the reaper: an idle timeout alone is reset by every trickled byte. */
+typedef struct conn_ctx {
+    _Atomic int64_t since;
+    atomic_int receiving;
+    MHD_socket fd;
+    struct conn_ctx *prev, *next;
+} conn_ctx;
+
+static conn_ctx *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void conn_receiving(struct MHD_Connection *c, int on)
+{
+    conn_ctx *x = conn_of(c);
+    if (!x) return;
+    if (on) atomic_store(&x->since, eps_now_ns());
+    atomic_store(&x->receiving, on);
+}
+
+/* MHD calls CLOSED before it closes the socket, so under conn_mu a listed
+ * fd is still this connection's: the reaper never shuts down a reused fd. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    eps_server *s = cls;
+    conn_ctx *x = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(x = calloc(1, sizeof *x))) return;
+        x->fd = ci->connect_fd;
+        atomic_store(&x->since, eps_now_ns());
+        atomic_store(&x->receiving, 1);
+        pthread_mutex_lock(&s->conn_mu);
+        x->next = s->conns;
+        if (s->conns) s->conns->prev = x;
+        s->conns = x;
+        pthread_mutex_unlock(&s->conn_mu);
+        *socket_context = x;
+        return;
+    }
+    if (!x) return;
+    pthread_mutex_lock(&s->conn_mu);
+    if (x->prev) x->prev->next = x->next;
+    else s->conns = x->next;
+    if (x->next) x->next->prev = x->prev;
+    pthread_mutex_unlock(&s->conn_mu);
+    free(x);
+    *socket_context = NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+    eps_server *s = arg;
+    pthread_mutex_lock(&s->conn_mu);
+    while (!s->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&s->reaper_cv, &s->conn_mu, &ts);
+        int64_t limit = eps_now_ns() - s->request_timeout_ms * 1000000LL;
+        for (conn_ctx *x = s->conns; x; x = x->next)
+            if (atomic_load(&x->receiving) && atomic_load(&x->since) < limit) {
+                atomic_store(&x->receiving, 0); /* once */
+                shutdown(x->fd, SHUT_RDWR);     /* MHD sees EOF and closes it */
+            }
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+    return NULL;
 }
 
 /* ------------------------------------------------------------ routing */
@@ -1175,6 +1262,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->defer = !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") &&
                    (!cl || !strcmp(cl, "0"));
         enum MHD_Result ret = first_call(r, url, method);
+        if (r->status || r->deferred) conn_receiving(conn, 0); /* answered from the head */
         r->defer = 0;
         return ret;
     }
@@ -1218,6 +1306,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->len += n;
         return MHD_YES;
     }
+    conn_receiving(conn, 0); /* the whole request is in */
     if (r->too_large) {
         char msg[120];
         snprintf(msg, sizeof msg, "request body larger than the %lld-byte limit", s->body_limit);
@@ -1279,6 +1368,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     if (r->deferred) MHD_destroy_response(r->deferred);
+    conn_receiving(conn, 1); /* the next request's clock starts now */
     if (r->status) eps_metrics_request(r->ep, r->status, ms_since(r->t0) / 1e3);
     access_log(r, conn);
     for (int i = 0; i < r->n_items; i++) {
@@ -1422,6 +1512,8 @@ static void free_server(eps_server *s)
     }
     for (int i = 0; i < MEMO_LOCKS; i++) pthread_mutex_destroy(&s->memo_mu[i]);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->reaper_cv);
+    pthread_mutex_destroy(&s->conn_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -1433,12 +1525,15 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
     if (!s) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     s->listen_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->conn_mu, NULL);
+    s->request_timeout_ms = cfg->request_timeout_ms;
     for (int i = 0; i < MEMO_LOCKS; i++) pthread_mutex_init(&s->memo_mu[i], NULL);
     s->memo = cfg->cache_entries > 0 ? calloc(MEMO_SLOTS, sizeof *s->memo) : NULL;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
+    pthread_cond_init(&s->reaper_cv, &ca);
     pthread_condattr_destroy(&ca);
     s->batches = batches;
     s->n_batches = n;
@@ -1475,7 +1570,8 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
     else flags |= MHD_USE_POLL;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
                             MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
                             (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
@@ -1484,6 +1580,8 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
         free_server(s);
         return eps_error_set(err, EPS_EIO, "", "libmicrohttpd failed to start");
     }
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) == 0) s->reaper_started = 1;
+    else eps_log(EPS_LOG_WARN, "no reaper thread: --request-timeout-ms not enforced");
     *out = s;
     return 0;
 }
@@ -1538,6 +1636,13 @@ int eps_server_stop(eps_server *s)
          * that ignores its cancel flag gets here. Leave the rest to exit(). */
         eps_log(EPS_LOG_ERROR, "%ld connections still waiting for jobs at exit", susp);
         return -1;
+    }
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->conn_mu);
+        s->reaper_stop = 1;
+        pthread_cond_signal(&s->reaper_cv);
+        pthread_mutex_unlock(&s->conn_mu);
+        pthread_join(s->reaper, NULL);
     }
     MHD_stop_daemon(s->d);
     free_server(s);

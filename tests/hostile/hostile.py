@@ -285,6 +285,36 @@ def malformed_framing_rejected_by_nginx():
         s.stop()
 
 
+@test
+def trickled_head_closed_at_request_timeout():
+    """One header byte every 0.3 s never trips an idle timeout; the
+    request-receive limit (here 1.5 s) closes it all the same."""
+    s = Server("--request-timeout-ms", "1500")
+    try:
+        c = conn(s.port)
+        t0 = time.time()
+        closed = False
+        for ch in b"GET /v2 HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+            try:
+                c.send(bytes([ch]))
+                r, _, _ = select.select([c], [], [], 0.3)
+                if r and c.recv(4096) == b"":
+                    closed = True
+                    break
+            except OSError:
+                closed = True
+                break
+            if time.time() - t0 > 8:
+                break
+        c.close()
+        el = time.time() - t0
+        assert closed and el < 4, "trickling connection still open after %.1f s" % el
+        st, _, _ = request(s.port, b"GET /v2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert st == 200
+    finally:
+        s.stop()
+
+
 # ---------------------------------------------------------------- defect 9
 @test
 def drain_answers_connection_close():

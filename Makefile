@@ -3,6 +3,7 @@
 #   make test        unit + golden + service tests (installs Debian deps first)
 #   make check-asan  the same suite under ASan + UBSan
 #   make check-portable  the engine tests on a portable x86-64-v2 build (no AVX-512 kernels)
+#   make test-hostile  raw-socket hostile clients against the real binary (slowloris, framing, limits)
 #   make bench       engines vs the PyTorch reference, service vs nginx
 #   make image       the container image (podman); make test-image runs it
 #   make equiv-full  fast vs dense engine on every NB201 cell (batch 8, ~25 min)
@@ -44,6 +45,7 @@ TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 .PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full \
         image test-image check-manifests
+.PHONY: test-hostile
 
 all: $(BIN)
 
@@ -85,6 +87,11 @@ test: $(TEST_STAMP) $(BIN) $(TEST_BIN)
 # A real fleet on loopback: redis + 3 replicas + nginx (deploy/); see tests/cluster/run.sh.
 test-cluster: $(TEST_STAMP) $(BIN)
 	EPS_BIN=$(BIN) ./tests/cluster/run.sh
+
+# Hostile clients on loopback (tests/hostile/): slowloris, oversized and
+# malformed requests, drain, log injection; ends with "N passed, N failed".
+test-hostile: $(BIN)
+	./tests/hostile/run.sh $(BIN)
 
 check: test
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -23,6 +24,22 @@
 extern void openblas_set_num_threads(int num_threads);
 
 static int sig_pipe[2] = {-1, -1};
+
+/* --max-connections sockets plus files, pipes and Redis: raise the soft fd
+ * limit toward the hard one when it is lower (often 1024), else accept()
+ * fails with EMFILE long before the connection limit. */
+static void raise_fd_limit(long long max_conn)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t want = (rlim_t)max_conn + 256;
+    if (rl.rlim_cur >= want) return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        fprintf(stderr, "epsinas serve: warning: open-file limit %llu is below --max-connections + 256\n",
+                (unsigned long long)rl.rlim_cur);
+}
 
 static void on_signal(int sig)
 {
@@ -92,6 +109,7 @@ int eps_cmd_serve(int argc, char **argv)
         return 2;
     }
     eps_log_setup(cfg.log_format, cfg.log_level);
+    raise_fd_limit(cfg.max_connections);
     openblas_set_num_threads(1);
     eps_engine_blas_quiet(); /* workers run BLAS single-threaded: no pool */
 
@@ -124,9 +142,9 @@ int eps_cmd_serve(int argc, char **argv)
         eps_config_free(&cfg);
         return rc == EPS_EINVAL ? 2 : 1;
     }
+    /* The address actually bound, so 0.0.0.0 (every interface) is not
+     * mistaken for loopback-only. */
     const char *host = cfg.listen;
-    if (!strcmp(host, "0.0.0.0")) host = "127.0.0.1";
-    else if (!strcmp(host, "::")) host = "::1";
     int v6 = strchr(host, ':') != NULL;
     printf("listening on %s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "", eps_server_port(srv));
     fflush(stdout);

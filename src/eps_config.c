@@ -15,8 +15,9 @@
 #define GIB (1024LL * 1024 * 1024)
 
 static const eps_config_opt options[] = {
-    {"--listen", "EPSINAS_LISTEN", EPS_OPT_STR, "0.0.0.0", 1, 255, NULL,
-     "address to bind (numeric IPv4 or IPv6, e.g. 127.0.0.1 or ::)", OFF(listen)},
+    {"--listen", "EPSINAS_LISTEN", EPS_OPT_STR, "127.0.0.1", 1, 255, NULL,
+     "address to bind (numeric IPv4 or IPv6; 0.0.0.0 or :: = every interface, as the container image sets)",
+     OFF(listen)},
     {"--port", "EPSINAS_PORT", EPS_OPT_INT, "8080", 0, 65535, NULL,
      "TCP port; 0 picks a free one (the bound port is printed on stdout)", OFF(port)},
     {"--workers", "EPSINAS_WORKERS", EPS_OPT_INT, NULL, 1, 256, NULL,
@@ -25,6 +26,14 @@ static const eps_config_opt options[] = {
      "HTTP polling threads (parse, validate, cache hits)", OFF(http_threads)},
     {"--max-connections", "EPSINAS_MAX_CONNECTIONS", EPS_OPT_INT, "1024", 1, 65536, NULL,
      "open client connections at most; more are refused at accept", OFF(max_connections)},
+    {"--max-connections-per-ip", "EPSINAS_MAX_CONNECTIONS_PER_IP", EPS_OPT_INT, "128", 0, 65536, NULL,
+     "open connections from one client address at most (0 = no limit; behind a proxy, its own count)",
+     OFF(max_connections_per_ip)},
+    {"--idle-timeout-s", "EPSINAS_IDLE_TIMEOUT_S", EPS_OPT_INT, "60", 1, 3600, NULL,
+     "a connection that sends or reads nothing for this long is closed", OFF(idle_timeout_s)},
+    {"--request-timeout-ms", "EPSINAS_REQUEST_TIMEOUT_MS", EPS_OPT_INT, "30000", 100, 3600000, NULL,
+     "most time to receive a whole request (head and body, or an idle keep-alive wait); then closed",
+     OFF(request_timeout_ms)},
     {"--queue-capacity", "EPSINAS_QUEUE_CAPACITY", EPS_OPT_INT, "64", 1, 1000000, NULL,
      "compute jobs queued + running; when full, requests get 429", OFF(queue_capacity)},
     {"--cache-entries", "EPSINAS_CACHE_ENTRIES", EPS_OPT_INT, "100000", 0, 100000000, NULL,

@@ -86,8 +86,16 @@ static void emit(eps_log_level lvl, const char *msg, json_t *extra)
         }
         return;
     }
+    /* Control characters from anywhere (a library message quoting a
+     * request, an error naming a field) would end or forge a line. */
     char line[2048];
-    snprintf(line, sizeof line, "%s %-5s %s\n", ts, level_names[lvl], msg);
+    size_t k = (size_t)snprintf(line, sizeof line, "%s %-5s ", ts, level_names[lvl]);
+    for (const unsigned char *p = (const unsigned char *)msg; *p && k + 6 < sizeof line; p++) {
+        if (*p < 0x20 || *p == 0x7f) k += (size_t)snprintf(line + k, sizeof line - k, "\\x%02x", *p);
+        else line[k++] = (char)*p;
+    }
+    line[k++] = '\n';
+    line[k] = 0;
     fputs(line, stderr);
 }
 
@@ -162,6 +170,13 @@ struct eps_server {
     long inflight;     /* requests not yet completed (guarded by mu) */
     long suspended;    /* connections suspended now (guarded by mu) */
     memo_slot *memo;   /* MEMO_SLOTS */
+    /* request-receive limit: every open connection, and a reaper thread */
+    long long request_timeout_ms;
+    pthread_mutex_t conn_mu;
+    pthread_cond_t reaper_cv;
+    struct conn_ctx *conns; /* guarded by conn_mu */
+    int reaper_stop, reaper_started;
+    pthread_t reaper;
     pthread_mutex_t memo_mu[MEMO_LOCKS];
     eps_jobs *jobs;          /* sweep jobs (eps_jobs.c) */
     eps_http_jobs *hj;       /* their HTTP handlers (eps_http_jobs.c) */
@@ -259,6 +274,7 @@ struct req {
     int64_t t0;
     char rid[136];
     char method[12];
+    char version[12];
     char path[200];
     const char *origin;  /* allowed Origin to echo (points into s->cors or the request), or NULL */
     char origin_buf[256];
@@ -268,6 +284,7 @@ struct req {
     char *body;
     size_t len, cap, discarded;
     int too_large;
+    int close;           /* answer with Connection: close */
     /* async part, guarded by mu */
     pthread_mutex_t mu;
     int pending;         /* outstanding items + 1 guard while the handler runs */
@@ -288,9 +305,17 @@ static double ms_since(int64_t t0) { return (double)(eps_now_ns() - t0) / 1e6; }
 static void add_common_headers(req *r, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Request-Id", r->rid);
+    /* Every response when CORS is on, allowed origin or not: a shared cache
+     * must not serve one origin's answer (without the allow header) to
+     * another. */
+    if (r->s->n_cors || r->s->cors_any) MHD_add_response_header(resp, "Vary", "Origin");
+    /* Draining: the client learns from this answer not to send another
+     * request on the connection, instead of seeing it reset. Ambiguous
+     * framing (Transfer-Encoding with Content-Length): RFC 9112 6.1 says
+     * close after answering. */
+    if (r->close || atomic_load(&r->s->draining)) MHD_add_response_header(resp, "Connection", "close");
     if (r->origin) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", r->origin);
-        MHD_add_response_header(resp, "Vary", "Origin");
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
     }
 }
@@ -363,6 +388,86 @@ static enum MHD_Result send_error(req *r, int status, const char *code, const ch
     if (status == 429 || status == 503) h = "Retry-After", v = "1";
     if (status == 401) h = "WWW-Authenticate", v = "Bearer realm=\"epsinas\"";
     return send_json(r, status, error_obj(code, msg, field, 0, 0), h, v, NULL, NULL);
+}
+
+/* ------------------------------------------------------------ connections */
+
+/* One open connection (MHD socket context). `since` is when the request
+ * now being received started (connection open, or the end of the previous
+ * response); `receiving` is 0 while we compute or answer. A connection that
+ * has been receiving for longer than --request-timeout-ms is shut down by
+ * the reaper: an idle timeout alone is reset by every trickled byte. */
+typedef struct conn_ctx {
+    _Atomic int64_t since;
+    atomic_int receiving;
+    MHD_socket fd;
+    struct conn_ctx *prev, *next;
+} conn_ctx;
+
+static conn_ctx *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void conn_receiving(struct MHD_Connection *c, int on)
+{
+    conn_ctx *x = conn_of(c);
+    if (!x) return;
+    if (on) atomic_store(&x->since, eps_now_ns());
+    atomic_store(&x->receiving, on);
+}
+
+/* MHD calls CLOSED before it closes the socket, so under conn_mu a listed
+ * fd is still this connection's: the reaper never shuts down a reused fd. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    eps_server *s = cls;
+    conn_ctx *x = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci || !(x = calloc(1, sizeof *x))) return;
+        x->fd = ci->connect_fd;
+        atomic_store(&x->since, eps_now_ns());
+        atomic_store(&x->receiving, 1);
+        pthread_mutex_lock(&s->conn_mu);
+        x->next = s->conns;
+        if (s->conns) s->conns->prev = x;
+        s->conns = x;
+        pthread_mutex_unlock(&s->conn_mu);
+        *socket_context = x;
+        return;
+    }
+    if (!x) return;
+    pthread_mutex_lock(&s->conn_mu);
+    if (x->prev) x->prev->next = x->next;
+    else s->conns = x->next;
+    if (x->next) x->next->prev = x->prev;
+    pthread_mutex_unlock(&s->conn_mu);
+    free(x);
+    *socket_context = NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+    eps_server *s = arg;
+    pthread_mutex_lock(&s->conn_mu);
+    while (!s->reaper_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += 250 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&s->reaper_cv, &s->conn_mu, &ts);
+        int64_t limit = eps_now_ns() - s->request_timeout_ms * 1000000LL;
+        for (conn_ctx *x = s->conns; x; x = x->next)
+            if (atomic_load(&x->receiving) && atomic_load(&x->since) < limit) {
+                atomic_store(&x->receiving, 0); /* once */
+                shutdown(x->fd, SHUT_RDWR);     /* MHD sees EOF and closes it */
+            }
+    }
+    pthread_mutex_unlock(&s->conn_mu);
+    return NULL;
 }
 
 /* ------------------------------------------------------------ routing */
@@ -1180,12 +1285,47 @@ static enum MHD_Result handle_get(req *r, const char *url)
 
 /* ------------------------------------------------------------ MHD callbacks */
 
+/* Most bytes of an over-limit body read (and dropped) so the client can
+ * read the 413; past it the connection is closed. */
+static unsigned long long discard_bound(const eps_server *s) { return (unsigned long long)s->body_limit * 4 + 65536; }
+
+#define URL_MAX 8192         /* longest request target */
+#define HEADERS_MAX 32768     /* header names + values, all lines */
+#define CONN_MEMORY (256 * 1024) /* per-connection pool: a head past our limits, and room to answer */
+#define EPS_STR2(x) #x
+#define EPS_STR(x) EPS_STR2(x)
+
+static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
 static enum MHD_Result first_call(req *r, const char *url, const char *method)
 {
     eps_server *s = r->s;
     struct MHD_Connection *c = r->conn;
     set_request_id(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id"));
     set_origin(r, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin"));
+    /* Our limits sit below the connection memory pool (CONN_MEMORY), so
+     * these get our JSON; only heads past the pool get the library's page. */
+    if (strlen(url) > URL_MAX) {
+        r->close = 1;
+        return send_error(r, 414, "uri_too_long", "request target longer than " EPS_STR(URL_MAX) " bytes", "");
+    }
+    size_t head = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, header_bytes, &head);
+    if (head > HEADERS_MAX) {
+        r->close = 1;
+        return send_error(r, 431, "headers_too_large", "request headers larger than " EPS_STR(HEADERS_MAX) " bytes", "");
+    }
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te && MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length")) r->close = 1;
+    if (!strcmp(r->version, "HTTP/1.1") && !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host")) {
+        r->close = 1;
+        return send_error(r, 400, "invalid_request", "HTTP/1.1 request without a Host header (RFC 9112 3.2)", "Host");
+    }
     int ri = find_route(url);
     if (ri < 0) {
         r->ep = EPS_EP_OTHER;
@@ -1227,7 +1367,18 @@ static enum MHD_Result first_call(req *r, const char *url, const char *method)
         char *end;
         errno = 0;
         unsigned long long n = strtoull(cl, &end, 10);
-        if (errno || end == cl || (long long)n > s->body_limit || n > (unsigned long long)s->body_limit) {
+        int over = errno || end == cl || (long long)n > s->body_limit || n > (unsigned long long)s->body_limit;
+        /* A client that did not ask "Expect: 100-continue" is sending the
+         * body already: closing on it unread resets the connection and the
+         * client never sees the 413. Read and drop a body up to a bound
+         * (the one chunked bodies get), then answer. */
+        if (over && !errno && end != cl && n <= discard_bound(s) &&
+            !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Expect")) {
+            r->too_large = 1;
+            r->close = 1;
+            return MHD_YES;
+        }
+        if (over) {
             char msg[120];
             snprintf(msg, sizeof msg, "request body larger than the %lld-byte limit", s->body_limit);
             eps_metrics_reject(EPS_REJ_TOO_LARGE);
@@ -1240,7 +1391,6 @@ static enum MHD_Result first_call(req *r, const char *url, const char *method)
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     eps_server *s = cls;
     req *r = *con_cls;
     if (!r) {
@@ -1253,6 +1403,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->ep = EPS_EP_OTHER;
         pthread_mutex_init(&r->mu, NULL);
         snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->version, sizeof r->version, "%s", version);
         snprintf(r->path, sizeof r->path, "%s", url);
         *con_cls = r;
         pthread_mutex_lock(&s->mu);
@@ -1263,6 +1414,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->defer = !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") &&
                    (!cl || !strcmp(cl, "0"));
         enum MHD_Result ret = first_call(r, url, method);
+        if (r->status || r->deferred) conn_receiving(conn, 0); /* answered from the head */
         r->defer = 0;
         return ret;
     }
@@ -1291,7 +1443,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             /* Chunked body past the limit: drop it without buffering, but
              * give up on the connection if the client keeps going. */
             r->discarded += n;
-            return r->discarded > (size_t)s->body_limit * 4 + 65536 ? MHD_NO : MHD_YES;
+            return r->discarded > discard_bound(s) ? MHD_NO : MHD_YES;
         }
         if (r->len + n > r->cap) {
             size_t nc = r->cap ? r->cap : 4096;
@@ -1306,6 +1458,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->len += n;
         return MHD_YES;
     }
+    conn_receiving(conn, 0); /* the whole request is in */
     if (r->too_large) {
         char msg[120];
         snprintf(msg, sizeof msg, "request body larger than the %lld-byte limit", s->body_limit);
@@ -1313,6 +1466,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_error(r, 413, "too_large", msg, "");
     }
     return handle_post(r);
+}
+
+/* Copies src into dst (n bytes, NUL-terminated, truncated) with control
+ * characters, quotes, backslashes and non-ASCII bytes written as \xNN, so a
+ * logged field can never end the line or forge another field. */
+static void log_escape(char *dst, size_t n, const char *src)
+{
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p && k + 5 < n; p++) {
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') k += (size_t)snprintf(dst + k, n - k, "\\x%02x", *p);
+        else dst[k++] = (char)*p;
+    }
+    dst[k] = 0;
 }
 
 static void access_log(req *r, struct MHD_Connection *conn)
@@ -1327,20 +1493,25 @@ static void access_log(req *r, struct MHD_Connection *conn)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
     }
     double ms = ms_since(r->t0);
+    /* method and path come from the client (the path percent-decoded):
+     * escaped in both formats (JSON strings must be valid UTF-8 too). */
+    char method[4 * sizeof r->method + 1], path[4 * sizeof r->path + 1], rid[4 * sizeof r->rid + 1];
+    log_escape(method, sizeof method, r->method);
+    log_escape(path, sizeof path, r->path);
+    log_escape(rid, sizeof rid, r->rid);
     if (L.json) {
-        json_t *x = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:f}", "request_id", r->rid, "remote", addr, "method", r->method,
-                              "path", r->path, "status", r->status, "bytes", (json_int_t)r->resp_bytes, "duration_ms",
+        json_t *x = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:f}", "request_id", rid, "remote", addr, "method", method,
+                              "path", path, "status", r->status, "bytes", (json_int_t)r->resp_bytes, "duration_ms",
                               ms);
         emit(EPS_LOG_INFO, "access", x);
         json_decref(x);
         return;
     }
-    char msg[600];
-    snprintf(msg, sizeof msg, "access rid=%s remote=%s method=%s path=\"%s\" status=%d bytes=%zu ms=%.3f", r->rid,
-             addr, r->method, r->path, r->status, r->resp_bytes, ms);
+    char msg[1800];
+    snprintf(msg, sizeof msg, "access rid=%s remote=%s method=%s path=\"%s\" status=%d bytes=%zu ms=%.3f", rid, addr,
+             method, path, r->status, r->resp_bytes, ms);
     emit(EPS_LOG_INFO, msg, NULL);
 }
-
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode tc)
 {
     (void)tc;
@@ -1349,6 +1520,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     *con_cls = NULL;
     if (r->deferred) MHD_destroy_response(r->deferred);
+    conn_receiving(conn, 1); /* the next request's clock starts now */
     if (r->status) eps_metrics_request(r->ep, r->status, ms_since(r->t0) / 1e3);
     access_log(r, conn);
     for (int i = 0; i < r->n_items; i++) {
@@ -1494,6 +1666,8 @@ static void free_server(eps_server *s)
     }
     for (int i = 0; i < MEMO_LOCKS; i++) pthread_mutex_destroy(&s->memo_mu[i]);
     pthread_cond_destroy(&s->cv);
+    pthread_cond_destroy(&s->reaper_cv);
+    pthread_mutex_destroy(&s->conn_mu);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
@@ -1538,12 +1712,15 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
     if (!s) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     s->listen_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->conn_mu, NULL);
+    s->request_timeout_ms = cfg->request_timeout_ms;
     for (int i = 0; i < MEMO_LOCKS; i++) pthread_mutex_init(&s->memo_mu[i], NULL);
     s->memo = cfg->cache_entries > 0 ? calloc(MEMO_SLOTS, sizeof *s->memo) : NULL;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
+    pthread_cond_init(&s->reaper_cv, &ca);
     pthread_condattr_destroy(&ca);
     s->batches = batches;
     s->n_batches = n;
@@ -1581,13 +1758,18 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
     else flags |= MHD_USE_POLL;
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
                             MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->http_threads, MHD_OPTION_END);
     if (!s->d) {
         free_server(s);
         return eps_error_set(err, EPS_EIO, "", "libmicrohttpd failed to start");
     }
+    if (pthread_create(&s->reaper, NULL, reaper_main, s) == 0) s->reaper_started = 1;
+    else eps_log(EPS_LOG_WARN, "no reaper thread: --request-timeout-ms not enforced");
     *out = s;
     return 0;
 }
@@ -1644,6 +1826,13 @@ int eps_server_stop(eps_server *s)
          * that ignores its cancel flag gets here. Leave the rest to exit(). */
         eps_log(EPS_LOG_ERROR, "%ld connections still waiting for jobs at exit", susp);
         return -1;
+    }
+    if (s->reaper_started) {
+        pthread_mutex_lock(&s->conn_mu);
+        s->reaper_stop = 1;
+        pthread_cond_signal(&s->reaper_cv);
+        pthread_mutex_unlock(&s->conn_mu);
+        pthread_join(s->reaper, NULL);
     }
     MHD_stop_daemon(s->d);
     free_server(s);

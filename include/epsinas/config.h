@@ -26,6 +26,9 @@ typedef struct eps_config {
     long long workers;         /* compute threads (libuv pool size) */
     long long http_threads;    /* libmicrohttpd polling threads */
     long long max_connections;
+    long long max_connections_per_ip;
+    long long idle_timeout_s;
+    long long request_timeout_ms;
     long long queue_capacity;  /* queued + running compute jobs */
     long long cache_entries;
     long long cache_bytes;

@@ -67,8 +67,17 @@ typedef struct sweep {
     long batch_size;        /* --server: sent when > 0 */
 } sweep;
 
-static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+/* Set by the signal handler (main thread) and by workers on a failure, read
+ * by the workers: an atomic, which is also async-signal-safe (lock-free). */
+static atomic_int stop_flag;
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "stop_flag must be lock-free to be set in a signal handler");
+static void on_signal(int sig)
+{
+    int saved = errno;
+    (void)sig;
+    atomic_store(&stop_flag, 1);
+    errno = saved;
+}
 
 static double now_s(void)
 {

@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,7 @@
 #define ARCH_NAN "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"
 
 static char g_dir[256];     /* temp dir: saved responses + server logs */
-static int g_saved;
+static atomic_int g_saved; /* save() runs on the test's client threads too */
 /* servers started and not yet reaped: a failed assertion longjmps past
  * srv_stop, so teardown kills what is left */
 static pid_t g_live[32];

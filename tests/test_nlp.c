@@ -508,7 +508,7 @@ static void test_forward_errors(void **state)
     eps_arch_free(&a);
     assert_int_equal(arch_of(r, 0, &a, &e), 0);
     /* Cancellation between steps, on both engines. */
-    volatile int cancel = 1;
+    atomic_int cancel = 1;
     for (int eng = 0; eng < 2; eng++) {
         eps_run_opts o = {.engine = eng ? EPS_ENGINE_DENSE : EPS_ENGINE_FAST, .cancel = &cancel};
         rc = eps_arch_score(&a, &b, NULL, &o, &s, &e);

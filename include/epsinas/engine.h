@@ -10,6 +10,7 @@
 #ifndef EPSINAS_ENGINE_H
 #define EPSINAS_ENGINE_H
 
+#include <stdatomic.h>
 #include "epsinas/batch.h"
 #include "epsinas/error.h"
 #include "epsinas/graph.h"
@@ -22,7 +23,8 @@ typedef void (*eps_trace_fn)(void *ctx, int node, const float *nchw, int n, int 
 
 typedef struct eps_run_opts {
     eps_engine_kind engine;
-    const volatile int *cancel; /* checked between nodes; non-zero -> EPS_ECANCELED */
+    const atomic_int *cancel;   /* checked between nodes; non-zero -> EPS_ECANCELED (set by
+                                   another thread: an atomic, not volatile) */
     eps_trace_fn trace;         /* NULL: no tracing */
     void *trace_ctx;
     int stop_early;             /* eps_arch_score: skip the w2 pass when the w1 pass already

@@ -9,6 +9,7 @@
 #ifndef EPSINAS_QUEUE_H
 #define EPSINAS_QUEUE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <uv.h>
 #include "epsinas/error.h"
@@ -29,7 +30,8 @@ struct eps_job {
     void (*done)(eps_job *job, eps_job_status s); /* on the loop thread, exactly once */
     void *ctx;
     int64_t deadline_ns;       /* CLOCK_MONOTONIC, absolute; 0 = none */
-    volatile int cancel;       /* set by the queue; pass to eps_run_opts.cancel */
+    atomic_int cancel;         /* set by the queue (loop thread), read by the worker;
+                                  pass to eps_run_opts.cancel */
     int64_t t_submit_ns, t_start_ns, t_end_ns;
     /* private */
     uv_work_t req;

@@ -360,10 +360,12 @@ static enum MHD_Result send_static(req *r, int status, const char *ctype, const 
     return send_body(r, status, ctype, copy, len, NULL, NULL, NULL, NULL);
 }
 
+static char *dumps_exact(json_t *o);
+
 static enum MHD_Result send_json(req *r, int status, json_t *j, const char *h1, const char *v1, const char *h2,
                                  const char *v2)
 {
-    char *s = json_dumps(j, JFLAGS);
+    char *s = dumps_exact(j);
     json_decref(j);
     if (!s) return MHD_NO;
     size_t n = strlen(s);
@@ -641,6 +643,140 @@ static eps_batch batch_view(const eps_batch *b, int n, int32_t **tmp)
     return v;
 }
 
+/* Shortest decimal text that reads back as exactly v (15..17 digits): a
+ * score must round-trip (sweep --server writes the same CSV as a local
+ * sweep) without printing 1e-7 as 9.9999999999999995e-08. */
+static void exact_real(char *buf, size_t n, double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    if (!strpbrk(buf, ".eEn")) strncat(buf, ".0", n - strlen(buf) - 1); /* stays a JSON real */
+}
+
+typedef struct exact_reals {
+    double *v;
+    size_t n, cap;
+} exact_reals;
+
+static int has_mark_byte(const char *p, size_t n) { return memchr(p, 1, n) != NULL; }
+
+/* -2 when a string or key under j holds the placeholder byte, else 0. */
+static int check_no_mark(json_t *j)
+{
+    if (json_is_string(j)) return has_mark_byte(json_string_value(j), json_string_length(j)) ? -2 : 0;
+    const char *key;
+    json_t *v;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach(j, key, v) if (has_mark_byte(key, strlen(key)) || check_no_mark(v)) return -2;
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, v) if (check_no_mark(v)) return -2;
+    }
+    return 0;
+}
+
+/* Replaces every real under j by a placeholder string "\x01N" (N = its
+ * index in r). Returns -1 on allocation failure, -2 when a string or key
+ * already holds the placeholder byte (the caller then dumps as is, so
+ * client text can never be taken for a placeholder). */
+static int mark_reals(json_t *j, exact_reals *r)
+{
+    if (json_is_string(j)) return has_mark_byte(json_string_value(j), json_string_length(j)) ? -2 : 0;
+    if (json_is_object(j)) {
+        const char *key;
+        json_t *v;
+        json_object_foreach(j, key, v) {
+            if (has_mark_byte(key, strlen(key))) return -2;
+            if (json_is_real(v)) {
+                if (r->n == r->cap) {
+                    size_t nc = r->cap ? r->cap * 2 : 16;
+                    double *nv = realloc(r->v, nc * sizeof *nv);
+                    if (!nv) return -1;
+                    r->v = nv, r->cap = nc;
+                }
+                char mark[24];
+                snprintf(mark, sizeof mark, "\x01%zu", r->n);
+                r->v[r->n++] = json_real_value(v);
+                json_object_set_new(j, key, json_string(mark));
+            } else {
+                int rc = mark_reals(v, r);
+                if (rc) return rc;
+            }
+        }
+    } else if (json_is_array(j)) {
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            json_t *v = json_array_get(j, i);
+            if (json_is_real(v)) {
+                if (r->n == r->cap) {
+                    size_t nc = r->cap ? r->cap * 2 : 16;
+                    double *nv = realloc(r->v, nc * sizeof *nv);
+                    if (!nv) return -1;
+                    r->v = nv, r->cap = nc;
+                }
+                char mark[24];
+                snprintf(mark, sizeof mark, "\x01%zu", r->n);
+                r->v[r->n++] = json_real_value(v);
+                json_array_set_new(j, i, json_string(mark));
+            } else {
+                int rc = mark_reals(v, r);
+                if (rc) return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* json_dumps(o, JFLAGS) with every real in exact_real form (o's reals are
+ * replaced by placeholders on the way: o is consumed for reading). Caller
+ * frees. */
+static char *dumps_exact(json_t *o)
+{
+    exact_reals r = {0};
+    int rc = check_no_mark(o); /* before anything is replaced */
+    if (rc == 0) rc = mark_reals(o, &r);
+    if (rc == -2) {
+        free(r.v);
+        return json_dumps(o, JFLAGS);
+    }
+    if (rc) {
+        free(r.v);
+        return NULL;
+    }
+    char *text = json_dumps(o, JFLAGS);
+    if (!text || !r.n) {
+        free(r.v);
+        return text;
+    }
+    size_t cap = strlen(text) + r.n * 32 + 1, w = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        free(text);
+        free(r.v);
+        return NULL;
+    }
+    for (const char *p = text; *p;) {
+        /* JSON_ENSURE_ASCII writes a placeholder as "\u0001N" */
+        if (!strncmp(p, "\"\\u0001", 7)) {
+            char *q;
+            unsigned long idx = strtoul(p + 7, &q, 10);
+            if (*q == '"' && idx < r.n) {
+                char num[40];
+                exact_real(num, sizeof num, r.v[idx]);
+                w += (size_t)snprintf(out + w, cap - w, "%s", num);
+                p = q + 1;
+                continue;
+            }
+        }
+        out[w++] = *p++;
+    }
+    out[w] = 0;
+    free(text);
+    free(r.v);
+    return out;
+}
+
 static void score_work(eps_job *j)
 {
     sjob *sj = j->ctx;
@@ -679,7 +815,7 @@ static void score_work(eps_job *j)
     json_object_set_new(o, "batch_hash", json_string(sj->nb->batch.hash));
     json_object_set_new(o, "batch_size", json_integer(sj->batch_size));
     json_object_set_new(o, "engine", json_string(eps_engine_name(sj->engine)));
-    sj->blob = json_dumps(o, JFLAGS);
+    sj->blob = dumps_exact(o);
     json_decref(o);
     if (!sj->blob) sj->rc = eps_error_set(&sj->err, EPS_ENOMEM, "", "out of memory");
     else sj->blob_len = strlen(sj->blob);
@@ -982,7 +1118,7 @@ static enum MHD_Result send_result(req *r, const char *blob, size_t blen, const 
     }
     json_object_set_new(bo, "params", json_integer(params));
     json_object_set_new(bo, "macs", json_integer(macs));
-    char *own = json_dumps(bo, JFLAGS);
+    char *own = dumps_exact(bo);
     json_decref(bo);
     if (!own) return MHD_NO;
     blob = own;

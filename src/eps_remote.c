@@ -143,16 +143,16 @@ static int transient_curl(CURLcode cc)
 }
 
 /* Sleeps ms in 20 ms steps, returning early (non-zero) when *stop is set. */
-static int sleep_unless_stopped(long ms, const volatile sig_atomic_t *stop)
+static int sleep_unless_stopped(long ms, const atomic_int *stop)
 {
     while (ms > 0) {
-        if (stop && *stop) return 1;
+        if (stop && atomic_load(stop)) return 1;
         long step = ms < 20 ? ms : 20;
         struct timespec ts = {0, step * 1000000L};
         nanosleep(&ts, NULL);
         ms -= step;
     }
-    return stop && *stop;
+    return stop && atomic_load(stop);
 }
 
 /* The first answer fixes batch_hash and weights; later ones must match. */
@@ -216,7 +216,7 @@ static void error_message(const char *body, long st, eps_error *err)
     json_decref(o);
 }
 
-int eps_remote_score(eps_remote_conn *c, const json_t *req, const volatile sig_atomic_t *stop, eps_score *out,
+int eps_remote_score(eps_remote_conn *c, const json_t *req, const atomic_int *stop, eps_score *out,
                      eps_error *err)
 {
     eps_remote *r = c->r;

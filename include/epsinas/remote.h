@@ -12,7 +12,7 @@
 #define EPSINAS_REMOTE_H
 
 #include <jansson.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include "epsinas/error.h"
 #include "epsinas/score.h"
 
@@ -46,7 +46,7 @@ void eps_remote_conn_free(eps_remote_conn *c);
  * Returns 0, EPS_EINVAL (the service rejected the request: its message),
  * EPS_EIO (still failing after max_attempts), EPS_ECANCELED, or
  * EPS_EINTERNAL (an answer with another batch/weights than the first). */
-int eps_remote_score(eps_remote_conn *c, const json_t *req, const volatile sig_atomic_t *stop, eps_score *out,
+int eps_remote_score(eps_remote_conn *c, const json_t *req, const atomic_int *stop, eps_score *out,
                      eps_error *err);
 
 #endif

@@ -76,7 +76,7 @@ static const eps_config_opt options[] = {
      OFF(data_dir)},
     {"--max-jobs", "EPSINAS_MAX_JOBS", EPS_OPT_INT, "16", 1, 100000, NULL,
      "sweep jobs queued + running at once; more get 429", OFF(max_jobs)},
-    {"--max-job-items", "EPSINAS_MAX_JOB_ITEMS", EPS_OPT_INT, "100000", 1, 100000000, NULL,
+    {"--max-job-items", "EPSINAS_MAX_JOB_ITEMS", EPS_OPT_INT, "1000000", 1, 100000000, NULL,
      "items (architectures) per sweep job; more get 413", OFF(max_job_items)},
     {"--job-retention-s", "EPSINAS_JOB_RETENTION_S", EPS_OPT_INT, "604800", 1, 315360000, NULL,
      "finished jobs and their rows are deleted this long after they end", OFF(job_retention_s)},

@@ -16,6 +16,7 @@
 #include "epsinas/http.h"
 #include "epsinas/jobstore.h"
 #include "epsinas/metrics.h"
+#include "epsinas/nb101_enum.h"
 #include "epsinas/nb201.h"
 #include "epsinas/space.h"
 
@@ -43,8 +44,31 @@ static json_t *nb201_item(long idx)
     return json_pack("{s:s,s:s}", "space", "nb201", "arch", buf);
 }
 
+/* NB101: the enumeration runs once per process, on the first job that
+ * needs it (10-15 s, ~423k cells kept for the life of the process). */
+static eps_nb101_cell *nb101_cells;
+static long nb101_n;
+static pthread_once_t nb101_once = PTHREAD_ONCE_INIT;
+static void nb101_enumerate_once(void)
+{
+    eps_error e = {0};
+    if (eps_nb101_enumerate(EPS_NB101_MAX_VERTICES, 0, &nb101_cells, &nb101_n, &e)) nb101_n = 0;
+}
+
+static json_t *nb101_item(long idx)
+{
+    pthread_once(&nb101_once, nb101_enumerate_once);
+    if (idx < 0 || idx >= nb101_n) return NULL;
+    char *canon = eps_nb101_canonical(&nb101_cells[idx].spec);
+    json_t *o = canon ? json_loads(canon, 0, NULL) : NULL;
+    free(canon);
+    if (json_is_object(o)) json_object_set_new(o, "space", json_string("nb101"));
+    return o;
+}
+
 static const enum_space enumerable[] = {
     {"nb201", EPS_NB201_COUNT, nb201_item},
+    {"nb101", EPS_NB101_COUNT, nb101_item},
 };
 
 static const enum_space *find_enum(const char *space)
@@ -620,6 +644,7 @@ static void start_one(eps_jobs *J, jjob *j, long idx)
     pthread_mutex_unlock(&J->mu);
     json_t *req = item_request(j, idx);
     json_t *a = json_object_get(req, "arch");
+    int had_arch = a != NULL;
     it->arch_text = json_is_string(a) ? strdup(json_string_value(a)) : a ? json_dumps(a, JFLAGS | JSON_SORT_KEYS)
                                                                           : strdup("");
     prepared p;
@@ -634,6 +659,10 @@ static void start_one(eps_jobs *J, jjob *j, long idx)
         return;
     }
     memcpy(it->hash, p.arch.hash, sizeof it->hash);
+    if (!had_arch && p.arch.canonical) { /* no 'arch' (nb101 matrix/ops...): the canonical text, as sweep writes */
+        char *c = strdup(p.arch.canonical);
+        if (c) free(it->arch_text), it->arch_text = c;
+    }
     it->params = p.arch.params;
     it->macs = p.arch.macs;
     eps_cache_key key;

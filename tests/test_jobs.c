@@ -681,7 +681,7 @@ static void test_invalid_and_limits(void **state)
     hreq(&s, "POST", "/v1/jobs", body, NULL, &r); /* shared fields are checked per item */
     expect_error(&r, 400, "invalid_input", "items[0].weights");
     hresp_free(&r);
-    hreq(&s, "POST", "/v1/jobs", "{\"space\":\"nb101\",\"all\":true}", NULL, &r);
+    hreq(&s, "POST", "/v1/jobs", "{\"space\":\"graph\",\"all\":true}", NULL, &r);
     expect_error(&r, 400, "invalid_input", "space");
     assert_non_null(strstr(jstr(r.json, "error"), "not enumerable"));
     hresp_free(&r);

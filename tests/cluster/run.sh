@@ -13,7 +13,8 @@
 #   (d) a restarted Redis is used again (a new score lands in it and is a hit
 #       on another replica);
 #   (e) `epsinas sweep --server` through nginx, with a replica SIGKILLed
-#       mid-sweep, writes the same CSV as the local sweep.
+#       mid-sweep, writes the same CSV as the local sweep;
+#   (f) three shard processes (JOB_COMPLETION_INDEX) merged equal it too.
 # plus that deploy/k8s/configmap.yaml, docs/deploy.md's table and
 # docker-compose.yml use the same settings and nginx template. Everything it
 # starts it stops (trap EXIT); every wait is a bounded poll. Prints "N passed,
@@ -359,6 +360,18 @@ cmp -s <(sort "$tmp/fan-local.csv") <(sort "$tmp/fan-remote.csv")
 check "(e) the fan-out CSV equals the local sweep's (sorted)" $? \
   "$(wc -l <"$tmp/fan-remote.csv") vs $(wc -l <"$tmp/fan-local.csv") lines"
 start_replica 2 "${RPORT[2]}"
+
+# (f) sharded sweep as a Kubernetes Indexed Job runs it: 3 processes with
+# JOB_COMPLETION_INDEX 0..2, merged, equal to the single sweep of (e).
+shard_ok=0
+for k in 0 1 2; do
+  JOB_COMPLETION_INDEX=$k "$BIN" sweep --space nb201 --archs "$tmp/fan.archs" --shards 3 \
+    --out "$tmp/shard-$k.csv" 2>>"$tmp/shards.log" || shard_ok=1
+done
+"$BIN" merge --out "$tmp/merged.csv" --count 400 "$tmp"/shard-*.csv 2>>"$tmp/shards.log" || shard_ok=1
+check "(f) 3 shards (JOB_COMPLETION_INDEX) merge with every index once" "$shard_ok" "$(tail -c 200 "$tmp/shards.log")"
+cmp -s <(sort "$tmp/fan-local.csv") <(sort "$tmp/merged.csv")
+check "(f) the merged shards equal the single sweep" $?
 
 [ "$fail" -gt 0 ] && dump_logs
 # (j) jobs through nginx: POST lands on any replica; every /v1/jobs/{id}...

@@ -677,51 +677,42 @@ static int check_no_mark(json_t *j)
     return 0;
 }
 
-/* Replaces every real under j by a placeholder string "\x01N" (N = its
- * index in r). Returns -1 on allocation failure, -2 when a string or key
- * already holds the placeholder byte (the caller then dumps as is, so
- * client text can never be taken for a placeholder). */
+/* A placeholder string "\x01N" for real v (N = its index in r), or NULL
+ * on allocation failure. */
+static json_t *mark_of(const json_t *v, exact_reals *r)
+{
+    if (r->n == r->cap) {
+        size_t nc = r->cap ? r->cap * 2 : 16;
+        double *nv = realloc(r->v, nc * sizeof *nv);
+        if (!nv) return NULL;
+        r->v = nv, r->cap = nc;
+    }
+    char mark[24];
+    snprintf(mark, sizeof mark, "\x01%zu", r->n);
+    r->v[r->n++] = json_real_value(v);
+    return json_string(mark);
+}
+
+/* Replaces every real under j by its placeholder. -1 on allocation failure. */
 static int mark_reals(json_t *j, exact_reals *r)
 {
-    if (json_is_string(j)) return has_mark_byte(json_string_value(j), json_string_length(j)) ? -2 : 0;
+    const char *key;
+    json_t *v, *m;
+    size_t i;
     if (json_is_object(j)) {
-        const char *key;
-        json_t *v;
         json_object_foreach(j, key, v) {
-            if (has_mark_byte(key, strlen(key))) return -2;
-            if (json_is_real(v)) {
-                if (r->n == r->cap) {
-                    size_t nc = r->cap ? r->cap * 2 : 16;
-                    double *nv = realloc(r->v, nc * sizeof *nv);
-                    if (!nv) return -1;
-                    r->v = nv, r->cap = nc;
-                }
-                char mark[24];
-                snprintf(mark, sizeof mark, "\x01%zu", r->n);
-                r->v[r->n++] = json_real_value(v);
-                json_object_set_new(j, key, json_string(mark));
-            } else {
-                int rc = mark_reals(v, r);
-                if (rc) return rc;
+            if (!json_is_real(v)) {
+                if (mark_reals(v, r)) return -1;
+            } else if (!(m = mark_of(v, r)) || json_object_set_new(j, key, m)) {
+                return -1;
             }
         }
     } else if (json_is_array(j)) {
-        for (size_t i = 0; i < json_array_size(j); i++) {
-            json_t *v = json_array_get(j, i);
-            if (json_is_real(v)) {
-                if (r->n == r->cap) {
-                    size_t nc = r->cap ? r->cap * 2 : 16;
-                    double *nv = realloc(r->v, nc * sizeof *nv);
-                    if (!nv) return -1;
-                    r->v = nv, r->cap = nc;
-                }
-                char mark[24];
-                snprintf(mark, sizeof mark, "\x01%zu", r->n);
-                r->v[r->n++] = json_real_value(v);
-                json_array_set_new(j, i, json_string(mark));
-            } else {
-                int rc = mark_reals(v, r);
-                if (rc) return rc;
+        json_array_foreach(j, i, v) {
+            if (!json_is_real(v)) {
+                if (mark_reals(v, r)) return -1;
+            } else if (!(m = mark_of(v, r)) || json_array_set_new(j, i, m)) {
+                return -1;
             }
         }
     }

@@ -85,20 +85,26 @@ static void after_cb(uv_work_t *req, int status)
         uv_timer_stop(&q->deadline_timer);
         q->timer_on = 0;
     }
-    eps_job_status s = status == UV_ECANCELED ? EPS_JOB_CANCELED : j->expired ? EPS_JOB_EXPIRED : EPS_JOB_RAN;
+    eps_job_status s = j->expired ? EPS_JOB_EXPIRED : status == UV_ECANCELED ? EPS_JOB_CANCELED : EPS_JOB_RAN;
     if (s == EPS_JOB_CANCELED) j->t_start_ns = j->t_end_ns = eps_now_ns();
     finish(q, j, s);
     maybe_close(q);
 }
 
-/* Running jobs past their deadline get `cancel`; queued ones expire when a
- * worker picks them up (work_cb), so no job runs after its deadline. */
+/* A job past its deadline that no worker has taken yet is taken back from
+ * libuv's queue (uv_cancel succeeds only then) and expires now, without
+ * waiting behind a long job for a worker; a running one gets `cancel`.
+ * work_cb still expires a job it picks up late (a tick between timer runs). */
 static void deadline_cb(uv_timer_t *t)
 {
     eps_queue *q = t->data;
     int64_t now = eps_now_ns();
-    for (eps_job *j = q->inflight; j; j = j->next)
-        if (j->deadline_ns && now >= j->deadline_ns) j->cancel = 1;
+    for (eps_job *j = q->inflight; j; j = j->next) {
+        if (!j->deadline_ns || now < j->deadline_ns || j->deadline_seen) continue;
+        j->deadline_seen = 1;
+        if (uv_cancel((uv_req_t *)&j->req) == 0) j->expired = 1; /* work_cb will never run */
+        else j->cancel = 1;
+    }
 }
 
 static void wake_cb(uv_async_t *a)
@@ -205,6 +211,7 @@ int eps_queue_submit(eps_queue *q, eps_job *j)
     j->q = q;
     j->cancel = 0;
     j->expired = 0;
+    j->deadline_seen = 0;
     j->next = j->prev = NULL;
     j->t_submit_ns = eps_now_ns();
     j->t_start_ns = j->t_end_ns = 0;

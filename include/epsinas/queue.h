@@ -38,6 +38,7 @@ struct eps_job {
     eps_job *next, *prev;
     eps_queue *q;
     int expired;
+    int deadline_seen; /* loop thread only: deadline_cb acted on it */
 };
 
 /* Monotonic clock in nanoseconds. */

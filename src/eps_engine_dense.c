@@ -25,6 +25,9 @@ void eps_bn_coeffs(double sum, double sumsq_centered, long count, float gamma, f
  * OpenBLAS to run efficiently. col must hold K * chunk * OH * OW floats and
  * tmp cog * chunk * OH * OW. */
 #define DENSE_COL_FLOATS (1L << 22)
+/* Output channels per sgemm call: each row is computed alone (every weight
+ * is w), so splitting rows changes no result, only how soon a cancel lands. */
+#define DENSE_ROW_BLOCK 128
 
 static int conv_chunk(const eps_node *nd, const eps_node *xn)
 {
@@ -33,8 +36,11 @@ static int conv_chunk(const eps_node *nd, const eps_node *xn)
     return c < 1 ? 1 : (int)c;
 }
 
-static void conv2d(const eps_node *nd, const eps_node *xn, const float *x, float *y, int n, float w, float *col,
-                   float *tmp, float *wmat)
+/* Returns 0, or -1 when *cancel was set: one layer can take seconds, so
+ * the deadline is checked per chunk of images and group, not only between
+ * nodes. */
+static int conv2d(const eps_node *nd, const eps_node *xn, const float *x, float *y, int n, float w, float *col,
+                  float *tmp, float *wmat, const atomic_int *cancel)
 {
     int cin = xn->c, H = xn->h, W = xn->w, k = nd->kernel, s = nd->stride, p = nd->pad, d = nd->dilation;
     int G = nd->groups, cig = cin / G, cog = nd->out_c / G, OH = nd->h, OW = nd->w;
@@ -44,6 +50,7 @@ static void conv2d(const eps_node *nd, const eps_node *xn, const float *x, float
         int nb = n - b0 < chunk ? n - b0 : chunk;
         long NP = (long)nb * P;
         for (int g = 0; g < G; g++) {
+            if (cancel && atomic_load(cancel)) return -1;
             for (int c = 0; c < cig; c++)
                 for (int ky = 0; ky < k; ky++)
                     for (int kx = 0; kx < k; kx++) {
@@ -60,14 +67,20 @@ static void conv2d(const eps_node *nd, const eps_node *xn, const float *x, float
                             }
                         }
                     }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cog, (int)NP, K, 1.0f, wmat, K, col, (int)NP, 0.0f,
-                        tmp, (int)NP);
+            /* in blocks of output channels, so a cancel is seen within one block */
+            for (int c0 = 0; c0 < cog; c0 += DENSE_ROW_BLOCK) {
+                if (cancel && atomic_load(cancel)) return -1;
+                int cb = cog - c0 < DENSE_ROW_BLOCK ? cog - c0 : DENSE_ROW_BLOCK;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cb, (int)NP, K, 1.0f, wmat, K, col, (int)NP,
+                            0.0f, tmp + (long)c0 * NP, (int)NP);
+            }
             for (int b = 0; b < nb; b++)
                 for (int co = 0; co < cog; co++)
                     memcpy(y + (((size_t)(b0 + b) * nd->out_c) + (size_t)g * cog + co) * P, tmp + (long)co * NP + (long)b * P,
                            sizeof(float) * P);
         }
     }
+    return 0;
 }
 
 static void batchnorm(const float *x, float *y, int n, int c, int hw, float gamma)
@@ -170,7 +183,12 @@ int eps_engine_dense_forward(const eps_graph *g, const eps_batch *b, float w, co
         t[i] = o;
         const float *x = t[nd->in[0]];
         switch (nd->op) {
-        case EPS_OP_CONV2D: conv2d(nd, xn, x, o, n, w, col, ctmp, wmat); break;
+        case EPS_OP_CONV2D:
+            if (conv2d(nd, xn, x, o, n, w, col, ctmp, wmat, opts ? opts->cancel : NULL)) {
+                rc = eps_error_set(err, EPS_ECANCELED, "", "canceled");
+                goto out;
+            }
+            break;
         case EPS_OP_BATCHNORM: batchnorm(x, o, n, nd->c, nd->h * nd->w, w); break;
         case EPS_OP_RELU:
             for (size_t k = 0; k < osz; k++) o[k] = x[k] < 0.0f ? 0.0f : x[k];

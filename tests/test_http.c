@@ -1018,6 +1018,41 @@ static void test_cache_bounds(void **state)
  * items (one shared deadline): the first job runs and is cancelled at the
  * deadline; the other two are still queued then, so they are never run.
  * All three answer 504. */
+/* Issue 17 defect 4: one dense layer of many seconds (1400 -> 1400 channels,
+ * 3x3) and an NB201 request queued behind it on the only worker: both get
+ * their 504 near the deadline, not when the layer would have ended (the
+ * layer checks the cancel flag per block of output channels; the queued job
+ * is taken back from the queue at its deadline). */
+static void test_deadline_long_layer(void **state)
+{
+    (void)state;
+    srv s;
+    assert_int_equal(srv_start(&s, "--workers 1 --deadline-ms 1500"), 0);
+    hresp r;
+    post_json(&s, "/v1/score/batch",
+              "{\"items\":[{\"space\":\"graph\",\"engine\":\"dense\",\"batch_size\":64,"
+              "\"input\":{\"channels\":3,\"height\":32,\"width\":32},\"nodes\":["
+              "{\"name\":\"a\",\"op\":\"conv2d\",\"inputs\":[\"input\"],\"out_channels\":1400,\"kernel\":1},"
+              "{\"name\":\"b\",\"op\":\"conv2d\",\"inputs\":[\"a\"],\"out_channels\":1400,\"kernel\":3,\"padding\":1},"
+              "{\"name\":\"p\",\"op\":\"global_avgpool\",\"inputs\":[\"b\"]},"
+              "{\"name\":\"fc\",\"op\":\"linear\",\"inputs\":[\"p\"],\"out_features\":1}],\"output\":\"fc\"},"
+              "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"batch_size\":16}]}",
+              &r);
+    assert_int_equal(r.status, 200);
+    json_t *res = json_object_get(r.json, "results");
+    for (int i = 0; i < 2; i++) {
+        json_t *it = json_array_get(res, (size_t)i);
+        if (json_integer_value(json_object_get(it, "status")) != 504) print_message("item %d: %s\n", i, r.body);
+        assert_int_equal(json_integer_value(json_object_get(it, "status")), 504);
+    }
+    double ms = json_number_value(json_object_get(r.json, "elapsed_ms"));
+    print_message("# both 504 after %.0f ms (deadline 1500 ms)\n", ms);
+    /* the layer alone takes ~18 s here (4.5 s at batch 16); 8 s leaves room for a slow machine */
+    assert_true(ms < 8000);
+    hresp_free(&r);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
 static void test_deadline(void **state)
 {
     (void)state;
@@ -1309,6 +1344,7 @@ int main(void)
         cmocka_unit_test(test_backpressure_single_flight),
         cmocka_unit_test(test_cache_bounds),
         cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_deadline_long_layer),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_robustness),
         cmocka_unit_test(test_openapi),

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "eps_cli_common.h"
+#include "epsinas/memest.h"
 #include "epsinas/space.h"
 
 static void score_usage(FILE *f)
@@ -108,6 +109,13 @@ int eps_cmd_score(int argc, char **argv)
     eps_arch arch_v;
     int rc = eps_arch_from_json(req, &arch_v, &err);
     if (rc) {
+        json_decref(req);
+        return eps_cli_fail("score", &err);
+    }
+    /* the service's default budget: refuse before allocating, not at 20 GB */
+    if (arch_v.graph.n > 0 &&
+        (rc = eps_memest_check(&arch_v.graph, (int)bs, ro.engine, EPS_MEMEST_DEFAULT_LIMIT, &err)) < 0) {
+        eps_arch_free(&arch_v);
         json_decref(req);
         return eps_cli_fail("score", &err);
     }

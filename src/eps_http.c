@@ -27,6 +27,7 @@
 #include "epsinas/engine.h"
 #include "epsinas/http_jobs.h"
 #include "epsinas/jobs.h"
+#include "epsinas/memest.h"
 #include "epsinas/metrics.h"
 #include "epsinas/queue.h"
 #include "epsinas/redis.h"
@@ -156,7 +157,7 @@ struct eps_server {
     eps_cache *cache;
     const eps_named_batch *batches;
     int n_batches;
-    long long body_limit, max_items, json_depth, deadline_ms;
+    long long body_limit, max_items, json_depth, deadline_ms, max_request_memory;
     char token[256];
     char **cors;
     int n_cors, cors_any;
@@ -1000,6 +1001,12 @@ static void start_item(req *r, int idx, json_t *o)
         eps_arch_free(&sj->arch);
         free(sj);
         return item_fail(it, 400, "invalid_input", msg, "batch");
+    }
+    if (sj->arch.graph.n > 0 &&
+        eps_memest_check(&sj->arch.graph, bs, engine, s->max_request_memory, &err) < 0) { /* before any work */
+        eps_arch_free(&sj->arch);
+        free(sj);
+        return item_fail(it, err.code == EPS_ELIMIT ? 413 : 500, eps_error_code_name(err.code), err.msg, err.field);
     }
     if (!jw) w[0] = sj->arch.space->w1, w[1] = sj->arch.space->w2;
     sj->w[0] = w[0], sj->w[1] = w[1];
@@ -1855,6 +1862,7 @@ int eps_server_start(const eps_config *cfg, const eps_named_batch *batches, int 
     s->max_items = cfg->max_batch_items;
     s->json_depth = cfg->json_depth;
     s->deadline_ms = cfg->deadline_ms;
+    s->max_request_memory = cfg->max_request_memory;
     snprintf(s->token, sizeof s->token, "%s", cfg->api_token ? cfg->api_token : "");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -1023,6 +1023,28 @@ static void test_cache_bounds(void **state)
  * their 504 near the deadline, not when the layer would have ended (the
  * layer checks the cancel flag per block of output channels; the queued job
  * is taken back from the queue at its deadline). */
+/* Issue 17 defect 3: the probe's 8-branch graph (about 18 GiB at batch 256
+ * in the dense engine) is refused with 413 before anything is allocated. */
+static void test_request_memory_413(void **state)
+{
+    (void)state;
+    srv s;
+    assert_int_equal(srv_start(&s, ""), 0);
+    hresp r;
+    post_json(&s, "/v1/score",
+              "{\"space\":\"graph\",\"engine\":\"dense\",\"input\":{\"channels\":3,\"height\":32,\"width\":32},"
+              "\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"inputs\":[\"input\"],\"out_channels\":32,\"kernel\":1,"
+              "\"padding\":112},{\"name\":\"i1\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i2\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i3\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i4\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i5\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i6\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i7\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i8\",\"op\":\"identity\",\"inputs\":[\"c\"]},"
+              "{\"name\":\"s\",\"op\":\"add\",\"inputs\":[\"i1\",\"i2\",\"i3\",\"i4\",\"i5\",\"i6\",\"i7\",\"i8\"]},"
+              "{\"name\":\"p\",\"op\":\"global_avgpool\",\"inputs\":[\"s\"]},"
+              "{\"name\":\"fc\",\"op\":\"linear\",\"inputs\":[\"p\"],\"out_features\":1}],\"output\":\"fc\"}",
+              &r);
+    expect_error(&r, 413, "too_large", "batch_size");
+    assert_non_null(strstr(jstr(r.json, "error"), "--max-request-memory"));
+    hresp_free(&r);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
 static void test_deadline_long_layer(void **state)
 {
     (void)state;
@@ -1345,6 +1367,7 @@ int main(void)
         cmocka_unit_test(test_cache_bounds),
         cmocka_unit_test(test_deadline),
         cmocka_unit_test(test_deadline_long_layer),
+        cmocka_unit_test(test_request_memory_413),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_robustness),
         cmocka_unit_test(test_openapi),

@@ -33,6 +33,7 @@ typedef struct eps_config {
     long long cache_entries;
     long long cache_bytes;
     long long body_limit;
+    long long max_request_memory; /* estimated peak bytes of one computation; more -> 413 */
     long long max_batch_items;
     long long json_depth;
     long long deadline_ms;

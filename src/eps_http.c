@@ -1815,7 +1815,7 @@ static int start_jobs(eps_server *s, const eps_config *cfg, eps_error *err)
     long window = cfg->job_window > 0 ? (long)cfg->job_window : (long)cfg->workers;
     if (window > cfg->queue_capacity) window = (long)cfg->queue_capacity;
     eps_jobs_config jc = {cfg->data_dir, (long)cfg->max_jobs, (long)cfg->max_job_items, (long)cfg->job_retention_s,
-                          (int)window, tag};
+                          (int)window, tag, cfg->max_request_memory};
     int rc = eps_jobs_start(&jc, s->q, s->cache, s->batches, s->n_batches, &s->jobs, err);
     if (rc == 0 && eps_http_jobs_new(s->jobs, &s->hj) < 0)
         rc = eps_error_set(err, EPS_ENOMEM, "", "cannot start the job event ticker");

@@ -15,6 +15,7 @@
 
 #include "epsinas/http.h"
 #include "epsinas/jobstore.h"
+#include "epsinas/memest.h"
 #include "epsinas/metrics.h"
 #include "epsinas/nb101_enum.h"
 #include "epsinas/nb201.h"
@@ -220,6 +221,13 @@ static int prepare(eps_jobs *J, json_t *o, prepared *p, eps_error *err)
                                  p->nb->batch.n, p->nb->name);
         }
         p->bs = (int)json_integer_value(jbs);
+    }
+    if (p->arch.graph.n > 0) {
+        int rc = eps_memest_check(&p->arch.graph, p->bs, p->engine, J->cfg.max_request_memory, err);
+        if (rc < 0) {
+            eps_arch_free(&p->arch);
+            return rc;
+        }
     }
     if (!jw) p->w[0] = p->arch.space->w1, p->w[1] = p->arch.space->w2;
     return 0;

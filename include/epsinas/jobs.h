@@ -25,6 +25,7 @@ typedef struct eps_jobs_config {
     long retention_s;       /* finished jobs are deleted after this */
     int window;             /* items in flight at once */
     const char *id_prefix;  /* replica tag put in front of job ids ("" = none) */
+    long long max_request_memory; /* per item, as /v1/score (0 = no limit) */
 } eps_jobs_config;
 
 /* A named batch as the server loaded it (http.h's eps_named_batch). */

@@ -27,7 +27,7 @@ static json_t *branches(int c, int pad)
                                            "input", "out_channels", c, "kernel", 1, "padding", pad));
     json_t *sum_in = json_array();
     for (int i = 1; i <= 8; i++) {
-        char nm[8];
+        char nm[16];
         snprintf(nm, sizeof nm, "i%d", i);
         json_array_append_new(nodes, json_pack("{s:s,s:s,s:[s]}", "name", nm, "op", "identity", "inputs", "c"));
         json_array_append_new(sum_in, json_string(nm));

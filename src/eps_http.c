@@ -322,6 +322,22 @@ static void add_common_headers(req *r, struct MHD_Response *resp)
 }
 
 /* Takes ownership of body (malloc'd, may be NULL when len == 0). */
+/* Queues resp (owned) with status, or keeps it for the next call while the
+ * request body is still unread: libmicrohttpd closes the connection after a
+ * response queued before the (empty) body was read. */
+static enum MHD_Result queue_response(req *r, int status, struct MHD_Response *resp)
+{
+    r->status = status;
+    if (r->defer) {
+        r->deferred = resp;
+        r->deferred_status = status;
+        return MHD_YES;
+    }
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
 static enum MHD_Result send_body(req *r, int status, const char *ctype, char *body, size_t len,
                                  const char *h1, const char *v1, const char *h2, const char *v2)
 {
@@ -336,18 +352,8 @@ static enum MHD_Result send_body(req *r, int status, const char *ctype, char *bo
     add_common_headers(r, resp);
     if (h1) MHD_add_response_header(resp, h1, v1);
     if (h2) MHD_add_response_header(resp, h2, v2);
-    r->status = status;
     r->resp_bytes = len;
-    if (r->defer) {
-        /* libmicrohttpd closes the connection after a response queued
-         * before the (empty) body was read; the next call queues it. */
-        r->deferred = resp;
-        r->deferred_status = status;
-        return MHD_YES;
-    }
-    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return queue_response(r, status, resp);
 }
 
 static enum MHD_Result send_static(req *r, int status, const char *ctype, const char *body, size_t len)
@@ -1192,15 +1198,7 @@ static enum MHD_Result send_jobs(req *r, const char *method)
         eps_http_jobs_handle(r->s->hj, r->conn, method, r->path, r->body, r->len, &status);
     if (!resp) return send_error(r, 500, "out_of_memory", "out of memory", "");
     add_common_headers(r, resp);
-    r->status = status;
-    if (r->defer) {
-        r->deferred = resp;
-        r->deferred_status = status;
-        return MHD_YES;
-    }
-    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return queue_response(r, status, resp);
 }
 
 /* ------------------------------------------------------------ POST bodies */

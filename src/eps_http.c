@@ -1911,14 +1911,17 @@ int eps_server_port(const eps_server *s) { return s->port; }
 
 void eps_server_begin_drain(eps_server *s)
 {
-    atomic_store(&s->draining, 1);
-    eps_jobs_drain(s->jobs);     /* stop submitting; unfinished jobs resume at the next start */
-    eps_http_jobs_drain(s->hj);  /* end event streams so the drain does not wait on them */
+    /* Close the listening socket before anyone can see "draining": once a
+     * readiness probe answers 503, a new connection is refused, never left
+     * in the kernel's backlog to be reset later. */
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) {
         close(fd);
         if (fd == s->listen_fd) s->listen_fd = -1;
     }
+    atomic_store(&s->draining, 1);
+    eps_jobs_drain(s->jobs);     /* stop submitting; unfinished jobs resume at the next start */
+    eps_http_jobs_drain(s->hj);  /* end event streams so the drain does not wait on them */
 }
 
 static long wait_inflight(eps_server *s, long timeout_ms)

@@ -30,8 +30,14 @@ CFLAGS   += -DEPS_VERSION='"$(VERSION)"'
 DEPS_STAMP := $(BUILD)/.deps-build
 TEST_STAMP := $(BUILD)/.deps-test
 
-SRC      := $(sort $(wildcard src/eps_*.c))
+# The library is every pipeline stage but the command line (src/README.md);
+# src/cli/ is linked into the binary only.
+LIB_DIRS := core engine spaces service eval
+SRC      := $(sort $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/eps_*.c)))
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
+HDRS     := $(wildcard include/epsinas/*/*.h) $(wildcard src/*/*.h)
 LIB      := $(BUILD)/libepsinas.a
 BIN      := $(BUILD)/epsinas
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
@@ -45,7 +51,7 @@ TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 .PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full \
         image test-image check-manifests
-.PHONY: test-hostile
+.PHONY: test-hostile check-layout
 
 all: $(BIN)
 
@@ -62,7 +68,7 @@ $(TEST_STAMP): scripts/install-deps.sh | $(DEPS_STAMP)
 deps: $(DEPS_STAMP)
 test-deps: $(TEST_STAMP)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/epsinas/*.h) src/*.h | $(DEPS_STAMP)
+$(BUILD)/obj/%.o: src/%.c $(HDRS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -c $< -o $@
 
@@ -70,8 +76,8 @@ $(LIB): $(OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN): src/main.c $(LIB)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc $< $(LIB) $(PKG_LIBS) $(LDLIBS) -o $@
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CC) $(CFLAGS) $(CLI_OBJ) $(LIB) $(PKG_LIBS) $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL) tests/*.h $(LIB) | $(TEST_STAMP)
 	@mkdir -p $(dir $@)
@@ -81,8 +87,12 @@ $(BUILD)/tests/%: tests/%.c $(TEST_UTIL) tests/*.h $(LIB) | $(TEST_STAMP)
 run: $(BIN)
 	./scripts/run.sh $(BIN)
 
-test: $(TEST_STAMP) $(BIN) $(TEST_BIN)
+test: $(TEST_STAMP) $(BIN) $(TEST_BIN) check-layout
 	BUILD=$(BUILD) ./tests/run.sh $(TEST_BIN)
+
+# Includes point down the pipeline, no module cycle (src/README.md).
+check-layout:
+	scripts/check-layout.sh
 
 # A real fleet on loopback: redis + 3 replicas + nginx (deploy/); see tests/cluster/run.sh.
 test-cluster: $(TEST_STAMP) $(BIN)

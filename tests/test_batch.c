@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "epsinas/batch.h"
+#include "epsinas/core/batch.h"
 
 /* Writes a .npy v1 file: the header dict padded to 16 bytes, then `data`
  * bytes of 0x01. Returns the path (static buffer). */

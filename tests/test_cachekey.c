@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "epsinas/cache.h"
-#include "epsinas/engine.h"
-#include "epsinas/space.h"
+#include "epsinas/service/cache.h"
+#include "epsinas/engine/engine.h"
+#include "epsinas/spaces/space.h"
 
 #define NB201_A "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 #define NB201_B "|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

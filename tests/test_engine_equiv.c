@@ -15,9 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "epsinas/engine.h"
-#include "epsinas/nb201.h"
-#include "epsinas/space.h"
+#include "epsinas/engine/engine.h"
+#include "epsinas/spaces/nb201.h"
+#include "epsinas/spaces/space.h"
 #include "util.h"
 
 /* ---- op-by-op ---- */

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "epsinas/eval.h"
-#include "epsinas/table.h"
+#include "epsinas/eval/eval.h"
+#include "epsinas/eval/table.h"
 #include "util.h"
 
 #define TOL 1e-9

@@ -14,12 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "epsinas/batch.h"
-#include "epsinas/engine.h"
-#include "epsinas/gspace.h"
-#include "epsinas/nb201.h"
-#include "epsinas/score.h"
-#include "epsinas/space.h"
+#include "epsinas/core/batch.h"
+#include "epsinas/engine/engine.h"
+#include "epsinas/spaces/gspace.h"
+#include "epsinas/spaces/nb201.h"
+#include "epsinas/core/score.h"
+#include "epsinas/spaces/space.h"
 #include "util.h"
 #include "util_golden.h"
 

@@ -8,7 +8,7 @@
 
 #include <string.h>
 
-#include "epsinas/md5.h"
+#include "epsinas/core/md5.h"
 
 static const char *const vectors[][2] = {
     {"", "d41d8cd98f00b204e9800998ecf8427e"},

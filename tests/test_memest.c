@@ -15,8 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "epsinas/memest.h"
-#include "epsinas/space.h"
+#include "epsinas/engine/memest.h"
+#include "epsinas/spaces/space.h"
 #include "util.h"
 
 /* conv 3->C (kernel 1, padding P), eight identity branches, add, GAP, linear */

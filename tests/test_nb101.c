@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "epsinas/batch.h"
-#include "epsinas/engine.h"
-#include "epsinas/nb101.h"
-#include "epsinas/score.h"
-#include "epsinas/space.h"
+#include "epsinas/core/batch.h"
+#include "epsinas/engine/engine.h"
+#include "epsinas/spaces/nb101.h"
+#include "epsinas/core/score.h"
+#include "epsinas/spaces/space.h"
 #include "util.h"
 #include "util_golden.h"
 

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "epsinas/nb101_enum.h"
-#include "epsinas/space.h"
+#include "epsinas/spaces/nb101_enum.h"
+#include "epsinas/spaces/space.h"
 #include "util.h"
 
 static eps_nb101_cell *all_cells;

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "epsinas/nb201.h"
-#include "epsinas/space.h"
+#include "epsinas/spaces/nb201.h"
+#include "epsinas/spaces/space.h"
 #include "util.h"
 
 static void test_roundtrip_all(void **state)

@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "epsinas/batch.h"
-#include "epsinas/engine.h"
-#include "epsinas/nlp.h"
-#include "epsinas/score.h"
-#include "epsinas/space.h"
+#include "epsinas/core/batch.h"
+#include "epsinas/engine/engine.h"
+#include "epsinas/spaces/nlp.h"
+#include "epsinas/core/score.h"
+#include "epsinas/spaces/space.h"
 #include "util.h"
 
 #define RNN "{\"f\": {\"op\": \"linear\", \"input\": [\"x\", \"h_prev_0\"]}, " \

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "epsinas/queue.h"
+#include "epsinas/service/queue.h"
 
 typedef struct tjob {
     eps_job job;

@@ -1,4 +1,4 @@
-/* test_redis.c — the Redis second cache tier (src/eps_redis.c) against a
+/* test_redis.c — the Redis second cache tier (src/service/eps_redis.c) against a
  * real redis-server started on a free loopback port in a temp dir, plus a
  * listener that never answers (a "slow Redis") and a port nobody listens
  * on (a "down Redis"). Skips with a printed reason when redis-server is
@@ -23,9 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "epsinas/cache.h"
-#include "epsinas/config.h"
-#include "epsinas/redis.h"
+#include "epsinas/service/cache.h"
+#include "epsinas/service/config.h"
+#include "epsinas/service/redis.h"
 #include "util.h"
 
 static char g_redis_bin[512];

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "epsinas/nb201.h"
+#include "epsinas/spaces/nb201.h"
 #include "util.h"
 
 static char dir[256];

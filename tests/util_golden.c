@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "epsinas/space.h"
+#include "epsinas/spaces/space.h"
 #include "util.h"
 
 /* A small cache of loaded batches: goldens reuse a handful. spec may

@@ -3,7 +3,7 @@
 #define EPS_TEST_UTIL_GOLDEN_H
 
 #include <jansson.h>
-#include "epsinas/engine.h"
+#include "epsinas/engine/engine.h"
 
 typedef struct {
     eps_engine_kind engine;

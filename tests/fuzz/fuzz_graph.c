@@ -3,7 +3,7 @@
  * (defaults filled in once stay the same). */
 #include <jansson.h>
 
-#include "epsinas/gspace.h"
+#include "epsinas/spaces/gspace.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -16,9 +16,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "epsinas/batch.h"
-#include "epsinas/config.h"
-#include "epsinas/http.h"
+#include "epsinas/core/batch.h"
+#include "epsinas/service/config.h"
+#include "epsinas/service/http.h"
 #include "fuzz.h"
 
 #define READ_TIMEOUT_MS 2000

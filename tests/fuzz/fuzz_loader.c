@@ -5,7 +5,7 @@
  * byte 1 the batch size (2 + byte % 15), the rest is the file.
  * Invariants: a loaded batch has the requested size, every image value can
  * be read, and every token is an id below the vocabulary. */
-#include "epsinas/batch.h"
+#include "epsinas/core/batch.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

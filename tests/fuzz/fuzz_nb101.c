@@ -4,7 +4,7 @@
  * hash (pruning is idempotent). */
 #include <jansson.h>
 
-#include "epsinas/nb101.h"
+#include "epsinas/spaces/nb101.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -1,7 +1,7 @@
 /* fuzz_nb201.c — NB201 cell strings (eps_nb201_parse).
  * Invariants: a parsed cell formats to a string that parses back to the same
  * cell; canonicalising is idempotent; the canonical cell builds. */
-#include "epsinas/nb201.h"
+#include "epsinas/spaces/nb201.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

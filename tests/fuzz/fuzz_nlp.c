@@ -3,7 +3,7 @@
  * to the same canonical text, parameters and MACs. */
 #include <jansson.h>
 
-#include "epsinas/nlp.h"
+#include "epsinas/spaces/nlp.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

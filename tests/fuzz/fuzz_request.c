@@ -5,8 +5,8 @@
  * whitespace gives the same arch), and the cache key is deterministic. */
 #include <jansson.h>
 
-#include "epsinas/cache.h"
-#include "epsinas/space.h"
+#include "epsinas/service/cache.h"
+#include "epsinas/spaces/space.h"
 #include "fuzz.h"
 
 static int arch_of(const json_t *req, eps_arch *a, eps_error *err)

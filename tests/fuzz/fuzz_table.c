@@ -4,7 +4,7 @@
  * record lines increasing, a header name finds a column of that name. */
 #include <math.h>
 
-#include "epsinas/table.h"
+#include "epsinas/eval/table.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -2,7 +2,7 @@
 """Golden numbers for epsinas' evaluation statistics (spec section 6), from scipy/numpy.
 
 Written from /work/shared/spec/metric.md section 6 and the eval brief, independently
-of src/eps_eval.c.  Run with Debian's interpreter:
+of src/eval/eps_eval.c.  Run with Debian's interpreter:
 
     /usr/bin/python3 tests/reference/eval_fixtures.py        # writes tests/golden/eval.json
 
@@ -17,7 +17,7 @@ Contents of eval.json:
   "cli":    the eval table for the CSV fixtures in tests/data/eval/ (join done here with
             the csv module; JSON recipes joined on json.dumps(sort_keys=True) form).
   "select": the Table 3 experiment on a fixture, with the PRNG documented in
-            include/epsinas/eval.h (splitmix64), re-implemented here.
+            include/epsinas/eval/eval.h (splitmix64), re-implemented here.
 
 The paper's table (spec section 6), for a score s and target t, after dropping rows where
 either is NaN; better = t (or -t when minimising):

@@ -2,7 +2,7 @@
 """Generic layer-graph PyTorch reference for epsinas (space "graph").
 
 Builds a torch model from a graph request (the JSON format documented in
-include/epsinas/gspace.h: input, nodes [{name, op, inputs, ...}], output) with
+include/epsinas/spaces/gspace.h: input, nodes [{name, op, inputs, ...}], output) with
 PyTorch's own layers and defaults, independently of the C code, and scores it
 with epsref.  Run with /usr/bin/python3.
 

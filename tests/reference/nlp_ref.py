@@ -11,7 +11,7 @@ Run with /usr/bin/python3 (torch, numpy).
   nlp_ref.py params [--shared DIR]          check the count rule against the CSV
   nlp_ref.py make-corpus [--out ../data/nlp/corpus.txt]
 
-Conventions shared with the C side (documented in include/epsinas/nlp.h):
+Conventions shared with the C side (documented in include/epsinas/spaces/nlp.h):
   mix(z)  = splitmix64 finaliser, all mod 2^64
   embedding (r, j) = float32((mix(seed + (r*400 + j + 1) * GAMMA) >> 11) * 2^-53), seed 0
   tokens:SEED  token (t, s) = mix(SEED + (s*70 + t + 1) * GAMMA) % 10000

@@ -1,0 +1,90 @@
+/* batch.h — the fixed unlabelled input batches epsinas scores on.
+ *
+ * Spec strings (CLI --batch, service --batch NAME=SPEC):
+ *   ramp               image i of B: every pixel of every channel = i/B
+ *                      (not normalised; the embedded default)
+ *   cifar10:PATH       CIFAR-10 binary records (1 label byte + 3072 bytes),
+ *                      first B images, scaled to [0,1] and normalised per
+ *                      channel with mean (125.3,123.0,113.9)/255 and std
+ *                      (63.0,62.1,66.7)/255
+ *   npy:PATH           .npy, float32 NCHW (B,3,32,32) used as is, or uint8
+ *                      NHWC (B,32,32,3) normalised like cifar10
+ *   gaussian:SEED      standard normal, from the generator documented in
+ *                      eps_batch.c (splitmix64 + Box-Muller, NCHW order)
+ *   tokens:SEED        NLP: streams x steps token ids (see nlp.h)
+ *   tokens-file:PATH   NLP: whitespace-tokenised text file
+ * The first B images are used; a file with fewer than B is an error. */
+#ifndef EPSINAS_BATCH_H
+#define EPSINAS_BATCH_H
+
+#include <stdint.h>
+#include "epsinas/core/error.h"
+
+#define EPS_BATCH_MAX 4096          /* images / streams */
+#define EPS_BATCH_FILE_MAX (1L << 30)
+
+typedef enum { EPS_BATCH_IMAGES = 0, EPS_BATCH_TOKENS = 1 } eps_batch_kind;
+
+typedef struct eps_batch {
+    eps_batch_kind kind;
+    /* images: n x c x h x w float32, NCHW (owned) */
+    float *data;
+    int n, c, h, w;
+    /* tokens: n streams x steps, row-major [step][stream] (owned) */
+    int32_t *tokens;
+    int steps;
+    int vocab;                  /* tokens: number of distinct ids in use */
+    char source[512];           /* the spec it was loaded from */
+    char hash[17];              /* content hash, 16 hex chars (FNV-1a 64 of shape + data) */
+} eps_batch;
+
+/* Loads spec with batch size n into *out (caller frees with eps_batch_free). */
+int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err);
+void eps_batch_free(eps_batch *b);
+/* Sets b->hash from its shape and content (loaders call it last). */
+void eps_batch_set_hash(eps_batch *b);
+
+/* A batch under the name requests use for it ("default", "tokens", or a
+ * name given with `serve --batch NAME=SPEC`). */
+typedef struct eps_named_batch {
+    char name[65];
+    eps_batch batch;   /* owned by whoever owns the array */
+} eps_named_batch;
+
+/* ---- token batches, for language-model spaces (src/core/eps_tokens.c) ---- */
+
+/* The largest vocabulary a token batch or an NLP model may have. */
+#define EPS_TOKENS_VOCAB_MAX 1000000
+/* Every token batch has this many steps (the NLP space's sequence length). */
+#define EPS_TOKENS_STEPS 70
+
+/* ---- token batches (src/core/eps_tokens.c) ----
+ *   tokens:SEED       synthetic: token (step t, stream s) =
+ *                     mix(SEED + (s*70 + t + 1) * 0x9E3779B97F4A7C15) % 10000
+ *                     (mix = the splitmix64 finaliser, as in spaces/nlp.h; arithmetic
+ *                     mod 2^64; SEED a decimal in [0, 2^64));
+ *                     b->vocab = 10000. A stream does not depend on how many
+ *                     streams are loaded.
+ *   tokens-file:PATH  whitespace-tokenised text (ASCII space, \t, \r, \v, \f
+ *                     separate words, lines end at \n; every line, also an
+ *                     empty or unterminated last one, gets "<eos>" appended);
+ *                     ids in first-seen order over the whole file (like the
+ *                     PTB/WikiText corpus loader); batchify: N tokens ->
+ *                     nbatch = N / streams, stream s = tokens
+ *                     [s*nbatch, (s+1)*nbatch) (tail dropped); the first 70
+ *                     steps are used; b->vocab = the file's vocabulary size.
+ *                     Limits: file <= EPS_TOKENS_FILE_MAX bytes, vocabulary
+ *                     <= EPS_TOKENS_VOCAB_MAX words, word <= EPS_TOKENS_WORD_MAX
+ *                     bytes, vocabulary text <= EPS_TOKENS_VOCAB_BYTES;
+ *                     nbatch < 70 is an error.
+ * out->tokens is [step][stream] int32, out->n = streams, out->steps = 70,
+ * hash = FNV-1a 64 of (kind, n, steps, 0, 0) and the tokens (as eps_batch.c).
+ * Caller frees with eps_batch_free. */
+#define EPS_TOKENS_SYNTH_VOCAB 10000
+#define EPS_TOKENS_FILE_MAX (1LL << 30)
+#define EPS_TOKENS_WORD_MAX 1024
+#define EPS_TOKENS_VOCAB_BYTES (64LL << 20)
+
+int eps_tokens_load(const char *spec, int streams, eps_batch *out, eps_error *err);
+
+#endif

@@ -1,0 +1,93 @@
+/* space.h — search spaces and parsed architectures.
+ *
+ * A space turns a request (JSON object, or CLI flags turned into one) into
+ * an eps_arch: a canonical text form (equivalent spellings give the same
+ * text), a hash, and a network (graph IR, or a space-private model for NLP).
+ * The service, the CLI and the sweep only talk to this interface. */
+#ifndef EPSINAS_SPACE_H
+#define EPSINAS_SPACE_H
+
+#include <jansson.h>
+#include "epsinas/core/batch.h"
+#include "epsinas/engine/engine.h"
+#include "epsinas/core/error.h"
+#include "epsinas/core/graph.h"
+#include "epsinas/core/score.h"
+
+struct eps_space;
+
+typedef struct eps_arch {
+    const struct eps_space *space;
+    char *canonical;         /* owned; canonical text of the architecture */
+    char hash[33];           /* 32 lowercase hex chars (NB101: the dataset's module hash) */
+    eps_graph graph;         /* image spaces: the network (owned) */
+    void *impl;              /* space-private model (owned, freed by space->free_impl) */
+    long long params;        /* trainable parameters as the reference counts them */
+    long long macs;          /* multiply-accumulates per image / per token step */
+} eps_arch;
+
+typedef struct eps_space {
+    const char *name;                /* "nb201", "nb101", "nlp", "graph" */
+    const char *title;               /* human name */
+    double w1, w2;                   /* default weights (spec §2) */
+    eps_batch_kind batch_kind;       /* what kind of batch it scores on */
+    const char *const *op_names;     /* NULL-terminated, for GET /v1/spaces */
+    /* NULL-terminated names of the request fields this space reads (beyond
+     * the common ones, EPS_REQUEST_COMMON_FIELDS). A request naming any other
+     * field is rejected, so adding a field to a space is one line here plus
+     * its parsing. Every field listed that can change a result must be
+     * reflected in the canonical text (tests/test_cachekey.c walks them). */
+    const char *const *fields;
+    const char *limits;              /* one line describing size limits */
+    /* Parses the request object's space-specific fields into *out
+     * (out->space is set by the caller). */
+    int (*from_json)(const json_t *req, eps_arch *out, eps_error *err);
+    /* Custom forward pass (NLP); NULL -> eps_engine_forward(&a->graph, ...). */
+    int (*forward)(const eps_arch *a, const eps_batch *b, float w,
+                   const eps_run_opts *opts, float *y, eps_error *err);
+    /* Number of output values per pass; NULL -> b->n * graph output size. */
+    long (*output_count)(const eps_arch *a, const eps_batch *b);
+    void (*free_impl)(void *impl);
+} eps_space;
+
+/* Request fields every space accepts (handled by the service/CLI, not by
+ * the space parser): NULL-terminated. Fields starting with "x-" are client
+ * extensions: accepted and ignored everywhere. */
+extern const char *const eps_request_common_fields[];
+
+/* Rejects a request object holding a field that is neither in common[]
+ * (NULL-terminated, may be NULL), nor "space", nor in the space's fields,
+ * nor an "x-" extension: EPS_EINVAL with err->field = the field's name.
+ * The space is req["space"]; an unknown or missing space is left to
+ * eps_arch_from_json (returns 0). */
+int eps_request_check_fields(const json_t *req, const char *const *common, eps_error *err);
+
+/* Validates a weight pair at an input boundary (HTTP, CLI): both finite,
+ * positive and normal as float32 (the engines compute in float, where a
+ * smaller value becomes 0 or a subnormal), and different as float32.
+ * field names the source in the error ("weights", "--weights").
+ * eps_arch_score itself stays permissive (tests and research code use
+ * negative weights through the C API). */
+int eps_weights_check(const double w[2], const char *field, eps_error *err);
+
+/* Registry. Returns NULL when unknown. */
+const eps_space *eps_space_find(const char *name);
+/* NULL-terminated list of every space. */
+const eps_space *const *eps_space_all(void);
+
+/* Reads req["space"] and dispatches to the space's parser. On success the
+ * caller owns *out and frees it with eps_arch_free. On error *out is clean. */
+int eps_arch_from_json(const json_t *req, eps_arch *out, eps_error *err);
+void eps_arch_free(eps_arch *a);
+
+/* Runs both passes and computes epsilon. weights NULL -> space defaults. */
+int eps_arch_score(const eps_arch *a, const eps_batch *b, const double *weights,
+                   const eps_run_opts *opts, eps_score *out, eps_error *err);
+
+/* Space registrations (each defined in its module). */
+extern const eps_space eps_nb201_space;
+extern const eps_space eps_nb101_space;
+extern const eps_space eps_graph_space;
+extern const eps_space eps_nlp_space;
+
+#endif

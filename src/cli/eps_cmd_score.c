@@ -1,0 +1,188 @@
+/* eps_cmd_score.c — `epsinas score`: one architecture, one line of output. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "eps_cli_common.h"
+#include "epsinas/engine/memest.h"
+#include "epsinas/spaces/space.h"
+
+static void score_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: epsinas score --space SPACE (architecture options) [options]\n\n"
+            "Scores one architecture and prints epsilon (higher predicts higher accuracy),\n"
+            "the parameter count and MACs per image.\n\n"
+            "architecture (by space):\n"
+            "  --space nb201 --arch STR       NAS-Bench-201 cell, e.g. '|nor_conv_3x3~0|+|...|'\n"
+            "  --space nb101 --matrix JSON --ops JSON   or  --spec FILE\n"
+            "  --space graph --spec FILE      generic layer graph (see README)\n"
+            "  --space nlp --recipe FILE      NAS-Bench-NLP recipe\n"
+            "  --spec FILE                    any request object {\"space\": ..., ...}\n\n"
+            "options:\n"
+            "  --batch SPEC        ramp (default), cifar10:PATH, npy:PATH, gaussian:SEED,\n"
+            "                      tokens:SEED (nlp default: tokens:1), tokens-file:PATH\n"
+            "  --batch-size N      images (or token streams) in the batch (default 256)\n"
+            "  --weights A,B       the two constant weights (default: the space's, nb201 1e-7,1)\n"
+            "  --engine fast|dense fast = exact single-plane engine (default); dense = full tensors\n"
+            "  --json              one JSON object instead of text\n"
+            "  --repeat N          score N times (warm engine): elapsed_ms is the median,\n"
+            "                      fastest_ms (JSON) the fastest run\n\n"
+            "exit status: 0 scored (epsilon may be null with a reason), 2 bad input, 1 internal error\n");
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int eps_cmd_score(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"space", required_argument, 0, 's'}, {"arch", required_argument, 0, 'a'},
+        {"matrix", required_argument, 0, 'm'}, {"ops", required_argument, 0, 'o'},
+        {"spec", required_argument, 0, 'S'},  {"recipe", required_argument, 0, 'r'},
+        {"batch", required_argument, 0, 'b'}, {"batch-size", required_argument, 0, 'n'},
+        {"weights", required_argument, 0, 'w'}, {"engine", required_argument, 0, 'e'},
+        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
+        {"repeat", required_argument, 0, 'R'},
+        {0, 0, 0, 0}};
+    const char *space = NULL, *arch = NULL, *matrix = NULL, *ops = NULL, *spec = NULL, *recipe = NULL;
+    const char *batch_spec = NULL;
+    long bs = 256, repeat = 1;
+    double w[2];
+    int have_w = 0, json_out = 0, c;
+    eps_run_opts ro = {.engine = EPS_ENGINE_FAST};
+    eps_error err = {0};
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': space = optarg; break;
+        case 'a': arch = optarg; break;
+        case 'm': matrix = optarg; break;
+        case 'o': ops = optarg; break;
+        case 'S': spec = optarg; break;
+        case 'r': recipe = optarg; break;
+        case 'b': batch_spec = optarg; break;
+        case 'n':
+            if (eps_cli_int("--batch-size", optarg, 2, EPS_BATCH_MAX, &bs, &err)) return eps_cli_fail("score", &err);
+            break;
+        case 'w':
+            if (eps_cli_weights(optarg, w, &err)) return eps_cli_fail("score", &err);
+            have_w = 1;
+            break;
+        case 'e':
+            if (eps_engine_parse(optarg, &ro.engine)) {
+                eps_error_set(&err, EPS_EINVAL, "--engine", "expected 'fast' or 'dense', got '%.40s'", optarg);
+                return eps_cli_fail("score", &err);
+            }
+            break;
+        case 'j': json_out = 1; break;
+        case 'R':
+            if (eps_cli_int("--repeat", optarg, 1, 1000, &repeat, &err)) return eps_cli_fail("score", &err);
+            break;
+        case 'h': score_usage(stdout); return 0;
+        default:
+            eps_error_set(&err, EPS_EINVAL, "", "unknown or incomplete option '%.60s' (see epsinas score --help)",
+                          argv[optind - 1]);
+            return eps_cli_fail("score", &err);
+        }
+    }
+    if (optind < argc) {
+        eps_error_set(&err, EPS_EINVAL, "", "unexpected argument '%.60s'", argv[optind]);
+        return eps_cli_fail("score", &err);
+    }
+    if (!space && !spec) {
+        eps_error_set(&err, EPS_EINVAL, "--space", "missing --space (nb201, nb101, graph, nlp) or --spec FILE");
+        return eps_cli_fail("score", &err);
+    }
+    json_t *req = NULL;
+    if (eps_cli_request(space, arch, matrix, ops, spec, recipe, &req, &err)) return eps_cli_fail("score", &err);
+    double t0 = now_ms();
+    eps_arch arch_v;
+    int rc = eps_arch_from_json(req, &arch_v, &err);
+    if (rc) {
+        json_decref(req);
+        return eps_cli_fail("score", &err);
+    }
+    /* the service's default budget: refuse before allocating, not at 20 GB */
+    if (arch_v.graph.n > 0 &&
+        (rc = eps_memest_check(&arch_v.graph, (int)bs, ro.engine, EPS_MEMEST_DEFAULT_LIMIT, &err)) < 0) {
+        eps_arch_free(&arch_v);
+        json_decref(req);
+        return eps_cli_fail("score", &err);
+    }
+    if (!batch_spec) batch_spec = arch_v.space->batch_kind == EPS_BATCH_TOKENS ? "tokens:1" : "ramp";
+    eps_batch batch;
+    if (eps_batch_load(batch_spec, (int)bs, &batch, &err)) {
+        eps_arch_free(&arch_v);
+        json_decref(req);
+        return eps_cli_fail("score", &err);
+    }
+    if (ro.engine == EPS_ENGINE_FAST) eps_engine_blas_quiet();
+    eps_score sc;
+    rc = eps_arch_score(&arch_v, &batch, have_w ? w : NULL, &ro, &sc, &err);
+    double elapsed = now_ms() - t0, fastest = elapsed;
+    if (rc == 0 && repeat > 1) {
+        /* steady state: the parse, build and both passes again, warm */
+        double *t = malloc(sizeof(double) * (size_t)repeat);
+        for (long r = 0; t && r < repeat && rc == 0; r++) {
+            double t1 = now_ms();
+            eps_arch a2;
+            rc = eps_arch_from_json(req, &a2, &err);
+            if (rc == 0) {
+                rc = eps_arch_score(&a2, &batch, have_w ? w : NULL, &ro, &sc, &err);
+                eps_arch_free(&a2);
+            }
+            t[r] = now_ms() - t1;
+        }
+        if (t && rc == 0) {
+            for (long i = 1; i < repeat; i++)
+                for (long j = i; j > 0 && t[j - 1] > t[j]; j--) {
+                    double x = t[j];
+                    t[j] = t[j - 1];
+                    t[j - 1] = x;
+                }
+            elapsed = t[repeat / 2];
+            fastest = t[0];
+        }
+        free(t);
+    }
+    if (rc == 0) {
+        if (json_out) {
+            json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s?, s:I, s:I, s:[f,f], s:s, s:s, s:i, s:s, s:f}",
+                                  "space", arch_v.space->name, "arch", arch_v.canonical, "hash", arch_v.hash,
+                                  "epsilon", isnan(sc.epsilon) ? json_null() : json_real(sc.epsilon),
+                                  "nan_reason", isnan(sc.epsilon) ? sc.nan_reason : NULL,
+                                  "params", (json_int_t)arch_v.params, "macs", (json_int_t)arch_v.macs,
+                                  "weights", sc.weights[0], sc.weights[1], "batch", batch.source,
+                                  "batch_hash", batch.hash, "batch_size", batch.n,
+                                  "engine", eps_engine_name(ro.engine), "elapsed_ms", elapsed);
+            if (!json_object_get(o, "nan_reason")) json_object_set_new(o, "nan_reason", json_null());
+            if (repeat > 1) json_object_set_new(o, "fastest_ms", json_real(fastest));
+            char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+            puts(s);
+            free(s);
+            json_decref(o);
+        } else {
+            if (isnan(sc.epsilon)) printf("epsilon     nan (%s)\n", sc.nan_reason);
+            else printf("epsilon     %.9g\n", sc.epsilon);
+            printf("params      %lld\nmacs        %lld\nweights     %g, %g\nbatch       %s (%d, hash %s)\n"
+                   "engine      %s\nhash        %s\nelapsed     %.1f ms\n",
+                   arch_v.params, arch_v.macs, sc.weights[0], sc.weights[1], batch.source, batch.n, batch.hash,
+                   eps_engine_name(ro.engine), arch_v.hash, elapsed);
+            if (repeat > 1) printf("fastest     %.1f ms (of %ld runs)\n", fastest, repeat);
+        }
+    }
+    eps_batch_free(&batch);
+    eps_arch_free(&arch_v);
+    json_decref(req);
+    return rc ? eps_cli_fail("score", &err) : 0;
+}

@@ -568,7 +568,7 @@ static void test_cli_errors(void **state)
          "scores_badquote.csv:3: unterminated quoted field"},
         {"eval --scores tests/data/eval/scores_fields.csv --truth tests/data/eval/truth_small.csv",
          "scores_fields.csv:3: 5 fields, the header has 6"},
-        {"eval --scores tests/data/eval/missing.csv --truth tests/data/eval/truth_small.csv", "missing.csv: cannot open"},
+        {"eval --scores tests/data/eval/missing.csv --truth tests/data/eval/truth_small.csv", "cannot open 'tests/data/eval/missing.csv'"},
         {"eval --truth tests/data/eval/truth_small.csv", "missing --scores"},
         {"eval --scores a --truth b --bogus", "unknown option '--bogus'"},
         {"eval --scores a --truth b --join name", "--join must be"},

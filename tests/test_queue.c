@@ -12,6 +12,7 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include "epsinas/core/util.h"
 #include "epsinas/service/queue.h"
 
 typedef struct tjob {

@@ -2,6 +2,7 @@
 #include "eps_cli_common.h"
 
 #include "epsinas/spaces/space.h"
+#include "epsinas/core/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -50,39 +51,10 @@ bad:
 
 int eps_cli_json_file(const char *flag, const char *path, size_t max, json_t **out, eps_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return eps_error_set(err, EPS_EIO, flag, "cannot open '%.300s': %s", path, strerror(errno));
-    /* read at most max+1 bytes (works for pipes too), then parse */
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t want = cap - n;
-        if (n + want > max + 1) want = max + 1 - n;
-        size_t got = fread(buf + n, 1, want, f);
-        n += got;
-        if (got < want || n > max) break;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int io_error = ferror(f);
-    fclose(f);
-    if (!buf) return eps_error_set(err, EPS_ENOMEM, flag, "out of memory reading '%.300s'", path);
-    if (io_error) {
-        free(buf);
-        return eps_error_set(err, EPS_EIO, flag, "cannot read '%.300s'", path);
-    }
-    if (n > max) {
-        free(buf);
-        return eps_error_set(err, EPS_ELIMIT, flag, "'%.300s' is larger than the limit of %zu bytes", path, max);
-    }
+    char *buf;
+    size_t n;
+    int rc = eps_read_file(path, max, flag, &buf, &n, err);
+    if (rc) return rc;
     json_error_t je;
     *out = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
     free(buf);

@@ -10,6 +10,7 @@
 #include "eps_cli_common.h"
 #include "epsinas/engine/memest.h"
 #include "epsinas/spaces/space.h"
+#include "epsinas/core/util.h"
 
 static void score_usage(FILE *f)
 {
@@ -35,12 +36,6 @@ static void score_usage(FILE *f)
             "exit status: 0 scored (epsilon may be null with a reason), 2 bad input, 1 internal error\n");
 }
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 int eps_cmd_score(int argc, char **argv)
 {
@@ -105,7 +100,7 @@ int eps_cmd_score(int argc, char **argv)
     }
     json_t *req = NULL;
     if (eps_cli_request(space, arch, matrix, ops, spec, recipe, &req, &err)) return eps_cli_fail("score", &err);
-    double t0 = now_ms();
+    double t0 = eps_now_ms();
     eps_arch arch_v;
     int rc = eps_arch_from_json(req, &arch_v, &err);
     if (rc) {
@@ -129,19 +124,19 @@ int eps_cmd_score(int argc, char **argv)
     if (ro.engine == EPS_ENGINE_FAST) eps_engine_blas_quiet();
     eps_score sc;
     rc = eps_arch_score(&arch_v, &batch, have_w ? w : NULL, &ro, &sc, &err);
-    double elapsed = now_ms() - t0, fastest = elapsed;
+    double elapsed = eps_now_ms() - t0, fastest = elapsed;
     if (rc == 0 && repeat > 1) {
         /* steady state: the parse, build and both passes again, warm */
         double *t = malloc(sizeof(double) * (size_t)repeat);
         for (long r = 0; t && r < repeat && rc == 0; r++) {
-            double t1 = now_ms();
+            double t1 = eps_now_ms();
             eps_arch a2;
             rc = eps_arch_from_json(req, &a2, &err);
             if (rc == 0) {
                 rc = eps_arch_score(&a2, &batch, have_w ? w : NULL, &ro, &sc, &err);
                 eps_arch_free(&a2);
             }
-            t[r] = now_ms() - t1;
+            t[r] = eps_now_ms() - t1;
         }
         if (t && rc == 0) {
             for (long i = 1; i < repeat; i++)

@@ -25,6 +25,7 @@
 #include "epsinas/spaces/nb201.h"
 #include "epsinas/service/remote.h"
 #include "epsinas/spaces/space.h"
+#include "epsinas/core/util.h"
 
 #define SWEEP_MAX_ROWS 5000000L
 #define SWEEP_MAX_LINE (4L << 20)
@@ -79,12 +80,6 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void usage(FILE *f)
 {
@@ -261,9 +256,9 @@ static int all_nb101(sweep *S, eps_error *err)
     long n, cap = 0;
     /* a --range that ends early needs only that prefix of the enumeration */
     long limit = S->range_hi < SWEEP_MAX_ROWS ? S->range_hi : 0;
-    double t = now_s();
+    double t = eps_now_s();
     int rc = eps_nb101_enumerate(EPS_NB101_MAX_VERTICES, limit, &cells, &n, err);
-    S->enum_s = now_s() - t;
+    S->enum_s = eps_now_s() - t;
     for (long i = 0; !rc && i < n; i++) {
         if (!selected(S, i)) continue;
         char *canon = eps_nb101_canonical(&cells[i].spec);
@@ -419,7 +414,7 @@ static void csv_field(char *dst, size_t cap, const char *s)
 
 static void progress(sweep *S, int final)
 {
-    double el = now_s() - S->t0;
+    double el = eps_now_s() - S->t0;
     long done = atomic_load(&S->rows_done);
     double rate = el > 0 ? done / el : 0;
     double eta = rate > 0 ? (S->rows_todo - done) / rate : 0;
@@ -556,7 +551,7 @@ int eps_cmd_sweep(int argc, char **argv)
     int all = 0, c, bs_given = 0;
     S.range_hi = SWEEP_MAX_ROWS;
     S.shard_n = 1;
-    long threads = sysconf(_SC_NPROCESSORS_ONLN), bs = 256, concurrency = 8, attempts = 8;
+    long threads = eps_cpu_count(256), bs = 256, concurrency = 8, attempts = 8;
     eps_remote_opts ropt = {.token = getenv("EPSINAS_API_TOKEN")};
     eps_error err = {0};
     S.ro.engine = EPS_ENGINE_FAST;
@@ -621,7 +616,7 @@ int eps_cmd_sweep(int argc, char **argv)
     else if (!out) eps_error_set(&err, EPS_EINVAL, "--out", "missing --out FILE.csv");
     if (err.code) return eps_cli_fail("sweep", &err);
 
-    double tprep = now_s();
+    double tprep = eps_now_s();
     int rc = !all ? load_archs(&S, archs, &err) : !strcmp(S.space, "nb101") ? all_nb101(&S, &err) : all_nb201(&S, &err);
     if (!rc && S.nrows == 0) rc = eps_error_set(&err, EPS_EINVAL, "--range", "no architecture in the selected range/shard");
     if (!rc) rc = build_unique(&S, &err);
@@ -647,7 +642,7 @@ int eps_cmd_sweep(int argc, char **argv)
     }
     for (long i = 0; i < S.nrows; i++) S.rows_todo += !S.rows[i].done;
     /* the bench reads this line to split preparation from scoring */
-    fprintf(stderr, "sweep: %ld rows ready in %.3f s (%.3f s enumerating the space)\n", S.nrows, now_s() - tprep, S.enum_s);
+    fprintf(stderr, "sweep: %ld rows ready in %.3f s (%.3f s enumerating the space)\n", S.nrows, eps_now_s() - tprep, S.enum_s);
     if (S.ro.engine == EPS_ENGINE_FAST) eps_engine_blas_quiet();
     S.fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (S.fd < 0) {
@@ -674,7 +669,7 @@ int eps_cmd_sweep(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     S.tty = isatty(2);
-    S.t0 = now_s();
+    S.t0 = eps_now_s();
     pthread_t *th = calloc((size_t)threads, sizeof *th);
     long started = 0;
     for (long i = 0; th && i < threads; i++, started++)
@@ -690,7 +685,7 @@ int eps_cmd_sweep(int argc, char **argv)
     free(th);
     if (S.tty) progress(&S, 1);
     close(S.fd);
-    double el = now_s() - S.t0;
+    double el = eps_now_s() - S.t0;
     long skipped = S.nrows - S.rows_todo;
     fprintf(stderr, "sweep: %ld scored (%ld NaN), %ld computations for %ld distinct architectures, %ld already done, %.1f s%s\n",
             atomic_load(&S.rows_done), atomic_load(&S.nan_rows), atomic_load(&S.computed), S.nuniq, skipped, el,

@@ -2,6 +2,7 @@
  * the embedded ramp, CIFAR-10 binary files, .npy files and a documented
  * Gaussian generator that tests/reference/epsref.py reproduces exactly. */
 #include "epsinas/core/batch.h"
+#include "epsinas/core/util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -20,24 +21,15 @@
 static const double cifar_mean[3] = {125.3 / 255.0, 123.0 / 255.0, 113.9 / 255.0};
 static const double cifar_std[3] = {63.0 / 255.0, 62.1 / 255.0, 66.7 / 255.0};
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 void eps_batch_set_hash(eps_batch *b)
 {
     uint64_t h = 0xcbf29ce484222325ULL;
     int shape[5] = {(int)b->kind, b->n, b->c, b->h, b->w};
     if (b->kind == EPS_BATCH_TOKENS) shape[2] = b->steps, shape[3] = 0, shape[4] = 0;
-    h = fnv1a(h, shape, sizeof shape);
-    if (b->data) h = fnv1a(h, b->data, sizeof(float) * (size_t)b->n * b->c * b->h * b->w);
-    if (b->tokens) h = fnv1a(h, b->tokens, sizeof(int32_t) * (size_t)b->n * b->steps);
+    h = eps_fnv1a(h, shape, sizeof shape);
+    if (b->data) h = eps_fnv1a(h, b->data, sizeof(float) * (size_t)b->n * b->c * b->h * b->w);
+    if (b->tokens) h = eps_fnv1a(h, b->tokens, sizeof(int32_t) * (size_t)b->n * b->steps);
     snprintf(b->hash, sizeof b->hash, "%016" PRIx64, h);
 }
 
@@ -105,28 +97,12 @@ static int load_gaussian(eps_batch *b, int n, const char *arg, eps_error *err)
 /* Reads at most `max` bytes of path into a malloc'd buffer (caller frees). */
 static int read_file(const char *path, long max, unsigned char **out, long *len, eps_error *err)
 {
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return eps_error_set(err, EPS_EIO, "batch", "cannot open '%.300s': %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return eps_error_set(err, EPS_EIO, "batch", "'%.300s' is not a regular file", path);
-    if (st.st_size > max)
-        return eps_error_set(err, EPS_ELIMIT, "batch", "'%.300s' is %lld bytes, more than the limit %ld", path,
-                             (long long)st.st_size, max);
-    FILE *f = fopen(path, "rb");
-    if (!f) return eps_error_set(err, EPS_EIO, "batch", "cannot open '%.300s': %s", path, strerror(errno));
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        fclose(f);
-        return eps_error_set(err, EPS_ENOMEM, "batch", "out of memory reading '%.300s'", path);
-    }
-    size_t got = fread(buf, 1, (size_t)st.st_size, f);
-    fclose(f);
-    if ((long)got != (long)st.st_size) {
-        free(buf);
-        return eps_error_set(err, EPS_EIO, "batch", "short read on '%.300s'", path);
-    }
-    *out = buf;
-    *len = (long)got;
+    char *buf;
+    size_t n;
+    int rc = eps_read_file(path, (size_t)max, "batch", &buf, &n, err);
+    if (rc) return rc;
+    *out = (unsigned char *)buf;
+    *len = (long)n;
     return 0;
 }
 

@@ -3,6 +3,7 @@
  * (whitespace tokens, first-seen vocabulary, <eos> per line, batchify).
  * tests/reference/nlp_ref.py reimplements both exactly. */
 #include "epsinas/core/batch.h"
+#include "epsinas/core/util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -20,15 +21,6 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 static int alloc_tokens(eps_batch *b, int streams, eps_error *err)
 {
@@ -89,7 +81,7 @@ static int vocab_rehash(vocab *v, size_t cap)
     if (!slot) return -1;
     for (size_t i = 0; i < cap; i++) slot[i] = -1;
     for (int id = 0; id < v->count; id++) {
-        size_t i = fnv1a(0xcbf29ce484222325ULL, v->arena + v->off[id], (size_t)v->len[id]) & (cap - 1);
+        size_t i = eps_fnv1a(EPS_FNV1A_OFFSET, v->arena + v->off[id], (size_t)v->len[id]) & (cap - 1);
         while (slot[i] >= 0) i = (i + 1) & (cap - 1);
         slot[i] = id;
     }
@@ -103,7 +95,7 @@ static int vocab_rehash(vocab *v, size_t cap)
 static int vocab_id(vocab *v, const char *w, int n, const char *path, eps_error *err)
 {
     if (!v->slot && vocab_rehash(v, 1024) < 0) goto oom;
-    size_t i = fnv1a(0xcbf29ce484222325ULL, w, (size_t)n) & (v->slot_cap - 1);
+    size_t i = eps_fnv1a(EPS_FNV1A_OFFSET, w, (size_t)n) & (v->slot_cap - 1);
     while (v->slot[i] >= 0) {
         int id = v->slot[i];
         if (v->len[id] == n && !memcmp(v->arena + v->off[id], w, (size_t)n)) return id;

@@ -2,6 +2,7 @@
  * `select` and `search` (see include/epsinas/eval/table.h). One pass over the
  * text; every field is unquoted into one owned buffer. */
 #include "epsinas/eval/table.h"
+#include "epsinas/core/util.h"
 
 #include <errno.h>
 #include <math.h>
@@ -240,46 +241,10 @@ out:
 int eps_table_read(const char *path, eps_table *t, eps_error *err)
 {
     memset(t, 0, sizeof *t);
-    FILE *f = fopen(path, "rb");
-    if (!f) return eps_error_set(err, EPS_EIO, "csv", "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fclose(f);
-        return eps_error_set(err, EPS_EIO, "csv", "%s: is a directory", path);
-    }
-    /* Read in chunks rather than trusting st_size: pipes and /proc report 0. */
-    size_t cap = 1 << 16, n = 0;
-    char *text = malloc(cap);
-    if (!text) {
-        fclose(f);
-        return eps_error_set(err, EPS_ENOMEM, "csv", "%s: out of memory", path);
-    }
-    for (;;) {
-        if (n == cap) {
-            if (cap > (size_t)EPS_TABLE_MAX_BYTES) {
-                free(text);
-                fclose(f);
-                return eps_error_set(err, EPS_ELIMIT, "csv", "%s: file larger than 512 MiB", path);
-            }
-            char *nt = realloc(text, cap * 2);
-            if (!nt) {
-                free(text);
-                fclose(f);
-                return eps_error_set(err, EPS_ENOMEM, "csv", "%s: out of memory", path);
-            }
-            text = nt;
-            cap *= 2;
-        }
-        size_t r = fread(text + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int ioerr = ferror(f);
-    fclose(f);
-    if (ioerr) {
-        free(text);
-        return eps_error_set(err, EPS_EIO, "csv", "%s: read error", path);
-    }
+    char *text;
+    size_t n;
+    int rc0 = eps_read_file(path, (size_t)EPS_TABLE_MAX_BYTES, "csv", &text, &n, err);
+    if (rc0) return rc0;
     int rc = eps_table_parse(text, n, path, t, err);
     free(text);
     return rc;

@@ -4,6 +4,7 @@
  * behind GET /v1/scores/{hash}. Owns every stored value (copied in). */
 #include "epsinas/service/cache.h"
 #include "epsinas/spaces/space.h"
+#include "epsinas/core/util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -56,15 +57,6 @@ struct eps_cache {
 
 /* FNV-1a 64 and a second, differently seeded multiply-xorshift hash; the
  * pair gives the 128-bit backend key id. */
-static uint64_t fnv1a(const char *s, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 static uint64_t mix64(uint64_t x)
 {
@@ -94,7 +86,7 @@ int eps_cache_key_make(eps_cache_key *k, const char *space, const char *canonica
     if (!k->text) return EPS_ENOMEM;
     snprintf(k->text, (size_t)n + 1, "v1\n%s\n%s\n%.17g\n%.17g\n%s\n%d\n%s\n%s", space, canonical, w[0], w[1],
              batch_hash, batch_size, engine, engine_version);
-    k->h = fnv1a(k->text, (size_t)n);
+    k->h = eps_fnv1a(EPS_FNV1A_OFFSET, k->text, (size_t)n);
     snprintf(k->id, sizeof k->id, "epsinas:v1:%016llx%016llx", (unsigned long long)k->h,
              (unsigned long long)hash2(k->text, (size_t)n));
     snprintf(k->arch_hash, sizeof k->arch_hash, "%s", arch_hash ? arch_hash : "");
@@ -180,7 +172,7 @@ static void arch_unlink(eps_cache *c, entry *e)
 static void arch_push_front(eps_cache *c, entry *e, const char *hash)
 {
     if (!*hash) return;
-    uint64_t h = fnv1a(hash, strlen(hash));
+    uint64_t h = eps_fnv1a_str(hash);
     arch_node *a = c->abuckets[h & (c->nabuckets - 1)];
     while (a && strcmp(a->hash, hash)) a = a->hnext;
     if (!a) {
@@ -399,7 +391,7 @@ void eps_cache_finish(eps_cache *c, eps_cache_flight *f, int status, const char 
 int eps_cache_by_arch(eps_cache *c, const char *hash, char **vals, int max)
 {
     int n = 0;
-    uint64_t h = fnv1a(hash, strlen(hash));
+    uint64_t h = eps_fnv1a_str(hash);
     pthread_mutex_lock(&c->mu);
     arch_node *a = c->abuckets[h & (c->nabuckets - 1)];
     while (a && strcmp(a->hash, hash)) a = a->hnext;

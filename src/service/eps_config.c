@@ -2,6 +2,7 @@
  * EPSINAS_* environment variables, defaults, bounds and --help all come from
  * the one table below, so they cannot drift apart. */
 #include "epsinas/service/config.h"
+#include "epsinas/core/util.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -95,8 +96,7 @@ const eps_config_opt *eps_config_options(void) { return options; }
 
 int eps_config_ncpu(void)
 {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+    return eps_cpu_count(256);
 }
 
 static long long *int_field(eps_config *c, const eps_config_opt *o) { return (long long *)((char *)c + o->offset); }

@@ -33,6 +33,7 @@
 #include "epsinas/service/queue.h"
 #include "epsinas/service/redis.h"
 #include "epsinas/spaces/space.h"
+#include "epsinas/core/util.h"
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
@@ -106,18 +107,12 @@ struct eps_server {
     eps_http_jobs *hj;       /* their HTTP handlers (eps_http_jobs.c) */
 };
 
-static uint64_t fnv1a(const char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
-    return h;
-}
 
 static void memo_put(eps_server *s, const char *body, size_t len, const eps_cache_key *k, const char *id_json,
                      const eps_named_batch *nb, long long params, long long macs)
 {
     if (!s->memo || len > MEMO_BODY_MAX) return;
-    uint64_t h = fnv1a(body, len);
+    uint64_t h = eps_fnv1a(EPS_FNV1A_OFFSET, body, len);
     char *b = malloc(len), *kt = strdup(k->text), *id = strdup(id_json);
     if (!b || !kt || !id) {
         free(b);
@@ -149,7 +144,7 @@ static int memo_get(eps_server *s, const char *body, size_t len, eps_cache_key *
                     const eps_named_batch **nb, long long *params, long long *macs)
 {
     if (!s->memo || len > MEMO_BODY_MAX) return 0;
-    uint64_t h = fnv1a(body, len);
+    uint64_t h = eps_fnv1a(EPS_FNV1A_OFFSET, body, len);
     memo_slot *m = &s->memo[h & (MEMO_SLOTS - 1)];
     pthread_mutex_t *mu = &s->memo_mu[h & (MEMO_LOCKS - 1)];
     int hit = 0;
@@ -387,9 +382,7 @@ static void *reaper_main(void *arg)
     pthread_mutex_lock(&s->conn_mu);
     while (!s->reaper_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += 250 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        eps_deadline_in(&ts, 250);
         pthread_cond_timedwait(&s->reaper_cv, &s->conn_mu, &ts);
         int64_t limit = eps_now_ns() - s->request_timeout_ms * 1000000LL;
         for (conn_ctx *x = s->conns; x; x = x->next)
@@ -1850,10 +1843,7 @@ void eps_server_begin_drain(eps_server *s)
 static long wait_inflight(eps_server *s, long timeout_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+    eps_deadline_in(&ts, timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (s->inflight > 0)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0) break;

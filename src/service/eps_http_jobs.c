@@ -15,6 +15,7 @@
 
 #include "epsinas/service/jobstore.h"
 #include "epsinas/service/queue.h"
+#include "epsinas/core/util.h"
 
 #define JFLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15))
 #define PAGE_ROWS 256

@@ -20,6 +20,7 @@
 #include "epsinas/spaces/nb101_enum.h"
 #include "epsinas/spaces/nb201.h"
 #include "epsinas/spaces/space.h"
+#include "epsinas/core/util.h"
 
 #define JFLAGS (JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15))
 #define N_STATUS 5

@@ -3,6 +3,7 @@
  * other threads, not yet handed to libuv) and the in-flight list (handed to
  * libuv, done() not yet called; touched only on the loop thread). */
 #include "epsinas/service/queue.h"
+#include "epsinas/core/util.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -29,12 +30,6 @@ struct eps_queue {
     int closed;        /* loop thread only */
 };
 
-int64_t eps_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void inflight_remove(eps_queue *q, eps_job *j)
 {
@@ -242,13 +237,7 @@ void eps_queue_cancel_all(eps_queue *q)
 long eps_queue_wait_idle(eps_queue *q, int64_t timeout_ms)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    eps_deadline_in(&ts, (long)timeout_ms);
     pthread_mutex_lock(&q->mu);
     while (q->count > 0)
         if (pthread_cond_timedwait(&q->idle, &q->mu, &ts) != 0) break;

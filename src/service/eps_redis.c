@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "epsinas/service/log.h"
+#include "epsinas/core/util.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 2000
@@ -45,12 +46,6 @@ typedef struct {
     int down; /* logged as down; flips back on the first success */
 } rctx;
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------ URL */
 
@@ -136,7 +131,7 @@ int eps_redis_parse_url(const char *url, const char *field, eps_redis_url *u, ep
 static int in_backoff(rctx *r)
 {
     pthread_mutex_lock(&r->bmu);
-    int b = r->retry_at_ns && now_ns() < r->retry_at_ns;
+    int b = r->retry_at_ns && eps_now_ns() < r->retry_at_ns;
     pthread_mutex_unlock(&r->bmu);
     return b;
 }
@@ -146,7 +141,7 @@ static void note_failure(rctx *r, const char *what, const char *why)
     pthread_mutex_lock(&r->bmu);
     r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (r->backoff_ms > BACKOFF_MAX_MS) r->backoff_ms = BACKOFF_MAX_MS;
-    r->retry_at_ns = now_ns() + (int64_t)r->backoff_ms * 1000000LL;
+    r->retry_at_ns = eps_now_ns() + (int64_t)r->backoff_ms * 1000000LL;
     int was_down = r->down;
     r->down = 1;
     pthread_mutex_unlock(&r->bmu);

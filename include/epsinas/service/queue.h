@@ -42,7 +42,6 @@ struct eps_job {
 };
 
 /* Monotonic clock in nanoseconds. */
-int64_t eps_now_ns(void);
 
 /* Starts the loop thread. `workers` sizes libuv's pool (UV_THREADPOOL_SIZE,
  * read once per process: the first queue decides). *out is owned by the

@@ -94,6 +94,172 @@ static int load_gaussian(eps_batch *b, int n, const char *arg, eps_error *err)
     return 0;
 }
 
+
+/* ---- prefix-stable synthetic generators --------------------------------
+ * Image i of smooth/pink/leaves/levels depends only on (seed, i), never on
+ * the batch size, so "the first N images" and "the batch generated at N"
+ * are the same batch (the service's batch_size relies on it). Image i draws
+ * from its own splitmix64 stream whose state starts at
+ * seed ^ (0xD1B54A32D192ED03 * (i + 1)) (mod 2^64). All arithmetic is in
+ * double; only the final value is rounded to float. */
+
+static uint64_t image_state(uint64_t seed, int i) { return seed ^ (0xD1B54A32D192ED03ULL * (uint64_t)(i + 1)); }
+
+/* One standard normal by Box-Muller (the cosine branch only: one value per
+ * pair of uniforms, simpler to mirror than gaussian's pairing). */
+static double normal01(uint64_t *st)
+{
+    double u1 = 1.0 - uniform01(st);
+    double u2 = uniform01(st);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+/* Shifts and scales one H x W plane to mean 0, std 1 (population std; a
+ * constant plane stays 0). */
+static void standardise(double *p, int n)
+{
+    double m = 0, v = 0;
+    for (int k = 0; k < n; k++) m += p[k];
+    m /= n;
+    for (int k = 0; k < n; k++) v += (p[k] - m) * (p[k] - m);
+    v = sqrt(v / n);
+    for (int k = 0; k < n; k++) p[k] = v > 0 ? (p[k] - m) / v : 0.0;
+}
+
+#define SMOOTH_SIGMA 2.0
+#define SMOOTH_R 6
+
+/* smooth: white normal noise per plane, blurred by a separable Gaussian
+ * (sigma 2 px, radius 6, weights summing to 1, wrapping around the edges),
+ * then standardised per plane. */
+static void gen_smooth(uint64_t *st, float *img)
+{
+    double k[2 * SMOOTH_R + 1], ks = 0;
+    for (int d = -SMOOTH_R; d <= SMOOTH_R; d++) ks += k[d + SMOOTH_R] = exp(-(d * d) / (2 * SMOOTH_SIGMA * SMOOTH_SIGMA));
+    for (int d = 0; d <= 2 * SMOOTH_R; d++) k[d] /= ks;
+    for (int c = 0; c < IMG_C; c++) {
+        double a[IMG_H * IMG_W], t[IMG_H * IMG_W];
+        for (int q = 0; q < IMG_H * IMG_W; q++) a[q] = normal01(st);
+        for (int y = 0; y < IMG_H; y++)
+            for (int x = 0; x < IMG_W; x++) {
+                double s = 0;
+                for (int d = -SMOOTH_R; d <= SMOOTH_R; d++) s += k[d + SMOOTH_R] * a[y * IMG_W + (x + d + IMG_W) % IMG_W];
+                t[y * IMG_W + x] = s;
+            }
+        for (int y = 0; y < IMG_H; y++)
+            for (int x = 0; x < IMG_W; x++) {
+                double s = 0;
+                for (int d = -SMOOTH_R; d <= SMOOTH_R; d++) s += k[d + SMOOTH_R] * t[((y + d + IMG_H) % IMG_H) * IMG_W + x];
+                a[y * IMG_W + x] = s;
+            }
+        standardise(a, IMG_H * IMG_W);
+        for (int q = 0; q < IMG_H * IMG_W; q++) img[c * IMG_H * IMG_W + q] = (float)a[q];
+    }
+}
+
+/* pink: 1/f noise by octaves: for g = 2, 4, 8, 16, 32, a g x g grid of
+ * normals (row-major) is bilinearly interpolated (wrapping) to 32 x 32 at
+ * grid coordinates (x * g / 32, y * g / 32) and added with amplitude 1/g
+ * (amplitude proportional to wavelength); the sum is standardised per
+ * plane. */
+static void gen_pink(uint64_t *st, float *img)
+{
+    for (int c = 0; c < IMG_C; c++) {
+        double a[IMG_H * IMG_W] = {0}, grid[IMG_H * IMG_W];
+        for (int g = 2; g <= IMG_W; g *= 2) {
+            for (int q = 0; q < g * g; q++) grid[q] = normal01(st);
+            for (int y = 0; y < IMG_H; y++)
+                for (int x = 0; x < IMG_W; x++) {
+                    double gy = (double)y * g / IMG_H, gx = (double)x * g / IMG_W;
+                    int y0 = (int)gy, x0 = (int)gx, y1 = (y0 + 1) % g, x1 = (x0 + 1) % g;
+                    double fy = gy - y0, fx = gx - x0;
+                    double v = (1 - fy) * ((1 - fx) * grid[y0 * g + x0] + fx * grid[y0 * g + x1]) +
+                               fy * ((1 - fx) * grid[y1 * g + x0] + fx * grid[y1 * g + x1]);
+                    a[y * IMG_W + x] += v / g;
+                }
+        }
+        standardise(a, IMG_H * IMG_W);
+        for (int q = 0; q < IMG_H * IMG_W; q++) img[c * IMG_H * IMG_W + q] = (float)a[q];
+    }
+}
+
+#define LEAVES_N 128
+#define LEAVES_RMIN 1.0
+#define LEAVES_RMAX 16.0
+
+/* leaves: dead-leaves image: a uniform random RGB background, then 128
+ * discs painted in order (later ones on top), each with centre uniform in
+ * [0,32)^2, radius r with density proportional to r^-3 on [1, 16] (inverse
+ * CDF: r = (1 - u (1 - 16^-2))^(-1/2)) and a uniform RGB colour; pixel
+ * (x, y) is covered when the wrapped distance from (x + 0.5, y + 0.5) to
+ * the centre is below r. Draw order per disc: cx, cy, u, R, G, B. Pixels in
+ * [0,1] are then normalised with the CIFAR-10 mean and std (in double). */
+static void gen_leaves(uint64_t *st, float *img)
+{
+    double px[IMG_C][IMG_H * IMG_W];
+    double bg[IMG_C];
+    for (int c = 0; c < IMG_C; c++) bg[c] = uniform01(st);
+    for (int c = 0; c < IMG_C; c++)
+        for (int q = 0; q < IMG_H * IMG_W; q++) px[c][q] = bg[c];
+    const double a = 1.0 / (LEAVES_RMIN * LEAVES_RMIN), b = 1.0 / (LEAVES_RMAX * LEAVES_RMAX);
+    for (int d = 0; d < LEAVES_N; d++) {
+        double cx = uniform01(st) * IMG_W, cy = uniform01(st) * IMG_H, u = uniform01(st);
+        double col[IMG_C];
+        for (int c = 0; c < IMG_C; c++) col[c] = uniform01(st);
+        double r = 1.0 / sqrt(a - u * (a - b));
+        for (int y = 0; y < IMG_H; y++) {
+            double dy = fabs(y + 0.5 - cy);
+            if (dy > IMG_H / 2.0) dy = IMG_H - dy;
+            if (dy >= r) continue;
+            for (int x = 0; x < IMG_W; x++) {
+                double dx = fabs(x + 0.5 - cx);
+                if (dx > IMG_W / 2.0) dx = IMG_W - dx;
+                if (dx * dx + dy * dy < r * r)
+                    for (int c = 0; c < IMG_C; c++) px[c][y * IMG_W + x] = col[c];
+            }
+        }
+    }
+    for (int c = 0; c < IMG_C; c++)
+        for (int q = 0; q < IMG_H * IMG_W; q++) img[c * IMG_H * IMG_W + q] = (float)((px[c][q] - cifar_mean[c]) / cifar_std[c]);
+}
+
+/* levels: image i is one grey level u (a single uniform from its stream)
+ * in every pixel of every channel, not normalised: a ramp in random order
+ * that does not depend on the batch size. */
+static void gen_levels(uint64_t *st, float *img)
+{
+    float v = (float)uniform01(st);
+    for (int k = 0; k < IMG_PIX; k++) img[k] = v;
+}
+
+typedef void (*image_gen)(uint64_t *st, float *img);
+
+static int parse_seed(const char *gen, const char *arg, uint64_t *seed, eps_error *err)
+{
+    char *end;
+    errno = 0;
+    if (!*arg || *arg == '-' || *arg == '+' || *arg == ' ')
+        return eps_error_set(err, EPS_EINVAL, "batch", "%s:SEED needs a non-negative integer seed", gen);
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (errno || *end)
+        return eps_error_set(err, EPS_EINVAL, "batch", "%s seed '%.40s' is not a non-negative integer below 2^64", gen, arg);
+    *seed = v;
+    return 0;
+}
+
+static int load_generated(eps_batch *b, int n, const char *gen, const char *arg, image_gen fn, eps_error *err)
+{
+    uint64_t seed = 0;
+    int rc = parse_seed(gen, arg, &seed, err);
+    if (rc) return rc;
+    if ((rc = alloc_images(b, n, err))) return rc;
+    for (int i = 0; i < n; i++) {
+        uint64_t st = image_state(seed, i);
+        fn(&st, b->data + (size_t)i * IMG_PIX);
+    }
+    return 0;
+}
+
 /* Reads at most `max` bytes of path into a malloc'd buffer (caller frees). */
 static int read_file(const char *path, long max, unsigned char **out, long *len, eps_error *err)
 {
@@ -214,13 +380,18 @@ int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err)
     int rc;
     if (!strcmp(spec, "ramp")) rc = load_ramp(out, n, err);
     else if (!strncmp(spec, "gaussian:", 9)) rc = load_gaussian(out, n, spec + 9, err);
+    else if (!strncmp(spec, "smooth:", 7)) rc = load_generated(out, n, "smooth", spec + 7, gen_smooth, err);
+    else if (!strncmp(spec, "pink:", 5)) rc = load_generated(out, n, "pink", spec + 5, gen_pink, err);
+    else if (!strncmp(spec, "leaves:", 7)) rc = load_generated(out, n, "leaves", spec + 7, gen_leaves, err);
+    else if (!strncmp(spec, "levels:", 7)) rc = load_generated(out, n, "levels", spec + 7, gen_levels, err);
     else if (!strncmp(spec, "cifar10:", 8)) rc = load_cifar(out, n, spec + 8, err);
     else if (!strncmp(spec, "npy:", 4)) rc = load_npy(out, n, spec + 4, err);
     else if (!strncmp(spec, "tokens:", 7) || !strncmp(spec, "tokens-file:", 12))
         rc = eps_tokens_load(spec, n, out, err);
     else
         rc = eps_error_set(err, EPS_EINVAL, "batch",
-                           "unknown batch spec '%.60s' (expected ramp, gaussian:SEED, cifar10:PATH, npy:PATH, "
+                           "unknown batch spec '%.60s' (expected ramp, gaussian:SEED, smooth:SEED, pink:SEED, leaves:SEED, "
+                           "levels:SEED, cifar10:PATH, npy:PATH, "
                            "tokens:SEED or tokens-file:PATH)", spec);
     if (rc) {
         eps_batch_free(out);

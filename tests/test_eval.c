@@ -546,6 +546,72 @@ static void test_cli_help(void **state)
     free(out);
 }
 
+/* ---- the batch study's statistics on a hand-computed fixture ------------ */
+
+/* tests/data/eval/study_{scores,truth}.csv: 30 scored rows with target
+ * 1..30 and score = target, except targets 28, 29, 30 scored 100, 300, 200
+ * (one swapped pair), plus two NaN-score rows with targets 0 and 31.
+ * By hand:
+ *   rho   = 1 - 6 * 2 / (30 * (30^2 - 1)) = 1 - 12/26970
+ *   tau   = (434 - 1) / 435 (one discordant pair of C(30,2) = 435)
+ *   top-10%: p90 of 1..30 = 27.1 -> targets 28, 29, 30 with score ranks
+ *            1, 3, 2: rho = 1 - 6 * 2 / (3 * 8) = 0.5, tau = (2 - 1) / 3
+ *   top-10%/top-10%: score p90 = 27 + 0.1 * 73 = 34.3, the 3 rows above it
+ *            are the 3 top rows: 100 %; top-64/top-5%: p95 = 28.55 -> 2
+ *   NaN last (32 rows): the NaN rows share rank 1.5; target ranks 1 (0)
+ *            and 32 (31); centred sums Sxy = 4493/2, Sxx = 5455/2,
+ *            Syy = 2728: rho = 4493 / sqrt(5455 * 5456). */
+static void test_study_fixture(void **state)
+{
+    (void)state;
+    const double rho = 1.0 - 12.0 / 26970.0, tau = 433.0 / 435.0, nan_last = 4493.0 / sqrt(5455.0 * 5456.0);
+    double score[32], target[32];
+    for (int i = 0; i < 27; i++) score[i] = target[i] = i + 1;
+    score[27] = 100, score[28] = 300, score[29] = 200;
+    target[27] = 28, target[28] = 29, target[29] = 30;
+    score[30] = score[31] = NAN;
+    target[30] = 0, target[31] = 31;
+    eps_eval_table t;
+    assert_int_equal(eps_eval_table_compute(score, target, 32, 0, &t, NULL), 0);
+    assert_int_equal(t.n, 30);
+    assert_int_equal(t.n_nan_score, 2);
+    expect_close("rho", "study", t.rho, rho);
+    expect_close("tau", "study", t.tau, tau);
+    assert_int_equal(t.n_top, 3);
+    expect_close("rho_top", "study", t.rho_top, 0.5);
+    expect_close("tau_top", "study", t.tau_top, 1.0 / 3.0);
+    expect_close("top10_top10", "study", t.top10_top10, 100.0);
+    assert_int_equal(t.top64_top5, 2);
+    assert_int_equal(t.n_nan_last, 32);
+    expect_close("rho_nan_last", "study", t.rho_nan_last, nan_last);
+    /* a NaN target leaves the row out of both figures */
+    target[31] = NAN;
+    double r;
+    long used;
+    assert_int_equal(eps_eval_spearman_nan_last(score, target, 32, &r, &used, NULL), 0);
+    assert_int_equal(used, 31);
+    /* NaN-last never drops a row: all NaN scores -> constant -> NaN (scipy) */
+    for (int i = 0; i < 32; i++) score[i] = NAN;
+    assert_int_equal(eps_eval_spearman_nan_last(score, target, 32, &r, &used, NULL), 0);
+    assert_true(isnan(r));
+
+    /* the same through `epsinas eval`, text and JSON */
+    int code;
+    char *out = run("eval --scores tests/data/eval/study_scores.csv --truth tests/data/eval/study_truth.csv --json", &code);
+    assert_int_equal(code, 0);
+    json_t *o = json_loads(out, 0, NULL);
+    assert_non_null(o);
+    expect_close("cli rho", "study", json_real_value(json_object_get(o, "rho")), rho);
+    expect_close("cli rho_nan_last", "study", json_real_value(json_object_get(o, "rho_nan_last")), nan_last);
+    assert_int_equal(json_integer_value(json_object_get(o, "n_nan_last")), 32);
+    json_decref(o);
+    free(out);
+    out = run("eval --scores tests/data/eval/study_scores.csv --truth tests/data/eval/study_truth.csv", &code);
+    assert_int_equal(code, 0);
+    if (!strstr(out, "NaN ranked last  0.8236")) fail_msg("text output lacks the NaN-last rho:\n%s", out);
+    free(out);
+}
+
 /* Bad input: exit 2 and ONE line on stderr that names the problem. */
 static void test_cli_errors(void **state)
 {
@@ -833,6 +899,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_basic),
+        cmocka_unit_test(test_study_fixture),
         cmocka_unit_test(test_stats_golden),
         cmocka_unit_test(test_kendall_bruteforce),
         cmocka_unit_test(test_rng),

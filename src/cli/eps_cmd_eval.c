@@ -694,6 +694,9 @@ static void eval_help(FILE *f)
             "(spec section 6), on the rows where both score and target are numbers:\n"
             "  rho, tau          Spearman rho (average ranks for ties) and Kendall tau-b,\n"
             "                    as scipy.stats.spearmanr / kendalltau\n"
+            "  NaN ranked last   Spearman rho over every row with a target, NaN scores tied\n"
+            "                    below all others (as NAS libraries report a whole space;\n"
+            "                    JSON rho_nan_last)\n"
             "  top-10%%           rho, tau on the rows whose target is above its 90th percentile\n"
             "  top-10%%/top-10%%   |target > p90 and score > p90| / |score > p90| x 100\n"
             "  top-64/top-5%%     of the 64 highest scores, how many have target > p95\n"
@@ -762,6 +765,8 @@ int eps_cmd_eval(int argc, char **argv)
         json_object_set_new(o, "rows", rows);
         json_object_set_new(o, "rho", jnum(t.rho));
         json_object_set_new(o, "tau", jnum(t.tau));
+        json_object_set_new(o, "rho_nan_last", jnum(t.rho_nan_last));
+        json_object_set_new(o, "n_nan_last", json_integer(t.n_nan_last));
         json_object_set_new(o, "rho_top10", jnum(t.rho_top));
         json_object_set_new(o, "tau_top10", jnum(t.tau_top));
         json_object_set_new(o, "n_top10", json_integer(t.n_top));
@@ -792,6 +797,9 @@ int eps_cmd_eval(int argc, char **argv)
         fmt_stat(a, sizeof a, t.rho, "%7.4f");
         fmt_stat(b, sizeof b, t.tau, "%7.4f");
         printf("global         %7s  %7s\n", a, b);
+        fmt_stat(a, sizeof a, t.rho_nan_last, "%7.4f");
+        printf("NaN ranked last %6s           (all %ld rows with a target; NAS libraries' convention)\n", a,
+               t.n_nan_last);
         fmt_stat(a, sizeof a, t.rho_top, "%7.4f");
         fmt_stat(b, sizeof b, t.tau_top, "%7.4f");
         printf("top-10%%        %7s  %7s   (%ld rows with %s %s %.6g)\n", a, b, t.n_top, j.target_name,

@@ -131,6 +131,33 @@ int eps_eval_spearman(const double *x, const double *y, long n, double *rho, eps
     return rc;
 }
 
+int eps_eval_spearman_nan_last(const double *score, const double *target, long n, double *rho, long *used,
+                               eps_error *err)
+{
+    *rho = NAN;
+    *used = 0;
+    double *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x), *y = malloc((size_t)(n > 0 ? n : 1) * sizeof *y);
+    int rc = 0;
+    if (!x || !y) {
+        rc = eps_error_set(err, EPS_ENOMEM, "", "out of memory for %ld rows", n);
+        goto done;
+    }
+    long m = 0;
+    for (long i = 0; i < n; i++) {
+        if (isnan(target[i])) continue;
+        /* below every number: the NaN rows tie for the lowest ranks */
+        x[m] = isnan(score[i]) ? -INFINITY : score[i];
+        y[m] = target[i];
+        m++;
+    }
+    *used = m;
+    rc = eps_eval_spearman(x, y, m, rho, err);
+done:
+    free(x);
+    free(y);
+    return rc;
+}
+
 typedef struct { double x, y; } xy_pair;
 
 static int cmp_xy(const void *a, const void *b)
@@ -233,7 +260,7 @@ int eps_eval_table_compute(const double *score, const double *target, long n, in
     out->n_in = n;
     out->minimize = minimize ? 1 : 0;
     out->rho = out->tau = out->rho_top = out->tau_top = NAN;
-    out->target_p90 = out->target_p95 = out->score_p90 = out->top10_top10 = NAN;
+    out->target_p90 = out->target_p95 = out->score_p90 = out->top10_top10 = out->rho_nan_last = NAN;
     if (n < 0 || n > EPS_EVAL_MAX_ROWS)
         return eps_error_set(err, EPS_ELIMIT, "", "%ld rows (at most %ld)", n, EPS_EVAL_MAX_ROWS);
     size_t sz = (size_t)(n ? n : 1) * sizeof(double);
@@ -261,6 +288,7 @@ int eps_eval_table_compute(const double *score, const double *target, long n, in
         m++;
     }
     out->n = m;
+    if ((rc = eps_eval_spearman_nan_last(score, target, n, &out->rho_nan_last, &out->n_nan_last, err)) < 0) goto done;
     if (m == 0) goto done;
     if ((rc = eps_eval_spearman(s, t, m, &out->rho, err)) < 0) goto done;
     if ((rc = eps_eval_kendall(s, t, m, &out->tau, err)) < 0) goto done;

@@ -38,6 +38,14 @@ int eps_eval_spearman(const double *x, const double *y, long n, double *rho, eps
  * NaN for n < 2 or when x or y is constant. */
 int eps_eval_kendall(const double *x, const double *y, long n, double *tau, eps_error *err);
 
+/* Whole-data Spearman with NaN scores ranked last (the convention of NAS
+ * libraries such as NASLib, which score every architecture): rows whose
+ * target is NaN are left out; a NaN score counts as lower than every number,
+ * so all NaN-score rows tie for the lowest ranks (average rank). *used =
+ * rows kept. Same NaN rules as eps_eval_spearman. */
+int eps_eval_spearman_nan_last(const double *score, const double *target, long n, double *rho, long *used,
+                               eps_error *err);
+
 /* Pearson correlation (NaN for n < 2 or zero variance). */
 double eps_eval_pearson(const double *x, const double *y, long n);
 
@@ -60,6 +68,8 @@ typedef struct eps_eval_table {
     double top10_top10; /* n_both_top / n_score_top * 100 (NaN if n_score_top = 0) */
     long top64_k;       /* min(64, n) highest-scored rows */
     long top64_top5;    /* ... whose target is in its best 5% */
+    double rho_nan_last; /* eps_eval_spearman_nan_last over every row with a target */
+    long n_nan_last;     /* ... rows it used (NaN scores included) */
 } eps_eval_table;
 
 /* Computes the table. With minimize, "better" = -target: the best 10% are

@@ -119,3 +119,20 @@ int eps_cli_request(const char *space, const char *arch, const char *matrix, con
     *out = req;
     return 0;
 }
+
+void eps_cli_batch_help(FILE *f)
+{
+    fprintf(f, "  --batch SPEC        the input batch; default: the space's (docs/batches.md):\n");
+    for (const eps_space *const *p = eps_space_all(); *p; p++) {
+        fprintf(f, "                        %-6s %s", (*p)->name, eps_space_default_batch(*p, NULL));
+        for (const eps_space_dataset *d = (*p)->datasets; d && d->dataset; d++)
+            fprintf(f, "%s%s %s", d == (*p)->datasets ? "  (dataset " : ", ", d->dataset, d->batch);
+        fprintf(f, "%s\n", (*p)->datasets ? ")" : "");
+    }
+    fprintf(f, "                      SPEC is one of:\n");
+    for (const eps_batch_generator *g = eps_batch_generators(); g->prefix; g++)
+        fprintf(f, "                        %-16s %s\n", g->usage, g->sentence);
+    fprintf(f, "  --batch-size N      images (token streams) B, default 256: the spec generated at B, which for\n"
+               "                      every source but ramp and token files is the first B of a larger batch\n"
+               "                      (the service's batch_size means the same)\n");
+}

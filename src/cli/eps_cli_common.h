@@ -3,6 +3,7 @@
 #define EPS_CLI_COMMON_H
 
 #include <jansson.h>
+#include <stdio.h>
 #include "epsinas/core/error.h"
 
 /* Prints "epsinas <cmd>: <msg>" (with the field when set) and returns the
@@ -18,5 +19,10 @@ int eps_cli_json_file(const char *flag, const char *path, size_t max, json_t **o
  * the space's own object), --recipe FILE. Caller owns *out. */
 int eps_cli_request(const char *space, const char *arch, const char *matrix, const char *ops, const char *spec,
                     const char *recipe, json_t **out, eps_error *err);
+
+/* Prints the --batch / --batch-size help shared by score and sweep: every
+ * generator's sentence and each space's default (from the space registry,
+ * so it is what a run without --batch uses). */
+void eps_cli_batch_help(FILE *f);
 
 #endif

@@ -24,10 +24,9 @@ static void score_usage(FILE *f)
             "  --space graph --spec FILE      generic layer graph (see README)\n"
             "  --space nlp --recipe FILE      NAS-Bench-NLP recipe\n"
             "  --spec FILE                    any request object {\"space\": ..., ...}\n\n"
-            "options:\n"
-            "  --batch SPEC        ramp (default), cifar10:PATH, npy:PATH, gaussian:SEED,\n"
-            "                      tokens:SEED (nlp default: tokens:1), tokens-file:PATH\n"
-            "  --batch-size N      images (or token streams) in the batch (default 256)\n"
+            "options:\n");
+    eps_cli_batch_help(f);
+    fprintf(f,
             "  --weights A,B       the two constant weights (default: the space's, nb201 1e-7,1)\n"
             "  --engine fast|dense fast = exact single-plane engine (default); dense = full tensors\n"
             "  --json              one JSON object instead of text\n"
@@ -114,7 +113,10 @@ int eps_cmd_score(int argc, char **argv)
         json_decref(req);
         return eps_cli_fail("score", &err);
     }
-    if (!batch_spec) batch_spec = arch_v.space->batch_kind == EPS_BATCH_TOKENS ? "tokens:1" : "ramp";
+    if (!batch_spec) {
+        json_t *jd = json_object_get(req, "dataset");
+        batch_spec = eps_space_default_batch(arch_v.space, json_is_string(jd) ? json_string_value(jd) : NULL);
+    }
     eps_batch batch;
     if (eps_batch_load(batch_spec, (int)bs, &batch, &err)) {
         eps_arch_free(&arch_v);

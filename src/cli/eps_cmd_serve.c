@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "epsinas/spaces/space.h"
 #include "epsinas/core/batch.h"
 #include "epsinas/service/config.h"
 #include "epsinas/engine/engine.h"
@@ -50,39 +51,83 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-/* Built-in batches, each unless the configuration names its own:
- * "default" (images, what image spaces use when a request names none) and
- * "tokens" (what token spaces such as nlp use when a request names none). */
-static const struct {
-    const char *name, *spec;
-} builtin[] = {{"default", "ramp"}, {"tokens", "tokens:1"}};
+/* Built-in batches, each unless the configuration names its own: the
+ * default spec of every space (and dataset) under its own name ("ramp",
+ * "tokens:1", ...), so a request without "batch" finds its space's, plus the
+ * aliases "default" (ramp) and "tokens" (tokens:1) that requests named
+ * before defaults were per space. */
+#define MAX_BUILTIN 32
+static int builtin_specs(const char *names[], const char *specs[])
+{
+    int n = 0;
+    names[n] = "default", specs[n++] = "ramp";
+    names[n] = "tokens", specs[n++] = "tokens:1";
+    for (const eps_space *const *p = eps_space_all(); *p; p++)
+        for (int k = -1; k < 0 || ((*p)->datasets && (*p)->datasets[k].dataset); k++) {
+            const char *spec = k < 0 ? (*p)->default_batch : (*p)->datasets[k].batch;
+            int seen = !spec;
+            for (int i = 0; i < n && !seen; i++) seen = !strcmp(names[i], spec);
+            if (!seen && n < MAX_BUILTIN) names[n] = spec, specs[n++] = spec;
+        }
+    return n;
+}
+
+static int given(const eps_config *cfg, const char *name)
+{
+    size_t len = strlen(name);
+    for (int i = 0; i < cfg->n_batches; i++)
+        if (!strncmp(cfg->batches[i], name, len) && cfg->batches[i][len] == '=') return 1;
+    return 0;
+}
+
+/* Loads one batch into nb with its size-hash memo (see batch.h). */
+static int load_one(eps_named_batch *nb, const char *name, const char *spec, int size, int builtin, eps_error *err)
+{
+    snprintf(nb->name, sizeof nb->name, "%s", name);
+    nb->builtin = builtin;
+    int rc = eps_batch_load(spec, size, &nb->batch, err);
+    if (rc < 0) return rc;
+    nb->size_hash = calloc((size_t)nb->batch.n + 1, sizeof *nb->size_hash);
+    if (!nb->size_hash) {
+        eps_batch_free(&nb->batch);
+        return eps_error_set(err, EPS_ENOMEM, "batch", "out of memory");
+    }
+    return 0;
+}
+
+static void free_batches(eps_named_batch *nb, int n)
+{
+    for (int k = 0; k < n; k++) {
+        eps_batch_free(&nb[k].batch);
+        free(nb[k].size_hash);
+        nb[k].size_hash = NULL;
+    }
+}
 
 static int load_batches(const eps_config *cfg, eps_named_batch *nb, int *n_out)
 {
     int n = 0;
     eps_error err;
-    for (size_t b = 0; b < sizeof builtin / sizeof builtin[0]; b++) {
-        size_t len = strlen(builtin[b].name);
-        int given = 0;
-        for (int i = 0; i < cfg->n_batches; i++)
-            if (!strncmp(cfg->batches[i], builtin[b].name, len) && cfg->batches[i][len] == '=') given = 1;
-        if (given) continue;
+    const char *names[MAX_BUILTIN], *specs[MAX_BUILTIN];
+    int nbuiltin = builtin_specs(names, specs);
+    for (int b = 0; b < nbuiltin; b++) {
+        if (given(cfg, names[b])) continue;
         eps_error_clear(&err);
-        snprintf(nb[n].name, sizeof nb[n].name, "%s", builtin[b].name);
-        if (eps_batch_load(builtin[b].spec, (int)cfg->batch_size, &nb[n].batch, &err) < 0) {
-            fprintf(stderr, "epsinas serve: built-in batch %s (%s): %s\n", builtin[b].name, builtin[b].spec, err.msg);
-            for (int k = 0; k < n; k++) eps_batch_free(&nb[k].batch);
+        if (load_one(&nb[n], names[b], specs[b], (int)cfg->batch_size, 1, &err) < 0) {
+            fprintf(stderr, "epsinas serve: built-in batch %s (%s): %s\n", names[b], specs[b], err.msg);
+            free_batches(nb, n);
             return err.code == EPS_EINVAL ? 2 : 1;
         }
         n++;
     }
     for (int i = 0; i < cfg->n_batches; i++) {
         const char *eq = strchr(cfg->batches[i], '=');
+        char name[65];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - cfg->batches[i]), cfg->batches[i]);
         eps_error_clear(&err);
-        snprintf(nb[n].name, sizeof nb[n].name, "%.*s", (int)(eq - cfg->batches[i]), cfg->batches[i]);
-        if (eps_batch_load(eq + 1, (int)cfg->batch_size, &nb[n].batch, &err) < 0) {
+        if (load_one(&nb[n], name, eq + 1, (int)cfg->batch_size, 0, &err) < 0) {
             fprintf(stderr, "epsinas serve: --batch %s: %s\n", cfg->batches[i], err.msg);
-            for (int k = 0; k < n; k++) eps_batch_free(&nb[k].batch);
+            free_batches(nb, n);
             return err.code == EPS_EINVAL || err.code == EPS_EIO ? 2 : 1;
         }
         n++;
@@ -113,7 +158,7 @@ int eps_cmd_serve(int argc, char **argv)
     openblas_set_num_threads(1);
     eps_engine_blas_quiet(); /* workers run BLAS single-threaded: no pool */
 
-    static eps_named_batch batches[EPS_CONFIG_MAX_BATCHES + 2];
+    static eps_named_batch batches[EPS_CONFIG_MAX_BATCHES + MAX_BUILTIN];
     int nb = 0;
     rc = load_batches(&cfg, batches, &nb);
     if (rc) {
@@ -138,7 +183,7 @@ int eps_cmd_serve(int argc, char **argv)
     rc = eps_server_start(&cfg, batches, nb, &srv, &err);
     if (rc < 0) {
         fprintf(stderr, "epsinas serve: %s\n", err.msg);
-        for (int i = 0; i < nb; i++) eps_batch_free(&batches[i].batch);
+        free_batches(batches, nb);
         eps_config_free(&cfg);
         return rc == EPS_EINVAL ? 2 : 1;
     }
@@ -170,7 +215,7 @@ int eps_cmd_serve(int argc, char **argv)
         _exit(0); /* a worker may still read the batches: do not free them */
     }
     eps_log(EPS_LOG_INFO, "stopped (%ld requests were cut short)", left);
-    for (int i = 0; i < nb; i++) eps_batch_free(&batches[i].batch);
+    free_batches(batches, nb);
     eps_config_free(&cfg);
     return 0;
 }

@@ -105,8 +105,6 @@ static void usage(FILE *f)
             "  --shards N          as --shard K/N with K from $JOB_COMPLETION_INDEX (Kubernetes\n"
             "                      Indexed Job); when that is set, --shard or --shards is required\n"
             "  --threads N         worker threads (default: all CPUs)\n"
-            "  --batch SPEC        as in 'epsinas score' (default ramp; nlp: tokens:1)\n"
-            "  --batch-size N      default 256\n"
             "  --weights A,B       default: the space's\n"
             "  --engine fast|dense default fast\n"
             "  --server URL        score through a running service (one replica or a load balancer) instead\n"
@@ -116,6 +114,7 @@ static void usage(FILE *f)
             "  --concurrency N     requests in flight with --server (default 8)\n"
             "  --token T           bearer token for --server (env EPSINAS_API_TOKEN)\n"
             "  --attempts N        tries per architecture with --server (default 8)\n");
+    eps_cli_batch_help(f);
 }
 
 static void free_rows(sweep *S)
@@ -623,7 +622,7 @@ int eps_cmd_sweep(int argc, char **argv)
     int fresh = 1;
     if (!rc) rc = resume(&S, out, &fresh, &err);
     const eps_space *sp = eps_space_find(S.space);
-    if (!batch_spec && !ropt.url) batch_spec = sp->batch_kind == EPS_BATCH_TOKENS ? "tokens:1" : "ramp";
+    if (!batch_spec && !ropt.url) batch_spec = eps_space_default_batch(sp, NULL);
     if (ropt.url) {
         /* the service holds the batch: only its name and size travel */
         S.batch_name = batch_spec;

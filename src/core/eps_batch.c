@@ -5,6 +5,7 @@
 #include "epsinas/core/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -371,12 +372,11 @@ out:
     return rc;
 }
 
-int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err)
+/* Loads spec at n >= 1 images (the public entry point asks n >= 2; the
+ * service's batch_size may narrow to 1). */
+static int load_spec(const char *spec, int n, eps_batch *out, eps_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (!spec || !*spec) return eps_error_set(err, EPS_EINVAL, "batch", "empty batch spec");
-    if (n < 2 || n > EPS_BATCH_MAX)
-        return eps_error_set(err, EPS_EINVAL, "batch_size", "batch size %d is out of range [2, %d]", n, EPS_BATCH_MAX);
     int rc;
     if (!strcmp(spec, "ramp")) rc = load_ramp(out, n, err);
     else if (!strncmp(spec, "gaussian:", 9)) rc = load_gaussian(out, n, spec + 9, err);
@@ -400,6 +400,120 @@ int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err)
     snprintf(out->source, sizeof out->source, "%s", spec);
     eps_batch_set_hash(out);
     return 0;
+}
+
+int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!spec || !*spec) return eps_error_set(err, EPS_EINVAL, "batch", "empty batch spec");
+    if (n < 2 || n > EPS_BATCH_MAX)
+        return eps_error_set(err, EPS_EINVAL, "batch_size", "batch size %d is out of range [2, %d]", n, EPS_BATCH_MAX);
+    return load_spec(spec, n, out, err);
+}
+
+static const eps_batch_generator generators[] = {
+    {"ramp", "ramp", "image i of B is one grey level i/B in every pixel and channel (not normalised; the paper's "
+                     "synthetic batch)"},
+    {"gaussian:", "gaussian:SEED", "independent standard normal values, one splitmix64 stream in NCHW order "
+                                   "(Box-Muller pairs)"},
+    {"smooth:", "smooth:SEED", "per image and channel, white normal noise blurred by a wrapping Gaussian of sigma 2 "
+                               "px, standardised to mean 0 and std 1"},
+    {"pink:", "pink:SEED", "per image and channel, 1/f noise: normal grids of 2, 4, ... 32 cells bilinearly "
+                           "upsampled with amplitude 1/cells, summed and standardised"},
+    {"leaves:", "leaves:SEED", "dead-leaves images: 128 random-colour discs with radii ~ r^-3 in [1, 16] px over a "
+                               "random background, CIFAR-10-normalised"},
+    {"levels:", "levels:SEED", "image i is one random grey level in [0, 1) (a ramp in random order that does not "
+                               "depend on B; not normalised)"},
+    {"cifar10:", "cifar10:PATH", "the first B records of a CIFAR-10 binary file, CIFAR-10-normalised"},
+    {"npy:", "npy:PATH", "the first B images of a .npy file (float32 NCHW as is, uint8 NHWC CIFAR-10-normalised)"},
+    {"tokens:", "tokens:SEED", "NLP: synthetic token streams, 70 steps (see nlp.h)"},
+    {"tokens-file:", "tokens-file:PATH", "NLP: a whitespace-tokenised text file cut into B streams of 70 steps"},
+    {NULL, NULL, NULL},
+};
+
+const eps_batch_generator *eps_batch_generators(void) { return generators; }
+
+const char *eps_batch_describe(const char *spec)
+{
+    if (!spec) return NULL;
+    for (const eps_batch_generator *g = generators; g->prefix; g++) {
+        size_t n = strlen(g->prefix);
+        if (g->prefix[n - 1] == ':' ? !strncmp(spec, g->prefix, n) : !strcmp(spec, g->prefix)) return g->sentence;
+    }
+    return NULL;
+}
+
+int eps_batch_prefix_stable(const eps_batch *b)
+{
+    /* ramp's levels are i/B and token files are cut into B streams: both
+     * change with B; every other image source makes image i from i alone. */
+    return b->kind == EPS_BATCH_IMAGES && strcmp(b->source, "ramp") != 0;
+}
+
+int eps_batch_at_size(const eps_batch *b, int n, eps_batch *out, int *owned, eps_error *err)
+{
+    *owned = 0;
+    if (n < 1 || n > b->n)
+        return eps_error_set(err, EPS_EINVAL, "batch_size", "batch size %d is out of range [1, %d]", n, b->n);
+    if (n == b->n || eps_batch_prefix_stable(b)) {
+        *out = *b;
+        out->n = n; /* NCHW: the first n images are a prefix */
+        if (n != b->n) eps_batch_set_hash(out);
+        return 0;
+    }
+    if (!strncmp(b->source, "tokens-file:", 12))
+        return eps_error_set(err, EPS_EINVAL, "batch_size",
+                             "a tokens-file batch is scored at the size it was loaded with (%d streams); load it at "
+                             "%d streams instead", b->n, n);
+    int rc = load_spec(b->source, n, out, err);
+    if (rc == 0) *owned = 1;
+    return rc;
+}
+
+static pthread_mutex_t memo_mu = PTHREAD_MUTEX_INITIALIZER;
+
+int eps_named_batch_hash(const eps_named_batch *nb, int n, char out[17], eps_error *err)
+{
+    if (n == nb->batch.n) {
+        memcpy(out, nb->batch.hash, 17);
+        return 0;
+    }
+    if (nb->size_hash && n >= 1 && n <= nb->batch.n) {
+        pthread_mutex_lock(&memo_mu);
+        int have = nb->size_hash[n][0] != 0;
+        if (have) memcpy(out, nb->size_hash[n], 17);
+        pthread_mutex_unlock(&memo_mu);
+        if (have) return 0;
+    }
+    eps_batch v;
+    int owned;
+    int rc = eps_batch_at_size(&nb->batch, n, &v, &owned, err);
+    if (rc) return rc;
+    memcpy(out, v.hash, 17);
+    if (owned) eps_batch_free(&v);
+    if (nb->size_hash) {
+        pthread_mutex_lock(&memo_mu);
+        memcpy(nb->size_hash[n], out, 17);
+        pthread_mutex_unlock(&memo_mu);
+    }
+    return 0;
+}
+
+const eps_named_batch *eps_named_batch_find(const eps_named_batch *b, int n, const char *name)
+{
+    for (int i = 0; name && i < n; i++)
+        if (!strcmp(b[i].name, name)) return &b[i];
+    return NULL;
+}
+
+const eps_named_batch *eps_named_batch_pick(const eps_named_batch *b, int n, const char *requested,
+                                            const char *space_default, eps_batch_kind kind)
+{
+    if (requested) return eps_named_batch_find(b, n, requested);
+    /* an operator's own "default" / "tokens" still wins, as before per-space defaults */
+    const eps_named_batch *o = eps_named_batch_find(b, n, kind == EPS_BATCH_TOKENS ? "tokens" : "default");
+    if (o && !o->builtin) return o;
+    return eps_named_batch_find(b, n, space_default);
 }
 
 void eps_batch_free(eps_batch *b)

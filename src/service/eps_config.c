@@ -60,7 +60,9 @@ static const eps_config_opt options[] = {
      "require 'Authorization: Bearer TOKEN' on /v1/* (health, /v2, /metrics exempt); empty = off",
      OFF(api_token)},
     {"--batch", "EPSINAS_BATCH", EPS_OPT_LIST, "", 1, 1023, NULL,
-     "NAME=SPEC, repeatable (env: ';'-separated); built in unless given: default=ramp, tokens=tokens:1",
+     "NAME=SPEC, repeatable (env: ';'-separated); built in unless given: every space's default batch under "
+     "its spec as name (GET /v1/spaces), and the aliases default=ramp, tokens=tokens:1; naming default or tokens "
+     "yourself makes it what image / token spaces use when a request names no batch",
      OFF(batches)},
     {"--batch-size", "EPSINAS_BATCH_SIZE", EPS_OPT_INT, "256", 1, 4096, NULL,
      "images (or token streams) loaded per batch", OFF(batch_size)},

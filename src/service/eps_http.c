@@ -532,6 +532,7 @@ typedef struct sjob {
     double w[2];
     const eps_named_batch *nb;
     int batch_size;
+    char batch_hash[17];  /* content hash of nb at batch_size (part of the cache key) */
     eps_engine_kind engine;
     int rc;
     eps_error err;
@@ -543,28 +544,6 @@ typedef struct sjob {
 /* Set while score_done resolves waiters with a value read from the shared
  * tier (item_resolved runs on the same thread): those answers are cache hits. */
 static _Thread_local int resolving_backend_hit;
-
-/* A batch restricted to its first n images / streams. Token streams are
- * interleaved ([step][stream]) so those need a copy (*tmp, caller frees). */
-static eps_batch batch_view(const eps_batch *b, int n, int32_t **tmp)
-{
-    eps_batch v = *b;
-    *tmp = NULL;
-    if (n >= b->n) return v;
-    v.n = n;
-    if (b->kind == EPS_BATCH_TOKENS && b->tokens) {
-        int32_t *t = malloc(sizeof(int32_t) * (size_t)n * (size_t)b->steps);
-        if (t) {
-            for (int st = 0; st < b->steps; st++)
-                memcpy(t + (size_t)st * n, b->tokens + (size_t)st * b->n, sizeof(int32_t) * (size_t)n);
-            v.tokens = t;
-            *tmp = t;
-        } else {
-            v.n = b->n; /* cannot narrow: caller sees the error below */
-        }
-    }
-    return v;
-}
 
 /* Shortest decimal text that reads back as exactly v (15..17 digits): a
  * score must round-trip (sweep --server writes the same CSV as a local
@@ -703,18 +682,15 @@ static void score_work(eps_job *j)
         return;
     }
     eps_metrics_queue_wait((double)(j->t_start_ns - j->t_submit_ns) / 1e9);
-    int32_t *tmp = NULL;
-    eps_batch v = batch_view(&sj->nb->batch, sj->batch_size, &tmp);
-    if (v.n != sj->batch_size) {
-        sj->rc = eps_error_set(&sj->err, EPS_ENOMEM, "", "out of memory narrowing the batch");
-        return;
-    }
+    eps_batch v; /* the batch's spec at batch_size: a view, or generated anew (ramp, tokens) */
+    int owned = 0;
+    if ((sj->rc = eps_batch_at_size(&sj->nb->batch, sj->batch_size, &v, &owned, &sj->err)) < 0) return;
     eps_run_opts opts = {.engine = sj->engine, .cancel = &j->cancel, .stop_early = 1};
     eps_score sc;
     int64_t t0 = eps_now_ns();
     eps_metrics_computation();
     sj->rc = eps_arch_score(&sj->arch, &v, sj->w, &opts, &sc, &sj->err);
-    free(tmp);
+    if (owned) eps_batch_free(&v);
     if (sj->rc < 0) return;
     eps_metrics_score(space_index(sj->arch.space), (double)(eps_now_ns() - t0) / 1e9);
     json_t *o = json_object();
@@ -726,7 +702,7 @@ static void score_work(eps_job *j)
     json_object_set_new(o, "params", json_integer(sj->arch.params));
     json_object_set_new(o, "macs", json_integer(sj->arch.macs));
     json_object_set_new(o, "weights", json_pack("[ff]", sj->w[0], sj->w[1]));
-    json_object_set_new(o, "batch_hash", json_string(sj->nb->batch.hash));
+    json_object_set_new(o, "batch_hash", json_string(sj->batch_hash));
     json_object_set_new(o, "batch_size", json_integer(sj->batch_size));
     json_object_set_new(o, "engine", json_string(eps_engine_name(sj->engine)));
     sj->blob = dumps_exact(o);
@@ -872,27 +848,25 @@ static void start_item(req *r, int idx, json_t *o)
         it->status = it->val ? st : 500;
         return;
     }
-    /* default batch: "default" (images) or "tokens" for token spaces */
-    const char *bname = sj->arch.space->batch_kind == EPS_BATCH_TOKENS ? "tokens" : "default";
-    json_t *jb = json_object_get(o, "batch");
-    if (jb) {
-        if (!json_is_string(jb)) {
-            eps_arch_free(&sj->arch);
-            free(sj);
-            return item_fail(it, 400, "invalid_input", "'batch' must be a string", "batch");
-        }
-        bname = json_string_value(jb);
+    /* no "batch": the space's default (per dataset where it has them) */
+    json_t *jb = json_object_get(o, "batch"), *jd = json_object_get(o, "dataset");
+    if (jb && !json_is_string(jb)) {
+        eps_arch_free(&sj->arch);
+        free(sj);
+        return item_fail(it, 400, "invalid_input", "'batch' must be a string", "batch");
     }
-    const eps_named_batch *nb = NULL;
-    for (int i = 0; i < s->n_batches; i++)
-        if (!strcmp(s->batches[i].name, bname)) nb = &s->batches[i];
+    const char *bname = jb ? json_string_value(jb) : NULL;
+    const char *dflt = eps_space_default_batch(sj->arch.space, json_is_string(jd) ? json_string_value(jd) : NULL);
+    const eps_named_batch *nb =
+        eps_named_batch_pick(s->batches, s->n_batches, bname, dflt, sj->arch.space->batch_kind);
     if (!nb) {
         char names[512] = "", msg[700];
         for (int i = 0; i < s->n_batches; i++) {
             if (i) strncat(names, ", ", sizeof names - strlen(names) - 1);
             strncat(names, s->batches[i].name, sizeof names - strlen(names) - 1);
         }
-        snprintf(msg, sizeof msg, "unknown batch '%.64s' (loaded: %s; see GET /v1/batches)", bname, names);
+        snprintf(msg, sizeof msg, "unknown batch '%.64s' (loaded: %s; see GET /v1/batches)", bname ? bname : dflt,
+                 names);
         eps_arch_free(&sj->arch);
         free(sj);
         return item_fail(it, 400, "invalid_input", msg, "batch");
@@ -936,9 +910,14 @@ static void start_item(req *r, int idx, json_t *o)
     sj->batch_size = bs;
     sj->engine = engine;
     sj->s = s;
+    if (eps_named_batch_hash(nb, bs, sj->batch_hash, &err) < 0) {
+        eps_arch_free(&sj->arch);
+        free(sj);
+        return item_fail(it, err.code == EPS_EINVAL ? 400 : 500, eps_error_code_name(err.code), err.msg, err.field);
+    }
 
     eps_cache_key key;
-    if (eps_cache_key_for_arch(&key, &sj->arch, w, nb->batch.hash, bs, eps_engine_name(engine)) < 0) {
+    if (eps_cache_key_for_arch(&key, &sj->arch, w, sj->batch_hash, bs, eps_engine_name(engine)) < 0) {
         eps_arch_free(&sj->arch);
         free(sj);
         return item_fail(it, 500, "out_of_memory", "out of memory", "");
@@ -1588,17 +1567,34 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* The name of the batch a request without "batch" uses in space x for
+ * dataset ds (NULL: the space's own default). */
+static const char *default_batch_name(const eps_server *s, const eps_space *x, const char *ds)
+{
+    const eps_named_batch *nb =
+        eps_named_batch_pick(s->batches, s->n_batches, NULL, eps_space_default_batch(x, ds), x->batch_kind);
+    return nb ? nb->name : eps_space_default_batch(x, ds);
+}
+
 static int build_static_docs(eps_server *s)
 {
-    json_t *sp = json_array();
+    json_t *sp = json_array(), *defaults = json_object();
     for (const eps_space *const *p = eps_space_all(); *p; p++) {
         const eps_space *x = *p;
         json_t *ops = json_array();
         for (const char *const *o = x->op_names; o && *o; o++) json_array_append_new(ops, json_string(*o));
-        json_array_append_new(sp, json_pack("{s:s,s:s,s:[f,f],s:s,s:o,s:s}", "name", x->name, "title",
-                                            x->title ? x->title : x->name, "weights", x->w1, x->w2, "batch_kind",
-                                            x->batch_kind == EPS_BATCH_IMAGES ? "images" : "tokens", "ops", ops,
-                                            "limits", x->limits ? x->limits : ""));
+        json_t *o = json_pack("{s:s,s:s,s:[f,f],s:s,s:o,s:s,s:s}", "name", x->name, "title",
+                              x->title ? x->title : x->name, "weights", x->w1, x->w2, "batch_kind",
+                              x->batch_kind == EPS_BATCH_IMAGES ? "images" : "tokens", "ops", ops, "limits",
+                              x->limits ? x->limits : "", "default_batch", default_batch_name(s, x, NULL));
+        if (o && x->datasets) {
+            json_t *d = json_object();
+            for (const eps_space_dataset *e = x->datasets; e->dataset; e++)
+                json_object_set_new(d, e->dataset, json_string(default_batch_name(s, x, e->dataset)));
+            json_object_set_new(o, "dataset_batches", d);
+        }
+        json_object_set_new(defaults, x->name, json_string(default_batch_name(s, x, NULL)));
+        json_array_append_new(sp, o);
     }
     json_t *doc = json_pack("{s:o,s:[s,s],s:{s:I,s:I,s:I,s:I}}", "spaces", sp, "engines", "fast", "dense", "limits",
                             "body_bytes", (json_int_t)s->body_limit, "max_batch_items", (json_int_t)s->max_items,
@@ -1606,12 +1602,15 @@ static int build_static_docs(eps_server *s)
     json_t *bl = json_array();
     for (int i = 0; i < s->n_batches; i++) {
         const eps_batch *b = &s->batches[i].batch;
+        const char *what = eps_batch_describe(b->source);
         json_t *shape = b->kind == EPS_BATCH_IMAGES ? json_pack("[i,i,i]", b->c, b->h, b->w) : json_pack("[i]", b->steps);
-        json_array_append_new(bl, json_pack("{s:s,s:s,s:s,s:i,s:o,s:s}", "name", s->batches[i].name, "source",
-                                            b->source, "kind", b->kind == EPS_BATCH_IMAGES ? "images" : "tokens",
-                                            "size", b->n, "shape", shape, "hash", b->hash));
+        json_array_append_new(bl, json_pack("{s:s,s:s,s:s,s:i,s:o,s:s,s:s,s:b,s:b}", "name", s->batches[i].name,
+                                            "source", b->source, "kind",
+                                            b->kind == EPS_BATCH_IMAGES ? "images" : "tokens", "size", b->n, "shape",
+                                            shape, "hash", b->hash, "generator", what ? what : "", "builtin",
+                                            s->batches[i].builtin, "prefix_stable", eps_batch_prefix_stable(b)));
     }
-    json_t *bdoc = json_pack("{s:o,s:s}", "batches", bl, "default", "default");
+    json_t *bdoc = json_pack("{s:o,s:o}", "batches", bl, "defaults", defaults);
     json_t *meta = json_pack("{s:s,s:s,s:[s,s,s,s]}", "name", "epsinas", "version", EPS_VERSION, "extensions",
                              "score", "score_batch", "scores_by_hash", "metrics");
     if (!doc || !bdoc || !meta) {

@@ -165,6 +165,7 @@ typedef struct prepared {
     eps_arch arch;
     const eps_named_batch *nb;
     int bs;
+    char batch_hash[17]; /* nb's content hash at bs */
     double w[2];
     eps_engine_kind engine;
 } prepared;
@@ -194,18 +195,17 @@ static int prepare(eps_jobs *J, json_t *o, prepared *p, eps_error *err)
         if (err && !*err->field) snprintf(err->field, sizeof err->field, "arch");
         return rc;
     }
-    const char *bname = p->arch.space->batch_kind == EPS_BATCH_TOKENS ? "tokens" : "default";
-    json_t *jb = json_object_get(o, "batch");
+    json_t *jb = json_object_get(o, "batch"), *jd = json_object_get(o, "dataset");
     if (jb && !json_is_string(jb)) {
         eps_arch_free(&p->arch);
         return eps_error_set(err, EPS_EINVAL, "batch", "'batch' must be a string");
     }
-    if (jb) bname = json_string_value(jb);
-    for (int i = 0; i < J->n_batches; i++)
-        if (!strcmp(J->batches[i].name, bname)) p->nb = &J->batches[i];
+    const char *bname = jb ? json_string_value(jb) : NULL;
+    const char *dflt = eps_space_default_batch(p->arch.space, json_is_string(jd) ? json_string_value(jd) : NULL);
+    p->nb = eps_named_batch_pick(J->batches, J->n_batches, bname, dflt, p->arch.space->batch_kind);
     if (!p->nb) {
         eps_arch_free(&p->arch);
-        return eps_error_set(err, EPS_EINVAL, "batch", "unknown batch '%.64s' (see GET /v1/batches)", bname);
+        return eps_error_set(err, EPS_EINVAL, "batch", "unknown batch '%.64s' (see GET /v1/batches)", bname ? bname : dflt);
     }
     if (p->arch.space->batch_kind != p->nb->batch.kind) {
         eps_arch_free(&p->arch);
@@ -222,6 +222,10 @@ static int prepare(eps_jobs *J, json_t *o, prepared *p, eps_error *err)
                                  p->nb->batch.n, p->nb->name);
         }
         p->bs = (int)json_integer_value(jbs);
+    }
+    if ((rc = eps_named_batch_hash(p->nb, p->bs, p->batch_hash, err)) < 0) {
+        eps_arch_free(&p->arch);
+        return rc;
     }
     if (p->arch.graph.n > 0) {
         int rc = eps_memest_check(&p->arch.graph, p->bs, p->engine, J->cfg.max_request_memory, err);
@@ -553,15 +557,13 @@ static void job_work(eps_job *qj)
         return;
     }
     eps_run_opts opts = {.engine = w->p.engine, .cancel = &qj->cancel, .stop_early = 1};
-    eps_batch v = w->p.nb->batch;
-    if (w->p.bs < v.n && v.kind == EPS_BATCH_TOKENS) { /* interleaved streams: narrowing needs a copy */
-        w->rc = eps_error_set(&w->err, EPS_EINVAL, "batch_size", "jobs score token batches at their full size");
-        return;
-    }
-    v.n = w->p.bs;
+    eps_batch v; /* the spec at bs, as /v1/score scores it */
+    int owned = 0;
+    if ((w->rc = eps_batch_at_size(&w->p.nb->batch, w->p.bs, &v, &owned, &w->err)) < 0) return;
     eps_score sc;
     eps_metrics_computation();
     w->rc = eps_arch_score(&w->p.arch, &v, w->p.w, &opts, &sc, &w->err);
+    if (owned) eps_batch_free(&v);
     if (w->rc < 0) return;
     const eps_arch *a = &w->p.arch;
     json_t *o = json_object();
@@ -573,7 +575,7 @@ static void job_work(eps_job *qj)
     json_object_set_new(o, "params", json_integer(a->params));
     json_object_set_new(o, "macs", json_integer(a->macs));
     json_object_set_new(o, "weights", json_pack("[ff]", w->p.w[0], w->p.w[1]));
-    json_object_set_new(o, "batch_hash", json_string(w->p.nb->batch.hash));
+    json_object_set_new(o, "batch_hash", json_string(w->p.batch_hash));
     json_object_set_new(o, "batch_size", json_integer(w->p.bs));
     json_object_set_new(o, "engine", json_string(eps_engine_name(w->p.engine)));
     w->blob = json_dumps(o, JFLAGS);
@@ -676,7 +678,7 @@ static void start_one(eps_jobs *J, jjob *j, long idx)
     it->macs = p.arch.macs;
     eps_cache_key key;
     if (eps_cache_key_make(&key, p.arch.space->name, p.arch.canonical ? p.arch.canonical : "", p.arch.hash, p.w,
-                           p.nb->batch.hash, p.bs, eps_engine_name(p.engine), EPS_VERSION) < 0) {
+                           p.batch_hash, p.bs, eps_engine_name(p.engine), EPS_VERSION) < 0) {
         eps_arch_free(&p.arch);
         item_now(it, 503, NULL); /* out of memory: retried */
         return;

@@ -428,6 +428,7 @@ const eps_space eps_graph_space = {
     .w1 = 1e-7,
     .w2 = 1,
     .batch_kind = EPS_BATCH_IMAGES,
+    .default_batch = "ramp",
     .op_names = eps_gspace_op_names,
     .fields = graph_fields,
     .limits = "at most 512 nodes, 4096 channels, 256x256 positions, 2M values per node per image, fan-in 32, "

@@ -347,6 +347,7 @@ const eps_space eps_nb101_space = {
     .w1 = 1e-4,
     .w2 = 10,
     .batch_kind = EPS_BATCH_IMAGES,
+    .default_batch = "leaves:1",
     .op_names = eps_nb101_op_names,
     .fields = nb101_fields,
     .limits = "2-7 vertices, at most 9 edges after pruning, 3 x 32 x 32 images",

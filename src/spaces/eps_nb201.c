@@ -229,12 +229,24 @@ static int nb201_from_json(const json_t *req, eps_arch *out, eps_error *err)
 /* Request fields this space reads (see eps_space.fields). */
 static const char *const nb201_fields[] = {"arch", NULL};
 
+/* NB201's default batch per dataset (docs/batches.md): the study ran on
+ * CIFAR-10 accuracy; CIFAR-100 shares it until it is measured on its own,
+ * and a dataset not listed (ImageNet16-120) falls back to the space's. */
+#define EPS_NB201_DEFAULT_BATCH "ramp"
+static const eps_space_dataset nb201_datasets[] = {
+    {"cifar10", EPS_NB201_DEFAULT_BATCH},
+    {"cifar100", EPS_NB201_DEFAULT_BATCH},
+    {NULL, NULL},
+};
+
 const eps_space eps_nb201_space = {
     .name = "nb201",
     .title = "NAS-Bench-201 (C=16, N=5, one output)",
     .w1 = 1e-7,
     .w2 = 1.0,
     .batch_kind = EPS_BATCH_IMAGES,
+    .default_batch = EPS_NB201_DEFAULT_BATCH,
+    .datasets = nb201_datasets,
     .op_names = eps_nb201_op_names,
     .fields = nb201_fields,
     .limits = "arch: a cell string of at most 160 bytes",

@@ -664,6 +664,7 @@ const eps_space eps_nlp_space = {
     .w1 = 1e-5,
     .w2 = 1e-3,
     .batch_kind = EPS_BATCH_TOKENS,
+    .default_batch = "tokens:1",
     .op_names = eps_nlp_op_names,
     .fields = nlp_fields,
     .limits = "at most 256 recipe nodes, 64 KiB recipe text, vocab_size <= 1000000, token batches of 70 steps",

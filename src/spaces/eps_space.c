@@ -27,6 +27,13 @@ const eps_space *eps_space_find(const char *name)
     return NULL;
 }
 
+const char *eps_space_default_batch(const eps_space *s, const char *dataset)
+{
+    for (const eps_space_dataset *d = s->datasets; d && dataset && d->dataset; d++)
+        if (!strcmp(d->dataset, dataset)) return d->batch;
+    return s->default_batch ? s->default_batch : s->batch_kind == EPS_BATCH_TOKENS ? "tokens:1" : "ramp";
+}
+
 const char *const eps_request_common_fields[] = {"space", "id", "engine", "weights", "batch", "batch_size", NULL};
 
 static int listed(const char *const *list, const char *k)

@@ -2,7 +2,7 @@
  *
  * Spec strings (CLI --batch, service --batch NAME=SPEC):
  *   ramp               image i of B: every pixel of every channel = i/B
- *                      (not normalised; the embedded default)
+ *                      (not normalised; NB201's default)
  *   cifar10:PATH       CIFAR-10 binary records (1 label byte + 3072 bytes),
  *                      first B images, scaled to [0,1] and normalised per
  *                      channel with mean (125.3,123.0,113.9)/255 and std
@@ -11,9 +11,15 @@
  *                      NHWC (B,32,32,3) normalised like cifar10
  *   gaussian:SEED      standard normal, from the generator documented in
  *                      eps_batch.c (splitmix64 + Box-Muller, NCHW order)
+ *   smooth:SEED        blurred normal noise, pink:SEED 1/f noise,
+ *   leaves:SEED        dead-leaves images, levels:SEED random grey levels:
+ *                      see eps_batch_generators() and docs/batches.md
  *   tokens:SEED        NLP: streams x steps token ids (see nlp.h)
  *   tokens-file:PATH   NLP: whitespace-tokenised text file
- * The first B images are used; a file with fewer than B is an error. */
+ * The first B images are used; a file with fewer than B is an error.
+ * "The spec at size B" is one batch everywhere (CLI --batch-size, the
+ * service's batch_size): for every source but ramp and token files image i
+ * does not depend on B, so it is also the first B images of a larger one. */
 #ifndef EPSINAS_BATCH_H
 #define EPSINAS_BATCH_H
 
@@ -44,12 +50,49 @@ void eps_batch_free(eps_batch *b);
 /* Sets b->hash from its shape and content (loaders call it last). */
 void eps_batch_set_hash(eps_batch *b);
 
-/* A batch under the name requests use for it ("default", "tokens", or a
- * name given with `serve --batch NAME=SPEC`). */
+/* A generator (or file format) of batch specs: prefix ("gaussian:"; "ramp"
+ * has no argument), usage ("gaussian:SEED") and the one-sentence definition
+ * shown by --help, GET /v1/batches and docs/batches.md. */
+typedef struct eps_batch_generator {
+    const char *prefix, *usage, *sentence;
+} eps_batch_generator;
+/* Every generator, terminated by a {NULL} entry. Static. */
+const eps_batch_generator *eps_batch_generators(void);
+/* The sentence of spec's generator, or NULL when spec is not a known form. */
+const char *eps_batch_describe(const char *spec);
+/* 1 when image i of b does not depend on the batch size (all image sources
+ * but ramp), so its first n images equal its spec loaded at n. */
+int eps_batch_prefix_stable(const eps_batch *b);
+/* *out = b's spec at size n (1 <= n <= b->n): for prefix-stable batches a
+ * view of b's first n images sharing b's data (*owned = 0, do not free);
+ * otherwise (ramp, tokens:SEED) generated anew (*owned = 1, caller frees
+ * with eps_batch_free). A tokens-file batch cannot be narrowed (EPS_EINVAL,
+ * field batch_size): re-reading the file per request is not done. */
+int eps_batch_at_size(const eps_batch *b, int n, eps_batch *out, int *owned, eps_error *err);
+
+/* A batch under the name requests use for it: a built-in (the spec of a
+ * space's default, e.g. "ramp", or the aliases "default" and "tokens") or a
+ * name given with `serve --batch NAME=SPEC`. */
 typedef struct eps_named_batch {
     char name[65];
     eps_batch batch;   /* owned by whoever owns the array */
+    int builtin;       /* loaded by the service itself, not named by the operator */
+    /* memo of content hashes at sizes 1..batch.n (batch.n + 1 entries of
+     * 17 chars, "" = not yet computed), or NULL; owned with the array */
+    char (*size_hash)[17];
 } eps_named_batch;
+
+/* The content hash of nb's batch at size n (eps_batch_at_size), remembered
+ * in nb->size_hash when there is one (thread-safe). out: 17 chars. */
+int eps_named_batch_hash(const eps_named_batch *nb, int n, char out[17], eps_error *err);
+/* The batch named name in b[0..n), or NULL. */
+const eps_named_batch *eps_named_batch_find(const eps_named_batch *b, int n, const char *name);
+/* The batch a request uses: the one it names (requested != NULL; NULL when
+ * unknown); else an operator's own "default" (images) / "tokens" (tokens)
+ * when one was configured; else the batch named by the space's default
+ * spec. */
+const eps_named_batch *eps_named_batch_pick(const eps_named_batch *b, int n, const char *requested,
+                                            const char *space_default, eps_batch_kind kind);
 
 /* ---- token batches, for language-model spaces (src/core/eps_tokens.c) ---- */
 

@@ -26,11 +26,22 @@ typedef struct eps_arch {
     long long macs;          /* multiply-accumulates per image / per token step */
 } eps_arch;
 
+/* A dataset of a space that has its own default batch (NB201 per dataset). */
+typedef struct eps_space_dataset {
+    const char *dataset;             /* e.g. "cifar10" */
+    const char *batch;               /* its default batch spec */
+} eps_space_dataset;
+
 typedef struct eps_space {
     const char *name;                /* "nb201", "nb101", "nlp", "graph" */
     const char *title;               /* human name */
     double w1, w2;                   /* default weights (spec §2) */
     eps_batch_kind batch_kind;       /* what kind of batch it scores on */
+    /* The batch spec used when a request names none, chosen by measurement
+     * (make batch-study, docs/batches.md); datasets: per-dataset overrides,
+     * terminated by {NULL}, or NULL. */
+    const char *default_batch;
+    const eps_space_dataset *datasets;
     const char *const *op_names;     /* NULL-terminated, for GET /v1/spaces */
     /* NULL-terminated names of the request fields this space reads (beyond
      * the common ones, EPS_REQUEST_COMMON_FIELDS). A request naming any other
@@ -69,6 +80,10 @@ int eps_request_check_fields(const json_t *req, const char *const *common, eps_e
  * eps_arch_score itself stays permissive (tests and research code use
  * negative weights through the C API). */
 int eps_weights_check(const double w[2], const char *field, eps_error *err);
+
+/* The default batch spec of space s for dataset (NULL or not listed: the
+ * space's own default). Static string. */
+const char *eps_space_default_batch(const eps_space *s, const char *dataset);
 
 /* Registry. Returns NULL when unknown. */
 const eps_space *eps_space_find(const char *name);

@@ -577,7 +577,7 @@ static void test_endpoints(void **state)
     assert_int_equal(strlen(hash), 32);
     assert_int_equal(json_integer_value(json_object_get(r.json, "params")), 801841);
     assert_int_equal(json_integer_value(json_object_get(r.json, "batch_size")), 256);
-    assert_string_equal(jstr(r.json, "batch"), "default");
+    assert_string_equal(jstr(r.json, "batch"), "ramp"); /* nb201's default (docs/batches.md) */
     assert_string_equal(jstr(r.json, "engine"), "fast");
     hresp_free(&r);
     double hits0 = metric(&s, "epsinas_cache_hits_total");
@@ -630,7 +630,7 @@ static void test_endpoints(void **state)
               "\"h_new_0\":{\"op\":\"activation_tanh\",\"input\":[\"f\"]}}}",
               &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(r.json, "batch"), "tokens"); /* token spaces default to the tokens batch */
+    assert_string_equal(jstr(r.json, "batch"), "tokens:1"); /* nlp's default (docs/batches.md) */
     hresp_free(&r);
     post_json(&s, "/v1/score",
               "{\"space\":\"nlp\",\"batch\":\"default\",\"recipe\":{\"f\":{\"op\":\"linear\",\"input\":[\"x\",\"h_prev_0\"]},"
@@ -1299,6 +1299,161 @@ static void test_robustness(void **state)
     assert_int_equal(srv_stop(&s), 0);
 }
 
+/* ------------------------------------------------------------ default batches */
+
+/* The defaults docs/batches.md states: the rows of its "## Defaults" table,
+ * "| space | `spec` | ...". Returns how many were read into sp/spec. */
+static int doc_defaults(char sp[][16], char spec[][64], int max)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/docs/batches.md", eps_t_root());
+    char *doc = eps_t_read_file(path);
+    if (!doc) fail_msg("cannot read %s", path);
+    char *sec = strstr(doc, "\n## Defaults");
+    if (!sec) fail_msg("docs/batches.md has no '## Defaults' section");
+    int n = 0;
+    for (char *line = strchr(sec + 1, '\n'); line && n < max; line = strchr(line + 1, '\n')) {
+        if (!strncmp(line, "\n## ", 4)) break;
+        char a[32], b[96];
+        if (sscanf(line, "\n| %31[a-z0-9] | `%95[^`]` |", a, b) == 2) {
+            snprintf(sp[n], 16, "%s", a);
+            snprintf(spec[n], 64, "%s", b);
+            n++;
+        }
+    }
+    free(doc);
+    return n;
+}
+
+/* One request of each space, without a batch. */
+static const struct {
+    const char *space, *body, *cli;
+} default_cases[] = {
+    {"nb201", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"", "--space nb201 --arch '" ARCH_A "'"},
+    {"nb101",
+     "{\"space\":\"nb101\",\"matrix\":[[0,1,1,0],[0,0,0,1],[0,0,0,1],[0,0,0,0]],"
+     "\"ops\":[\"input\",\"conv3x3-bn-relu\",\"maxpool3x3\",\"output\"]",
+     "--space nb101 --matrix '[[0,1,1,0],[0,0,0,1],[0,0,0,1],[0,0,0,0]]' "
+     "--ops '[\"input\",\"conv3x3-bn-relu\",\"maxpool3x3\",\"output\"]'"},
+    {"nlp",
+     "{\"space\":\"nlp\",\"recipe\":{\"f\":{\"op\":\"linear\",\"input\":[\"x\",\"h_prev_0\"]},"
+     "\"h_new_0\":{\"op\":\"activation_tanh\",\"input\":[\"f\"]}}",
+     "--space nlp --recipe tests/data/nlp/rnn_recipe.json"},
+};
+
+static json_t *cli_score(const char *args)
+{
+    char cmd[2048];
+    int rc;
+    snprintf(cmd, sizeof cmd, "cd '%s' && '%s' score %s --json", eps_t_root(), eps_t_bin(), args);
+    char *out = eps_t_run(cmd, &rc);
+    if (rc != 0) fail_msg("'%s' exited %d: %s", cmd, rc, out);
+    json_t *j = json_loads(out, 0, NULL);
+    free(out);
+    assert_non_null(j);
+    return j;
+}
+
+/* The default batch of every space is the one docs/batches.md names: in
+ * GET /v1/spaces and /v1/batches, in a score without "batch", in the CLI
+ * (score --help and a score without --batch); batch_size N is the same
+ * batch in the service and in `score --batch-size N` (ramp is made anew at
+ * N, a prefix-stable default is the first N images); an operator's own
+ * "default" batch still wins for image spaces. */
+static void test_default_batches(void **state)
+{
+    (void)state;
+    char dsp[8][16], dspec[8][64];
+    int nd = doc_defaults(dsp, dspec, 8);
+    assert_true(nd >= 4); /* nb201, nb101, graph, nlp */
+    srv s;
+    assert_int_equal(srv_start(&s, ""), 0);
+    hresp r, rb;
+    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    hreq(&s, "GET", "/v1/batches", NULL, NULL, NULL, &rb);
+    assert_int_equal(rb.status, 200);
+    json_t *spaces = json_object_get(r.json, "spaces"), *bl = json_object_get(rb.json, "batches");
+    for (int d = 0; d < nd; d++) {
+        const json_t *sp = NULL;
+        for (size_t i = 0; i < json_array_size(spaces); i++)
+            if (!strcmp(jstr(json_array_get(spaces, i), "name"), dsp[d])) sp = json_array_get(spaces, i);
+        if (!sp) fail_msg("docs name space %s, /v1/spaces does not", dsp[d]);
+        if (strcmp(jstr(sp, "default_batch"), dspec[d]))
+            fail_msg("%s: /v1/spaces default_batch %s, docs %s", dsp[d], jstr(sp, "default_batch"), dspec[d]);
+        assert_string_equal(jstr(json_object_get(rb.json, "defaults"), dsp[d]), dspec[d]);
+        const json_t *b = NULL;
+        for (size_t i = 0; i < json_array_size(bl); i++)
+            if (!strcmp(jstr(json_array_get(bl, i), "name"), dspec[d])) b = json_array_get(bl, i);
+        if (!b) fail_msg("%s: default %s is not in /v1/batches", dsp[d], dspec[d]);
+        assert_string_equal(jstr(b, "source"), dspec[d]);
+        assert_true(json_is_true(json_object_get(b, "builtin")));
+        assert_true(strlen(jstr(b, "generator")) > 20);
+        assert_int_equal(strlen(jstr(b, "hash")), 16);
+    }
+    /* a score without batch: the space's default, the same as the CLI's */
+    for (size_t c = 0; c < sizeof default_cases / sizeof default_cases[0]; c++) {
+        const char *want = NULL;
+        for (int d = 0; d < nd; d++)
+            if (!strcmp(dsp[d], default_cases[c].space)) want = dspec[d];
+        assert_non_null(want);
+        char body[1024];
+        snprintf(body, sizeof body, "%s}", default_cases[c].body);
+        hresp q;
+        post_json(&s, "/v1/score", body, &q);
+        if (q.status != 200) fail_msg("%s: %ld %s", default_cases[c].space, q.status, q.body);
+        assert_string_equal(jstr(q.json, "batch"), want);
+        json_t *cli = cli_score(default_cases[c].cli);
+        assert_string_equal(jstr(cli, "batch"), want);
+        assert_string_equal(jstr(cli, "batch_hash"), jstr(q.json, "batch_hash"));
+        assert_true(eps_t_close(json_number_value(json_object_get(q.json, "epsilon")),
+                                json_number_value(json_object_get(cli, "epsilon")), 1e-12, 0));
+        json_decref(cli);
+        hresp_free(&q);
+        /* batch_size 16: one batch for both (nb201's ramp is i/16, not the first 16 of ramp(256)) */
+        snprintf(body, sizeof body, "%s,\"batch_size\":16}", default_cases[c].body);
+        post_json(&s, "/v1/score", body, &q);
+        if (q.status != 200) fail_msg("%s at 16: %ld %s", default_cases[c].space, q.status, q.body);
+        char args[1024];
+        snprintf(args, sizeof args, "%s --batch-size 16", default_cases[c].cli);
+        cli = cli_score(args);
+        assert_string_equal(jstr(cli, "batch_hash"), jstr(q.json, "batch_hash"));
+        assert_true(eps_t_close(json_number_value(json_object_get(q.json, "epsilon")),
+                                json_number_value(json_object_get(cli, "epsilon")), 1e-12, 0));
+        json_decref(cli);
+        hresp_free(&q);
+    }
+    hresp_free(&r);
+    hresp_free(&rb);
+    assert_int_equal(srv_stop(&s), 0);
+
+    /* score --help prints each space's default */
+    int rc;
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "'%s' score --help", eps_t_bin());
+    char *help = eps_t_run(cmd, &rc);
+    assert_int_equal(rc, 0);
+    for (int d = 0; d < nd; d++) {
+        char line[128];
+        snprintf(line, sizeof line, "%-6s %s", dsp[d], dspec[d]);
+        if (!strstr(help, line)) fail_msg("score --help lacks '%s'", line);
+    }
+    free(help);
+
+    /* the operator's own "default" is what image spaces use without "batch" */
+    assert_int_equal(srv_start(&s, "--batch default=gaussian:3"), 0);
+    char body[1024];
+    snprintf(body, sizeof body, "%s}", default_cases[1].body);
+    post_json(&s, "/v1/score", body, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(jstr(r.json, "batch"), "default");
+    hresp_free(&r);
+    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    assert_string_equal(jstr(json_array_get(json_object_get(r.json, "spaces"), 0), "default_batch"), "default");
+    hresp_free(&r);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
 /* openapi.yaml is valid OpenAPI 3.1 and every saved response matches it. */
 static void test_openapi(void **state)
 {
@@ -1370,6 +1525,7 @@ int main(void)
         cmocka_unit_test(test_request_memory_413),
         cmocka_unit_test(test_drain),
         cmocka_unit_test(test_robustness),
+        cmocka_unit_test(test_default_batches),
         cmocka_unit_test(test_openapi),
     };
     return cmocka_run_group_tests_name("http", tests, setup, teardown);

@@ -51,7 +51,7 @@ TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 .PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full \
         image test-image check-manifests
-.PHONY: test-hostile check-layout
+.PHONY: test-hostile check-layout batch-study
 
 all: $(BIN)
 
@@ -119,6 +119,12 @@ check-asan:
 # The README's reproduction table (needs ../shared).
 reproduce: $(BIN)
 	./scripts/reproduce.sh $(BIN)
+
+# Which built-in batch each space should default to: every candidate on the
+# dev data of every space (needs ../shared; ~15 min on 2 cores), one table
+# (docs/batches.md). REUSE=1 keeps complete score CSVs in build/batch-study.
+batch-study: $(BIN)
+	./scripts/batch-study.sh $(BIN) ../shared $(BUILD)/batch-study
 
 # Fast vs dense engine on all 15,625 NB201 cells at batch 8 (~25 min on 2 cores).
 equiv-full: $(BIN)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Starts the scoring service in the foreground (`make run`):
-#   epsinas serve --port ${PORT:-8080} with the embedded ramp batch as
-#   `default`, plus `cifar10-sample` (256 real CIFAR-10 test images) when
+#   epsinas serve --port ${PORT:-8080} with every space's default batch
+#   built in (docs/batches.md), plus `cifar10-sample` (256 real CIFAR-10 test images) when
 #   ../shared/data/cifar10/cifar10_test_sample260.bin exists.
 # Jobs (/v1/jobs) are kept in ./var/ (EPSINAS_DATA_DIR overrides; git-ignored).
 # Extra arguments are passed on to `epsinas serve` (see `epsinas serve --help`).

@@ -1303,7 +1303,7 @@ static void test_robustness(void **state)
 
 /* The defaults docs/batches.md states: the rows of its "## Defaults" table,
  * "| space | `spec` | ...". Returns how many were read into sp/spec. */
-static int doc_defaults(char sp[][16], char spec[][64], int max)
+static int doc_defaults(char sp[][32], char spec[][96], int max)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/docs/batches.md", eps_t_root());
@@ -1316,8 +1316,8 @@ static int doc_defaults(char sp[][16], char spec[][64], int max)
         if (!strncmp(line, "\n## ", 4)) break;
         char a[32], b[96];
         if (sscanf(line, "\n| %31[a-z0-9] | `%95[^`]` |", a, b) == 2) {
-            snprintf(sp[n], 16, "%s", a);
-            snprintf(spec[n], 64, "%s", b);
+            snprintf(sp[n], 32, "%s", a);
+            snprintf(spec[n], 96, "%s", b);
             n++;
         }
     }
@@ -1363,7 +1363,7 @@ static json_t *cli_score(const char *args)
 static void test_default_batches(void **state)
 {
     (void)state;
-    char dsp[8][16], dspec[8][64];
+    char dsp[8][32], dspec[8][96];
     int nd = doc_defaults(dsp, dspec, 8);
     assert_true(nd >= 4); /* nb201, nb101, graph, nlp */
     srv s;
@@ -1434,8 +1434,8 @@ static void test_default_batches(void **state)
     char *help = eps_t_run(cmd, &rc);
     assert_int_equal(rc, 0);
     for (int d = 0; d < nd; d++) {
-        char line[128];
-        snprintf(line, sizeof line, "%-6s %s", dsp[d], dspec[d]);
+        char line[160];
+        snprintf(line, sizeof line, "%-6.31s %.95s", dsp[d], dspec[d]);
         if (!strstr(help, line)) fail_msg("score --help lacks '%s'", line);
     }
     free(help);

@@ -1,6 +1,10 @@
 /* eps_batch.c — loads the fixed input batches (include/epsinas/core/batch.h):
- * the embedded ramp, CIFAR-10 binary files, .npy files and a documented
- * Gaussian generator that tests/reference/epsref.py reproduces exactly. */
+ * the embedded ramp, CIFAR-10 binary files, .npy files, a documented
+ * Gaussian generator that tests/reference/epsref.py reproduces exactly, the
+ * prefix-stable synthetic generators (smooth, pink, leaves, levels) the
+ * per-space defaults were chosen from (docs/batches.md), "a spec at another
+ * size" for the service's batch_size, and named batches (lookup, default
+ * pick, size-hash memo). */
 #include "epsinas/core/batch.h"
 #include "epsinas/core/util.h"
 

@@ -721,6 +721,8 @@ static void score_work(eps_job *j)
     json_object_set_new(o, "space", json_string(sj->arch.space->name));
     json_object_set_new(o, "hash", json_string(sj->arch.hash));
     json_object_set_new(o, "canonical", json_string(sj->arch.canonical ? sj->arch.canonical : ""));
+    json_t *enc = eps_arch_encodings(&sj->arch); /* from the canonical form: one cache entry serves every spelling */
+    if (enc) json_object_set_new(o, "encodings", enc);
     json_object_set_new(o, "epsilon", num_or_null(sc.epsilon));
     json_object_set_new(o, "nan_reason", isnan(sc.epsilon) ? json_string(sc.nan_reason) : json_null());
     json_object_set_new(o, "params", json_integer(sj->arch.params));
@@ -1593,12 +1595,13 @@ static int build_static_docs(eps_server *s)
     json_t *sp = json_array();
     for (const eps_space *const *p = eps_space_all(); *p; p++) {
         const eps_space *x = *p;
-        json_t *ops = json_array();
+        json_t *ops = json_array(), *fields = json_array();
         for (const char *const *o = x->op_names; o && *o; o++) json_array_append_new(ops, json_string(*o));
-        json_array_append_new(sp, json_pack("{s:s,s:s,s:[f,f],s:s,s:o,s:s}", "name", x->name, "title",
+        for (const char *const *f = x->fields; f && *f; f++) json_array_append_new(fields, json_string(*f));
+        json_array_append_new(sp, json_pack("{s:s,s:s,s:[f,f],s:s,s:o,s:o,s:s}", "name", x->name, "title",
                                             x->title ? x->title : x->name, "weights", x->w1, x->w2, "batch_kind",
                                             x->batch_kind == EPS_BATCH_IMAGES ? "images" : "tokens", "ops", ops,
-                                            "limits", x->limits ? x->limits : ""));
+                                            "fields", fields, "limits", x->limits ? x->limits : ""));
     }
     json_t *doc = json_pack("{s:o,s:[s,s],s:{s:I,s:I,s:I,s:I}}", "spaces", sp, "engines", "fast", "dense", "limits",
                             "body_bytes", (json_int_t)s->body_limit, "max_batch_items", (json_int_t)s->max_items,

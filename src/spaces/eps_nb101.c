@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "epsinas/core/md5.h"
+#include "epsinas/spaces/encodings.h"
 #include "epsinas/spaces/space.h"
 
 const char *const eps_nb101_op_names[] = {"conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", NULL};
@@ -326,7 +327,7 @@ int eps_nb101_build(const eps_nb101_spec *s, eps_graph *g, eps_error *err)
 static int nb101_from_json(const json_t *req, eps_arch *out, eps_error *err)
 {
     eps_nb101_spec s;
-    int rc = eps_nb101_from_json(json_object_get(req, "matrix"), json_object_get(req, "ops"), &s, err);
+    int rc = eps_nb101_spec_from_request(req, &s, err); /* matrix + ops, or naslib */
     if (rc < 0) return rc;
     out->canonical = eps_nb101_canonical(&s);
     if (!out->canonical) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
@@ -338,8 +339,18 @@ static int nb101_from_json(const json_t *req, eps_arch *out, eps_error *err)
     return 0;
 }
 
-/* Request fields this space reads (see eps_space.fields). */
-static const char *const nb101_fields[] = {"matrix", "ops", NULL};
+static json_t *nb101_encodings(const eps_arch *a)
+{
+    json_t *c = a->canonical ? json_loads(a->canonical, 0, NULL) : NULL;
+    eps_nb101_spec s;
+    int rc = c ? eps_nb101_parse(json_object_get(c, "matrix"), json_object_get(c, "ops"), &s, NULL) : -1;
+    json_decref(c);
+    return rc < 0 ? NULL : eps_nb101_encodings(&s);
+}
+
+/* Request fields this space reads (see eps_space.fields); the cell is
+ * matrix + ops or naslib (encodings.h). */
+static const char *const nb101_fields[] = {"matrix", "ops", "naslib", NULL};
 
 const eps_space eps_nb101_space = {
     .name = "nb101",
@@ -349,6 +360,7 @@ const eps_space eps_nb101_space = {
     .batch_kind = EPS_BATCH_IMAGES,
     .op_names = eps_nb101_op_names,
     .fields = nb101_fields,
-    .limits = "2-7 vertices, at most 9 edges after pruning, 3 x 32 x 32 images",
+    .limits = "2-7 vertices, at most 9 edges after pruning, 3 x 32 x 32 images; naslib: n*n + n ints (56 for 7 vertices)",
     .from_json = nb101_from_json,
+    .encodings = nb101_encodings,
 };

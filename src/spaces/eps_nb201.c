@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "epsinas/core/md5.h"
+#include "epsinas/spaces/encodings.h"
 #include "epsinas/spaces/space.h"
 
 const char *const eps_nb201_op_names[] = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", NULL};
@@ -201,11 +202,8 @@ int eps_nb201_build(const eps_nb201_cell *cell, eps_graph *g, eps_error *err)
 
 static int nb201_from_json(const json_t *req, eps_arch *out, eps_error *err)
 {
-    json_t *a = json_object_get(req, "arch");
-    if (!a) return eps_error_set(err, EPS_EINVAL, "arch", "missing field 'arch' (an NB201 cell string like '|nor_conv_3x3~0|+|...|')");
-    if (!json_is_string(a)) return eps_error_set(err, EPS_EINVAL, "arch", "'arch' must be a string");
     eps_nb201_cell cell, canon;
-    int rc = eps_nb201_parse(json_string_value(a), json_string_length(a), &cell, err);
+    int rc = eps_nb201_cell_from_request(req, &cell, err); /* arch, op_indices or nni */
     if (rc < 0) return rc;
     /* params and MACs are those of the network as written (dead convs still
      * have weights); the engines run the canonical network, which computes
@@ -226,8 +224,16 @@ static int nb201_from_json(const json_t *req, eps_arch *out, eps_error *err)
     return 0;
 }
 
-/* Request fields this space reads (see eps_space.fields). */
-static const char *const nb201_fields[] = {"arch", NULL};
+static json_t *nb201_encodings(const eps_arch *a)
+{
+    eps_nb201_cell cell;
+    if (!a->canonical || eps_nb201_parse(a->canonical, strlen(a->canonical), &cell, NULL) < 0) return NULL;
+    return eps_nb201_encodings(&cell);
+}
+
+/* Request fields this space reads (see eps_space.fields); the cell is in
+ * exactly one of arch, op_indices, nni (encodings.h). */
+static const char *const nb201_fields[] = {"arch", "op_indices", "nni", NULL};
 
 const eps_space eps_nb201_space = {
     .name = "nb201",
@@ -237,6 +243,7 @@ const eps_space eps_nb201_space = {
     .batch_kind = EPS_BATCH_IMAGES,
     .op_names = eps_nb201_op_names,
     .fields = nb201_fields,
-    .limits = "arch: a cell string of at most 160 bytes",
+    .limits = "arch: a cell string of at most 160 bytes; op_indices: 6 ints; nni: 6 keys",
     .from_json = nb201_from_json,
+    .encodings = nb201_encodings,
 };

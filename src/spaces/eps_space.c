@@ -113,6 +113,11 @@ void eps_arch_free(eps_arch *a)
     memset(a, 0, sizeof *a);
 }
 
+json_t *eps_arch_encodings(const eps_arch *a)
+{
+    return a && a->space && a->space->encodings ? a->space->encodings(a) : NULL;
+}
+
 static long output_count(const eps_arch *a, const eps_batch *b)
 {
     if (a->space && a->space->output_count) return a->space->output_count(a, b);

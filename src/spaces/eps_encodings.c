@@ -52,8 +52,8 @@ int eps_nb201_from_op_indices(const json_t *v, eps_nb201_cell *cell, eps_error *
                              "op_indices has %zu entries; NASLib's NB201 op_indices has 6, one per edge (1,2), (1,3), "
                              "(1,4), (2,3), (2,4), (3,4)",
                              n);
-    for (int e = 0; e < EPS_NB201_EDGES; e++) {
-        int t = eps_nb201_naslib_edge[e];
+    int code[EPS_NB201_EDGES];
+    for (int t = 0; t < EPS_NB201_EDGES; t++) { /* in array order: the first bad entry is named */
         const json_t *x = json_array_get(v, (size_t)t);
         if (!json_is_integer(x))
             return eps_error_set(err, EPS_EINVAL, "op_indices", "op_indices[%d]: not an integer (NASLib codes " NB201_CODES ")", t);
@@ -61,9 +61,11 @@ int eps_nb201_from_op_indices(const json_t *v, eps_nb201_cell *cell, eps_error *
         if (c < 0 || c > 4)
             return eps_error_set(err, EPS_EINVAL, "op_indices", "op_indices[%d]: op code %lld is not 0..4 (" NB201_CODES ")", t,
                                  (long long)c);
-        for (int op = 0; op < EPS_NB201_OPS; op++)
-            if (eps_nb201_naslib_code[op] == c) cell->op[e] = (unsigned char)op;
+        code[t] = (int)c;
     }
+    for (int e = 0; e < EPS_NB201_EDGES; e++)
+        for (int op = 0; op < EPS_NB201_OPS; op++)
+            if (eps_nb201_naslib_code[op] == code[eps_nb201_naslib_edge[e]]) cell->op[e] = (unsigned char)op;
     return 0;
 }
 

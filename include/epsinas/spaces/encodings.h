@@ -16,8 +16,8 @@
  *                 4=conv3x3-bn-relu. NASLib samples 7-vertex cells and does
  *                 not pad: a cell that computes with fewer vertices keeps
  *                 its dead vertices in the 7 x 7 form (all 267 rows of the
- *                 zero-cost benchmark subset are 56 ints; 212 of them prune
- *                 to 2..6 vertices). Its convert_tuple_to_spec reads any
+ *                 zero-cost benchmark subset are 56 ints, and every one of
+ *                 them prunes to 2..6 vertices). Its convert_tuple_to_spec reads any
  *                 n*n + n, so 6, 12, 20, 30, 42 or 56 ints are accepted. The
  *                 tuple is unpruned like matrix/ops and goes through the same
  *                 pruning, so it gets the same hash. The tuple we answer is

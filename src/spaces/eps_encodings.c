@@ -69,6 +69,18 @@ int eps_nb201_from_op_indices(const json_t *v, eps_nb201_cell *cell, eps_error *
     return 0;
 }
 
+/* How much of a user's string (len bytes) goes into a message: at most 40
+ * bytes, cut to whole UTF-8 characters (the message goes into JSON), and
+ * nothing when it holds a control byte or NUL. */
+static int quotable(const char *s, size_t len)
+{
+    size_t n = len < 40 ? len : 40;
+    while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20) return 0;
+    return (int)n;
+}
+
 int eps_nb201_from_nni(const json_t *v, eps_nb201_cell *cell, eps_error *err)
 {
     if (!json_is_object(v))
@@ -84,13 +96,9 @@ int eps_nb201_from_nni(const json_t *v, eps_nb201_cell *cell, eps_error *err)
         int e = -1;
         for (int i = 0; i < EPS_NB201_EDGES; i++)
             if (!strcmp(k, eps_nb201_nni_key[i])) e = i;
-        if (e < 0) {
-            char name[48]; /* cut to whole UTF-8 characters: it goes into JSON */
-            size_t n = strlen(k) < 40 ? strlen(k) : 40;
-            while (n > 0 && k[n] && ((unsigned char)k[n] & 0xC0) == 0x80) n--;
-            snprintf(name, sizeof name, "%.*s", (int)n, k);
-            return eps_error_set(err, EPS_EINVAL, "nni", "nni: unknown key '%s' (the keys are " NB201_NNI_KEYS ")", name);
-        }
+        if (e < 0)
+            return eps_error_set(err, EPS_EINVAL, "nni", "nni: unknown key '%.*s' (the keys are " NB201_NNI_KEYS ")",
+                                 quotable(k, strlen(k)), k);
         if (!json_is_string(x))
             return eps_error_set(err, EPS_EINVAL, "nni", "nni.%s: not a string (ops " NB201_NNI_OPS ")", k);
         int op = -1;
@@ -98,16 +106,9 @@ int eps_nb201_from_nni(const json_t *v, eps_nb201_cell *cell, eps_error *err)
             if (!strcmp(json_string_value(x), eps_nb201_nni_op[i]) &&
                 strlen(eps_nb201_nni_op[i]) == json_string_length(x))
                 op = i;
-        if (op < 0) {
-            const char *s = json_string_value(x);
-            size_t n = json_string_length(x) < 40 ? json_string_length(x) : 40;
-            while (n > 0 && s[n] && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-            int printable = 1;
-            for (size_t i = 0; i < n; i++)
-                if ((unsigned char)s[i] < 0x20) printable = 0;
+        if (op < 0)
             return eps_error_set(err, EPS_EINVAL, "nni", "nni.%s: unknown op '%.*s' (expected " NB201_NNI_OPS ")", k,
-                                 printable ? (int)n : 0, s);
-        }
+                                 quotable(json_string_value(x), json_string_length(x)), json_string_value(x));
         cell->op[e] = (unsigned char)op;
     }
     return 0;

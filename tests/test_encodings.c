@@ -20,7 +20,8 @@
 #include <unistd.h>
 
 #include "epsinas/core/batch.h"
-#include "epsinas/spaces/encodings.h"
+#include "epsinas/spaces/nb101.h"
+#include "epsinas/spaces/nb201.h"
 #include "epsinas/spaces/space.h"
 #include "util.h"
 
@@ -226,7 +227,7 @@ static void test_nb101_naslib_dev(void **state)
         eps_arch_free(&b);
         eps_arch_free(&c);
     }
-    /* what encodings.h says of NASLib's form: always 7 vertices, dead ones kept */
+    /* what nb101.h says of NASLib's form: always 7 vertices, dead ones kept */
     print_message("NASLib rows pruned to n vertices: 2:%d 3:%d 4:%d 5:%d 6:%d 7:%d\n", pruned_to[2], pruned_to[3],
                   pruned_to[4], pruned_to[5], pruned_to[6], pruned_to[7]);
     assert_int_equal(pruned_to[7], 0);

@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,6 +59,24 @@ int eps_request_check_fields(const json_t *req, const char *const *common, eps_e
         return eps_error_set(err, EPS_EINVAL, name,
                              "unknown field '%s' for space '%s' (accepted: %s; client extensions start with 'x-')",
                              name, s->name, known);
+    }
+    return 0;
+}
+
+int eps_request_one_of(const json_t *req, const char *const *names, const char *choices, const char **which,
+                       eps_error *err)
+{
+    *which = NULL;
+    for (int i = 0; names[i]; i++) {
+        if (!json_object_get(req, names[i])) continue;
+        if (!*which) {
+            *which = names[i];
+            continue;
+        }
+        char field[64];
+        snprintf(field, sizeof field, "%s,%s", *which, names[i]);
+        return eps_error_set(err, EPS_EINVAL, field, "both '%s' and '%s' are given; a request holds exactly one of %s",
+                             *which, names[i], choices);
     }
     return 0;
 }

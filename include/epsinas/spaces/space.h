@@ -66,6 +66,13 @@ extern const char *const eps_request_common_fields[];
  * eps_arch_from_json (returns 0). */
 int eps_request_check_fields(const json_t *req, const char *const *common, eps_error *err);
 
+/* A cell given in several encodings (nb201 arch / op_indices / nni): sets
+ * *which to the one of names[] (NULL-terminated) present in req, or NULL
+ * when none is; two present -> EPS_EINVAL with err->field "a,b" naming both
+ * and choices (text) in the message. */
+int eps_request_one_of(const json_t *req, const char *const *names, const char *choices, const char **which,
+                       eps_error *err);
+
 /* Validates a weight pair at an input boundary (HTTP, CLI): both finite,
  * positive and normal as float32 (the engines compute in float, where a
  * smaller value becomes 0 or a subnormal), and different as float32.

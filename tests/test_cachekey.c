@@ -22,6 +22,8 @@
 
 #define NB201_A "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 #define NB201_B "|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+#define NNI_A "{\"0_1\":\"conv_3x3\",\"0_2\":\"conv_3x3\",\"0_3\":\"skip_connect\",\"1_2\":\"avg_pool_3x3\",\"1_3\":\"conv_3x3\",\"2_3\":\"skip_connect\"}"
+#define NNI_B "{\"0_1\":\"conv_1x1\",\"0_2\":\"conv_3x3\",\"0_3\":\"skip_connect\",\"1_2\":\"avg_pool_3x3\",\"1_3\":\"conv_3x3\",\"2_3\":\"skip_connect\"}"
 #define RNN "{\"f\":{\"op\":\"linear\",\"input\":[\"x\",\"h_prev_0\"]},\"h_new_0\":{\"op\":\"activation_tanh\",\"input\":[\"f\"]}}"
 #define GNODES(k, out)                                                                                              \
     "[{\"name\":\"c\",\"op\":\"conv2d\",\"inputs\":[\"input\"],\"out_channels\":4,\"kernel\":" k ",\"padding\":1},"  \
@@ -40,7 +42,9 @@ typedef struct {
 } space_case;
 
 static const space_case cases[] = {
-    {"nb201", "{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}", {{"arch", "\"" NB201_B "\""}}},
+    {"nb201",
+     "{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}",
+     {{"arch", "\"" NB201_B "\""}}},
     {"nb101",
      "{\"space\":\"nb101\",\"matrix\":[[0,1,1],[0,0,1],[0,0,0]],\"ops\":[\"input\",\"conv3x3-bn-relu\",\"output\"]}",
      {{"matrix", "[[0,1,0],[0,0,1],[0,0,0]]"}, {"ops", "[\"input\",\"maxpool3x3\",\"output\"]"}}},
@@ -56,6 +60,18 @@ static const space_case cases[] = {
      {{"vocab_size", "1000000"},
       {"recipe", "{\"f\":{\"op\":\"linear\",\"input\":[\"h_prev_0\",\"x\"]},"
                  "\"h_new_0\":{\"op\":\"activation_tanh\",\"input\":[\"f\"]}}"}}},
+};
+
+/* Another encoding of the cell replaces the base's (a request holds one):
+ * a changed cell in that encoding gives another key. */
+typedef struct {
+    const char *space, *field, *value, *replaces;
+} encoding_change;
+
+static const encoding_change encoding_changes[] = {
+    {"nb201", "op_indices", "[3,2,0,4,2,0]", "arch"}, /* NB201_B */
+    {"nb201", "nni", NNI_B, "arch"},
+    {"nb101", "naslib", "[0,1,1, 0,0,1, 0,0,0, 0,2,1]", "matrix"},
 };
 
 /* Changes of the common fields, applied to every space's base request. */
@@ -90,10 +106,14 @@ static int key_of(const json_t *req, eps_cache_key *k, eps_error *err)
     return rc;
 }
 
-static json_t *with(const char *base, const char *field, const char *value)
+static json_t *with_replacing(const char *base, const char *field, const char *value, const char *replaces)
 {
     json_t *req = json_loads(base, 0, NULL);
     assert_non_null(req);
+    if (replaces) {
+        json_object_del(req, replaces);
+        if (!strcmp(replaces, "matrix")) json_object_del(req, "ops"); /* nb101: matrix + ops is one encoding */
+    }
     if (field) {
         json_error_t je;
         json_t *v = json_loads(value, JSON_DECODE_ANY, &je);
@@ -103,15 +123,26 @@ static json_t *with(const char *base, const char *field, const char *value)
     return req;
 }
 
-static void key_text(const char *base, const char *field, const char *value, char **out)
+static json_t *with(const char *base, const char *field, const char *value)
 {
-    json_t *req = with(base, field, value);
+    return with_replacing(base, field, value, NULL);
+}
+
+static void key_text_replacing(const char *base, const char *field, const char *value, const char *replaces,
+                               char **out)
+{
+    json_t *req = with_replacing(base, field, value, replaces);
     eps_cache_key k;
     eps_error e = {0};
     if (key_of(req, &k, &e) < 0) fail_msg("%s with %s=%s: %s (%s)", base, field ? field : "-", value, e.msg, e.field);
     json_decref(req);
     *out = strdup(k.text);
     eps_cache_key_free(&k);
+}
+
+static void key_text(const char *base, const char *field, const char *value, char **out)
+{
+    key_text_replacing(base, field, value, NULL, out);
 }
 
 /* Every change gives another key (and the change is still a valid request). */
@@ -125,6 +156,14 @@ static void test_every_change_changes_key(void **state)
             char *k;
             key_text(cases[c].base, cases[c].changes[i].field, cases[c].changes[i].value, &k);
             if (!strcmp(k, base)) fail_msg("%s: changing '%s' keeps the cache key", cases[c].space, cases[c].changes[i].field);
+            free(k);
+        }
+        for (size_t i = 0; i < sizeof encoding_changes / sizeof encoding_changes[0]; i++) {
+            if (strcmp(encoding_changes[i].space, cases[c].space)) continue;
+            char *k;
+            key_text_replacing(cases[c].base, encoding_changes[i].field, encoding_changes[i].value,
+                               encoding_changes[i].replaces, &k);
+            if (!strcmp(k, base)) fail_msg("%s: changing '%s' keeps the cache key", cases[c].space, encoding_changes[i].field);
             free(k);
         }
         for (size_t i = 0; i < sizeof common_changes / sizeof common_changes[0]; i++) {
@@ -143,6 +182,8 @@ static int has_case(const space_case *c, const char *field)
         if (!strcmp(c->changes[i].field, field)) return 1;
     for (size_t i = 0; i < sizeof common_changes / sizeof common_changes[0]; i++)
         if (!strcmp(common_changes[i].field, field)) return 1;
+    for (size_t i = 0; i < sizeof encoding_changes / sizeof encoding_changes[0]; i++)
+        if (!strcmp(encoding_changes[i].space, c->space) && !strcmp(encoding_changes[i].field, field)) return 1;
     for (int i = 0; not_result_fields[i]; i++)
         if (!strcmp(not_result_fields[i], field)) return 1;
     return 0;
@@ -205,6 +246,32 @@ static void test_same_request_same_key(void **state)
     json_decref(r2);
 }
 
+/* Every encoding of one cell (and a spelling with other dead edges) has
+ * one key: the key derives from the canonical parsed form. */
+static void test_encodings_share_key(void **state)
+{
+    (void)state;
+    const char *spellings[][2] = {
+        {"{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}", "{\"space\":\"nb201\",\"op_indices\":[2,2,0,4,2,0]}"},
+        {"{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}", "{\"space\":\"nb201\",\"nni\":" NNI_A "}"},
+        /* node 2 dead either way (its only way out is none): same canonical cell */
+        {"{\"space\":\"nb201\",\"op_indices\":[2,2,0,4,2,1]}", "{\"space\":\"nb201\",\"op_indices\":[2,3,0,0,2,1]}"},
+        {"{\"space\":\"nb101\",\"matrix\":[[0,1,1],[0,0,1],[0,0,0]],\"ops\":[\"input\",\"conv3x3-bn-relu\",\"output\"]}",
+         "{\"space\":\"nb101\",\"naslib\":[0,1,1, 0,0,1, 0,0,0, 0,4,1]}"},
+        /* unpruned: a dead vertex in the 7-vertex form */
+        {"{\"space\":\"nb101\",\"naslib\":[0,1,1, 0,0,1, 0,0,0, 0,4,1]}",
+         "{\"space\":\"nb101\",\"naslib\":[0,1,1,1, 0,0,0,0, 0,0,0,1, 0,0,0,0, 0,2,4,1]}"},
+    };
+    for (size_t i = 0; i < sizeof spellings / sizeof spellings[0]; i++) {
+        char *a, *b;
+        key_text(spellings[i][0], NULL, NULL, &a);
+        key_text(spellings[i][1], NULL, NULL, &b);
+        if (strcmp(a, b)) fail_msg("%s and %s have different keys:\n%s\n%s", spellings[i][0], spellings[i][1], a, b);
+        free(a);
+        free(b);
+    }
+}
+
 /* Unknown fields are refused naming the field; x- extensions pass. */
 static void test_unknown_fields(void **state)
 {
@@ -264,7 +331,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_change_changes_key), cmocka_unit_test(test_every_field_walked),
-        cmocka_unit_test(test_same_request_same_key),    cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_same_request_same_key),    cmocka_unit_test(test_encodings_share_key),
+        cmocka_unit_test(test_unknown_fields),
         cmocka_unit_test(test_weights_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

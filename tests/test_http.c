@@ -852,6 +852,99 @@ static void test_cache_params_per_spelling(void **state)
     assert_int_equal(srv_stop(&s), 0);
 }
 
+/* Issue 13 items 4-5: every encoding of a cell scores as one cell (the
+ * second and third spellings are cache hits on the first's entry), every
+ * response carries the cell in all encodings of its space, and a bad
+ * encoding is a 400 naming the field and the position. */
+static void test_encodings(void **state)
+{
+    (void)state;
+    srv s;
+    assert_int_equal(srv_start(&s, ""), 0);
+    hresp r;
+    static const int sample[] = {1, 777, 5000, 15624};
+    for (size_t k = 0; k < sizeof sample / sizeof sample[0]; k++) {
+        char arch[200], body[1024];
+        nb201_arch(sample[k], arch);
+        snprintf(body, sizeof body, "{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":8}", arch);
+        post_json(&s, "/v1/score", body, &r);
+        assert_int_equal(r.status, 200);
+        json_t *first = json_incref(r.json);
+        hresp_free(&r);
+        json_t *enc = json_object_get(first, "encodings");
+        assert_string_equal(jstr(enc, "arch"), jstr(first, "canonical"));
+        const char *other[] = {"op_indices", "nni"};
+        for (int o = 0; o < 2; o++) {
+            char *v = json_dumps(json_object_get(enc, other[o]), JSON_COMPACT);
+            snprintf(body, sizeof body, "{\"space\":\"nb201\",\"%s\":%s,\"batch_size\":8}", other[o], v);
+            free(v);
+            post_json(&s, "/v1/score", body, &r);
+            assert_int_equal(r.status, 200);
+            assert_true(json_is_true(json_object_get(r.json, "cached")));
+            assert_string_equal(jstr(r.json, "hash"), jstr(first, "hash"));
+            assert_true(json_equal(json_object_get(r.json, "epsilon"), json_object_get(first, "epsilon")));
+            assert_true(json_equal(json_object_get(r.json, "encodings"), enc));
+            hresp_free(&r);
+        }
+        json_decref(first);
+    }
+    /* a NASLib NB101 tuple (one dead vertex): the dataset's hash, then its
+     * matrix/ops spelling is a hit on the same entry */
+    post_json(&s, "/v1/score",
+              "{\"space\":\"nb101\",\"batch_size\":2,\"naslib\":[0,1,1,1,1,0,1,0,0,0,0,0,1,1,0,0,0,0,0,0,1,0,0,0,0,1,"
+              "1,0,0,0,0,0,0,1,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,2,4,4,4,1]}",
+              &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(jstr(r.json, "hash"), "4a0ab8bbe2441a002e07b0f445ec2d63");
+    json_t *enc = json_object_get(r.json, "encodings");
+    assert_int_equal(json_array_size(json_object_get(enc, "naslib")), 42); /* pruned to 6 vertices */
+    char *m = json_dumps(json_object_get(enc, "matrix"), JSON_COMPACT), *o = json_dumps(json_object_get(enc, "ops"), JSON_COMPACT);
+    hresp_free(&r);
+    char body[1024];
+    snprintf(body, sizeof body, "{\"space\":\"nb101\",\"batch_size\":2,\"matrix\":%s,\"ops\":%s}", m, o);
+    free(m);
+    free(o);
+    post_json(&s, "/v1/score", body, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_true(json_object_get(r.json, "cached")));
+    assert_string_equal(jstr(r.json, "hash"), "4a0ab8bbe2441a002e07b0f445ec2d63");
+    hresp_free(&r);
+    /* a batch item in NNI form carries the encodings too */
+    post_json(&s, "/v1/score/batch",
+              "{\"items\":[{\"space\":\"nb201\",\"batch_size\":8,\"nni\":{\"0_1\":\"conv_3x3\",\"0_2\":\"conv_3x3\","
+              "\"0_3\":\"skip_connect\",\"1_2\":\"avg_pool_3x3\",\"1_3\":\"conv_3x3\",\"2_3\":\"skip_connect\"}}]}",
+              &r);
+    assert_int_equal(r.status, 200);
+    json_t *it = json_array_get(json_object_get(r.json, "results"), 0);
+    assert_string_equal(jstr(it, "canonical"), ARCH_A);
+    assert_string_equal(jstr(json_object_get(it, "encodings"), "arch"), ARCH_A);
+    hresp_free(&r);
+    /* bad encodings: 400, field and position */
+    const char *bad[][3] = {
+        {"{\"space\":\"nb201\",\"op_indices\":[2,2,0,4,2,9]}", "op_indices", "op_indices[5]: op code 9 is not 0..4"},
+        {"{\"space\":\"nb201\",\"nni\":{\"0_1\":\"conv5x5\"}}", "nni", "nni: missing key '0_2'"},
+        {"{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"op_indices\":[2,2,0,4,2,0]}", "arch,op_indices",
+         "both 'arch' and 'op_indices' are given"},
+        {"{\"space\":\"nb101\",\"naslib\":[0,1,0,0,0,7]}", "naslib", "naslib[5]: op code 7 is not 0..4"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        post_json(&s, "/v1/score", bad[k][0], &r);
+        expect_error(&r, 400, "invalid_input", bad[k][1]);
+        if (!strstr(jstr(r.json, "error"), bad[k][2])) fail_msg("'%s' lacks '%s'", jstr(r.json, "error"), bad[k][2]);
+        hresp_free(&r);
+    }
+    /* /v1/spaces lists the fields each space reads */
+    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *sp = json_array_get(json_object_get(r.json, "spaces"), 0);
+    char *f = json_dumps(json_object_get(sp, "fields"), JSON_COMPACT);
+    assert_string_equal(jstr(sp, "name"), "nb201");
+    assert_non_null(strstr(f, "\"op_indices\",\"nni\""));
+    free(f);
+    hresp_free(&r);
+    assert_int_equal(srv_stop(&s), 0);
+}
+
 /* Issue 17 defect 8: what used to be accepted silently (or refused
  * wrongly) now answers by the schema. */
 static void test_request_strictness(void **state)
@@ -1518,6 +1611,7 @@ int main(void)
         cmocka_unit_test(test_cache_key_vocab),
         cmocka_unit_test(test_cache_params_per_spelling),
         cmocka_unit_test(test_request_strictness),
+        cmocka_unit_test(test_encodings),
         cmocka_unit_test(test_backpressure_single_flight),
         cmocka_unit_test(test_cache_bounds),
         cmocka_unit_test(test_deadline),

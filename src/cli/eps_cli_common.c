@@ -136,3 +136,25 @@ void eps_cli_batch_help(FILE *f)
                "                      every source but ramp and token files is the first B of a larger batch\n"
                "                      (the service's batch_size means the same)\n");
 }
+
+void eps_cli_tuple_to_array(char *t)
+{
+    char *a = t, *b = t + strlen(t);
+    while (*a == ' ' || *a == '\t') a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
+    if (b - a >= 2 && *a == '(' && b[-1] == ')') *a = '[', b[-1] = ']';
+}
+
+int eps_cli_request_encoding(json_t *req, const char *flag, const char *field, const char *text, eps_error *err)
+{
+    if (!text) return 0;
+    char *t = strdup(text);
+    if (!t) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    eps_cli_tuple_to_array(t);
+    json_t *v;
+    int rc = parse_json_arg(flag, t, &v, err);
+    free(t);
+    if (rc) return rc;
+    if (json_object_set_new(req, field, v)) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    return 0;
+}

@@ -24,5 +24,12 @@ int eps_cli_request(const char *space, const char *arch, const char *matrix, con
  * generator's sentence and each space's default (from the space registry,
  * so it is what a run without --batch uses). */
 void eps_cli_batch_help(FILE *f);
+/* Sets req[field] to the JSON array/object given on the command line by
+ * flag (--op-indices, --nni, --naslib). An array may also be written as a
+ * Python tuple "(0, 1, ...)", as NASLib prints it. Errors name the flag. */
+int eps_cli_request_encoding(json_t *req, const char *flag, const char *field, const char *text, eps_error *err);
+/* Turns "(a, b, ...)" into "[a, b, ...]" in place (leading/trailing blanks
+ * allowed); other text is left as it is. */
+void eps_cli_tuple_to_array(char *text);
 
 #endif

@@ -20,7 +20,17 @@ static void score_usage(FILE *f)
             "the parameter count and MACs per image.\n\n"
             "architecture (by space):\n"
             "  --space nb201 --arch STR       NAS-Bench-201 cell, e.g. '|nor_conv_3x3~0|+|...|'\n"
+            "  --space nb201 --op-indices L   NASLib op_indices: 6 codes on edges (1,2),(1,3),(1,4),(2,3),\n"
+            "                                 (2,4),(3,4); 0=skip_connect 1=none 2=nor_conv_3x3\n"
+            "                                 3=nor_conv_1x1 4=avg_pool_3x3, e.g. '[2,2,0,4,2,1]'\n"
+            "  --space nb201 --nni JSON       NNI dict {\"0_1\":op,...,\"2_3\":op} (edge i->j), ops none\n"
+            "                                 skip_connect conv_1x1 conv_3x3 avg_pool_3x3\n"
             "  --space nb101 --matrix JSON --ops JSON   or  --spec FILE\n"
+            "  --space nb101 --naslib L       NASLib tuple: 7x7 adjacency row-major, then 7 op codes\n"
+            "                                 0=input 1=output 2=maxpool3x3 3=conv1x1-bn-relu\n"
+            "                                 4=conv3x3-bn-relu (56 ints; n*n+n for n vertices)\n"
+            "                                 L: a JSON array, or a Python tuple '(0, 1, ...)'\n"
+            "  (give one encoding; the output names the cell in every encoding of its space)\n"
             "  --space graph --spec FILE      generic layer graph (see README)\n"
             "  --space nlp --recipe FILE      NAS-Bench-NLP recipe\n"
             "  --spec FILE                    any request object {\"space\": ..., ...}\n\n"
@@ -45,9 +55,11 @@ int eps_cmd_score(int argc, char **argv)
         {"batch", required_argument, 0, 'b'}, {"batch-size", required_argument, 0, 'n'},
         {"weights", required_argument, 0, 'w'}, {"engine", required_argument, 0, 'e'},
         {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {"repeat", required_argument, 0, 'R'},
+        {"repeat", required_argument, 0, 'R'}, {"op-indices", required_argument, 0, 'I'},
+        {"nni", required_argument, 0, 'N'},   {"naslib", required_argument, 0, 'L'},
         {0, 0, 0, 0}};
     const char *space = NULL, *arch = NULL, *matrix = NULL, *ops = NULL, *spec = NULL, *recipe = NULL;
+    const char *op_indices = NULL, *nni = NULL, *naslib = NULL;
     const char *batch_spec = NULL;
     long bs = 256, repeat = 1;
     double w[2];
@@ -64,6 +76,9 @@ int eps_cmd_score(int argc, char **argv)
         case 'o': ops = optarg; break;
         case 'S': spec = optarg; break;
         case 'r': recipe = optarg; break;
+        case 'I': op_indices = optarg; break;
+        case 'N': nni = optarg; break;
+        case 'L': naslib = optarg; break;
         case 'b': batch_spec = optarg; break;
         case 'n':
             if (eps_cli_int("--batch-size", optarg, 2, EPS_BATCH_MAX, &bs, &err)) return eps_cli_fail("score", &err);
@@ -99,6 +114,12 @@ int eps_cmd_score(int argc, char **argv)
     }
     json_t *req = NULL;
     if (eps_cli_request(space, arch, matrix, ops, spec, recipe, &req, &err)) return eps_cli_fail("score", &err);
+    if (eps_cli_request_encoding(req, "--op-indices", "op_indices", op_indices, &err) ||
+        eps_cli_request_encoding(req, "--nni", "nni", nni, &err) ||
+        eps_cli_request_encoding(req, "--naslib", "naslib", naslib, &err)) {
+        json_decref(req);
+        return eps_cli_fail("score", &err);
+    }
     double t0 = eps_now_ms();
     eps_arch arch_v;
     int rc = eps_arch_from_json(req, &arch_v, &err);
@@ -164,6 +185,8 @@ int eps_cmd_score(int argc, char **argv)
                                   "engine", eps_engine_name(ro.engine), "elapsed_ms", elapsed);
             if (!json_object_get(o, "nan_reason")) json_object_set_new(o, "nan_reason", json_null());
             if (repeat > 1) json_object_set_new(o, "fastest_ms", json_real(fastest));
+            json_t *enc = eps_arch_encodings(&arch_v);
+            if (enc) json_object_set_new(o, "encodings", enc);
             char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
             puts(s);
             free(s);
@@ -176,6 +199,16 @@ int eps_cmd_score(int argc, char **argv)
                    arch_v.params, arch_v.macs, sc.weights[0], sc.weights[1], batch.source, batch.n, batch.hash,
                    eps_engine_name(ro.engine), arch_v.hash, elapsed);
             if (repeat > 1) printf("fastest     %.1f ms (of %ld runs)\n", fastest, repeat);
+            json_t *enc = eps_arch_encodings(&arch_v);
+            const char *k;
+            json_t *v;
+            json_object_foreach(enc, k, v) {
+                if (!strcmp(k, "hash")) continue;
+                char *t = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT);
+                printf("%-11s %s\n", k, t ? t : "");
+                free(t);
+            }
+            json_decref(enc);
         }
     }
     eps_batch_free(&batch);

@@ -96,7 +96,9 @@ static void usage(FILE *f)
             "                      the canonical {\"matrix\":...,\"ops\":...}\n"
             "  --archs FILE        one architecture per line (index = line number from 0): an nb201\n"
             "                      string, or a JSON object (a request, or the space's own object,\n"
-            "                      e.g. an nlp recipe)\n"
+            "                      e.g. an nlp recipe, {\"op_indices\":[...]}, {\"nni\":{...}}), or a list\n"
+            "                      of ints '[...]' or a Python tuple '(...)': nb201 NASLib op_indices,\n"
+            "                      nb101 NASLib tuple (see epsinas score --help)\n"
             "  --out FILE          CSV to write or resume\n"
             "  --range A:B         only the global indices A <= i < B (B may be empty: to the end)\n"
             "  --shard K/N         only indices i with i %% N == K (0 <= K < N): N machines each run one\n"
@@ -132,6 +134,24 @@ static void free_rows(sweep *S)
 /* Turns one input line into a request object. Caller owns the result. */
 static json_t *line_request(const char *space, const char *line, eps_error *err)
 {
+    if ((line[0] == '[' || line[0] == '(') && (!strcmp(space, "nb201") || !strcmp(space, "nb101"))) {
+        /* a NASLib list: nb201 op_indices, nb101 tuple (as NASLib prints them) */
+        char *t = strdup(line);
+        if (!t) {
+            eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+            return NULL;
+        }
+        eps_cli_tuple_to_array(t);
+        json_error_t je;
+        json_t *v = json_loads(t, JSON_REJECT_DUPLICATES, &je);
+        free(t);
+        if (!v || !json_is_array(v)) {
+            json_decref(v);
+            eps_error_set(err, EPS_EINVAL, "", "invalid list at column %d: %s", je.column, v ? "not a list" : je.text);
+            return NULL;
+        }
+        return json_pack("{s:s, s:o}", "space", space, !strcmp(space, "nb201") ? "op_indices" : "naslib", v);
+    }
     if (line[0] == '{') {
         json_error_t je;
         json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &je);

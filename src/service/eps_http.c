@@ -697,6 +697,8 @@ static void score_work(eps_job *j)
     json_object_set_new(o, "space", json_string(sj->arch.space->name));
     json_object_set_new(o, "hash", json_string(sj->arch.hash));
     json_object_set_new(o, "canonical", json_string(sj->arch.canonical ? sj->arch.canonical : ""));
+    json_t *enc = eps_arch_encodings(&sj->arch); /* from the canonical form: one cache entry serves every spelling */
+    if (enc) json_object_set_new(o, "encodings", enc);
     json_object_set_new(o, "epsilon", num_or_null(sc.epsilon));
     json_object_set_new(o, "nan_reason", isnan(sc.epsilon) ? json_string(sc.nan_reason) : json_null());
     json_object_set_new(o, "params", json_integer(sj->arch.params));
@@ -1581,11 +1583,12 @@ static int build_static_docs(eps_server *s)
     json_t *sp = json_array(), *defaults = json_object();
     for (const eps_space *const *p = eps_space_all(); *p; p++) {
         const eps_space *x = *p;
-        json_t *ops = json_array();
+        json_t *ops = json_array(), *fields = json_array();
         for (const char *const *o = x->op_names; o && *o; o++) json_array_append_new(ops, json_string(*o));
-        json_t *o = json_pack("{s:s,s:s,s:[f,f],s:s,s:o,s:s,s:s}", "name", x->name, "title",
+        for (const char *const *f = x->fields; f && *f; f++) json_array_append_new(fields, json_string(*f));
+        json_t *o = json_pack("{s:s,s:s,s:[f,f],s:s,s:o,s:o,s:s,s:s}", "name", x->name, "title",
                               x->title ? x->title : x->name, "weights", x->w1, x->w2, "batch_kind",
-                              x->batch_kind == EPS_BATCH_IMAGES ? "images" : "tokens", "ops", ops, "limits",
+                              x->batch_kind == EPS_BATCH_IMAGES ? "images" : "tokens", "ops", ops, "fields", fields, "limits",
                               x->limits ? x->limits : "", "default_batch", default_batch_name(s, x, NULL));
         if (o && x->datasets) {
             json_t *d = json_object();

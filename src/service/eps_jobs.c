@@ -570,6 +570,8 @@ static void job_work(eps_job *qj)
     json_object_set_new(o, "space", json_string(a->space->name));
     json_object_set_new(o, "hash", json_string(a->hash));
     json_object_set_new(o, "canonical", json_string(a->canonical ? a->canonical : ""));
+    json_t *enc = eps_arch_encodings(a); /* the same bytes as score_work writes */
+    if (enc) json_object_set_new(o, "encodings", enc);
     json_object_set_new(o, "epsilon", isfinite(sc.epsilon) ? json_real(sc.epsilon) : json_null());
     json_object_set_new(o, "nan_reason", isnan(sc.epsilon) ? json_string(sc.nan_reason) : json_null());
     json_object_set_new(o, "params", json_integer(a->params));

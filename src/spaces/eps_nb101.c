@@ -1,6 +1,6 @@
 /* eps_nb101.c — the NAS-Bench-101 space (spec §4; see nb101.h for the
  * request format, pruning, hash and parameter conventions). Owns: parsing
- * and validation of cell specs, NAS-Bench-101's pruning and module hash,
+ * and validation of cell specs (matrix + ops, or NASLib's tuple), NAS-Bench-101's pruning and module hash,
  * the network builder and the "nb101" space registration. */
 #include "epsinas/spaces/nb101.h"
 
@@ -321,12 +321,136 @@ int eps_nb101_build(const eps_nb101_spec *s, eps_graph *g, eps_error *err)
     return 0;
 }
 
+/* ---------------------------------------------- NASLib tuples (nb101.h) */
+
+#define NB101_CODES "0=input, 1=output, 2=maxpool3x3, 3=conv1x1-bn-relu, 4=conv3x3-bn-relu"
+
+/* NASLib op code -> our label, and back. */
+static const int naslib_label[5] = {EPS_NB101_INPUT, EPS_NB101_OUTPUT, EPS_NB101_MAXPOOL, EPS_NB101_CONV1X1,
+                                    EPS_NB101_CONV3X3};
+static const char *const naslib_op_name[5] = {"input", "output", "maxpool3x3", "conv1x1-bn-relu", "conv3x3-bn-relu"};
+
+static int naslib_code(int label)
+{
+    for (int c = 0; c < 5; c++)
+        if (naslib_label[c] == label) return c;
+    return -1;
+}
+
+int eps_nb101_from_naslib(const json_t *v, eps_nb101_spec *s, eps_error *err)
+{
+    memset(s, 0, sizeof *s);
+    if (!json_is_array(v))
+        return eps_error_set(err, EPS_EINVAL, "naslib",
+                             "naslib must be an array of integers: the n x n adjacency row-major, then n op codes (" NB101_CODES
+                             "); 56 for NASLib's 7-vertex cells");
+    size_t len = json_array_size(v);
+    int n = 0;
+    for (int k = 2; k <= EPS_NB101_MAX_VERTICES; k++)
+        if ((size_t)(k * k + k) == len) n = k;
+    if (!n)
+        return eps_error_set(err, EPS_EINVAL, "naslib",
+                             "naslib has %zu entries; a NASLib NB101 tuple has n*n + n for n vertices: 56 for NASLib's "
+                             "7-vertex cells (6, 12, 20, 30 or 42 for 2..6)",
+                             len);
+    for (size_t i = 0; i < len; i++)
+        if (!json_is_integer(json_array_get(v, i)))
+            return eps_error_set(err, EPS_EINVAL, "naslib", "naslib[%zu]: not an integer", i);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            size_t at = (size_t)(i * n + j);
+            json_int_t x = json_integer_value(json_array_get(v, at));
+            if (x != 0 && x != 1)
+                return eps_error_set(err, EPS_EINVAL, "naslib", "naslib[%zu]: matrix[%d][%d] is %lld, not 0 or 1", at, i, j,
+                                     (long long)x);
+            if (x && j <= i)
+                return eps_error_set(err, EPS_EINVAL, "naslib",
+                                     "naslib[%zu]: matrix[%d][%d] = 1 is %s the diagonal: the matrix must be strictly "
+                                     "upper-triangular (edges go from a lower to a higher vertex)",
+                                     at, i, j, j == i ? "on" : "below");
+            s->adj[i][j] = (unsigned char)x;
+        }
+    for (int i = 0; i < n; i++) {
+        size_t at = (size_t)(n * n + i);
+        json_int_t c = json_integer_value(json_array_get(v, at));
+        if (c < 0 || c > 4)
+            return eps_error_set(err, EPS_EINVAL, "naslib", "naslib[%zu]: op code %lld is not 0..4 (" NB101_CODES ")", at,
+                                 (long long)c);
+        int want = i == 0 ? 0 : i == n - 1 ? 1 : -1;
+        if (want >= 0 && c != want)
+            return eps_error_set(err, EPS_EINVAL, "naslib", "naslib[%zu]: op code %lld (%s) at vertex %d; the %s vertex must be %d (%s)",
+                                 at, (long long)c, naslib_op_name[c], i, i == 0 ? "first" : "last", want, naslib_op_name[want]);
+        if (want < 0 && c < 2)
+            return eps_error_set(err, EPS_EINVAL, "naslib",
+                                 "naslib[%zu]: op code %lld (%s) at interior vertex %d; interior ops are 2=maxpool3x3, "
+                                 "3=conv1x1-bn-relu, 4=conv3x3-bn-relu",
+                                 at, (long long)c, naslib_op_name[c], i);
+        s->label[i] = (signed char)naslib_label[c];
+    }
+    s->n = n;
+    return 0;
+}
+
+int eps_nb101_spec_from_request(const json_t *req, eps_nb101_spec *s, eps_error *err)
+{
+    static const char *const names[] = {"matrix", "naslib", NULL}, *const ops_naslib[] = {"ops", "naslib", NULL};
+    const char *a;
+    int rc = eps_request_one_of(req, names, "matrix + ops, naslib", &a, err);
+    if (rc == 0) rc = eps_request_one_of(req, ops_naslib, "matrix + ops, naslib", &a, err);
+    if (rc < 0) return rc;
+    const json_t *t = json_object_get(req, "naslib");
+    if (!t) return eps_nb101_from_json(json_object_get(req, "matrix"), json_object_get(req, "ops"), s, err);
+    rc = eps_nb101_from_naslib(t, s, err);
+    if (rc < 0) return rc;
+    rc = eps_nb101_prune(s, s, err);
+    if (rc < 0 && err) { /* the pruning speaks of 'matrix': here it is the tuple's */
+        char m[sizeof err->msg];
+        snprintf(m, sizeof m, "%s", err->msg);
+        eps_error_set(err, rc, "naslib", "naslib: %s", m);
+    }
+    return rc;
+}
+
+json_t *eps_nb101_naslib_json(const eps_nb101_spec *s)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < s->n * s->n; i++)
+        if (json_array_append_new(a, json_integer(s->adj[i / s->n][i % s->n]))) goto oom;
+    for (int i = 0; a && i < s->n; i++)
+        if (json_array_append_new(a, json_integer(naslib_code(s->label[i])))) goto oom;
+    return a;
+oom:
+    json_decref(a);
+    return NULL;
+}
+
+json_t *eps_nb101_encodings(const eps_nb101_spec *s)
+{
+    json_t *m = json_array(), *ops = json_array(), *t = eps_nb101_naslib_json(s);
+    int bad = !m || !ops || !t;
+    for (int i = 0; !bad && i < s->n; i++) {
+        json_t *row = json_array();
+        bad |= !row || json_array_append_new(m, row);
+        for (int j = 0; !bad && j < s->n; j++) bad |= json_array_append_new(row, json_integer(s->adj[i][j]));
+        bad |= json_array_append_new(ops, json_string(naslib_op_name[naslib_code(s->label[i])]));
+    }
+    char hash[33];
+    eps_nb101_hash(s, hash);
+    if (bad) {
+        json_decref(m);
+        json_decref(ops);
+        json_decref(t);
+        return NULL;
+    }
+    return json_pack("{s:o, s:o, s:o, s:s}", "matrix", m, "ops", ops, "naslib", t, "hash", hash);
+}
+
 /* ---------------------------------------------------------------- space */
 
 static int nb101_from_json(const json_t *req, eps_arch *out, eps_error *err)
 {
     eps_nb101_spec s;
-    int rc = eps_nb101_from_json(json_object_get(req, "matrix"), json_object_get(req, "ops"), &s, err);
+    int rc = eps_nb101_spec_from_request(req, &s, err); /* matrix + ops, or naslib */
     if (rc < 0) return rc;
     out->canonical = eps_nb101_canonical(&s);
     if (!out->canonical) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
@@ -338,8 +462,18 @@ static int nb101_from_json(const json_t *req, eps_arch *out, eps_error *err)
     return 0;
 }
 
-/* Request fields this space reads (see eps_space.fields). */
-static const char *const nb101_fields[] = {"matrix", "ops", NULL};
+static json_t *nb101_encodings(const eps_arch *a)
+{
+    json_t *c = a->canonical ? json_loads(a->canonical, 0, NULL) : NULL;
+    eps_nb101_spec s;
+    int rc = c ? eps_nb101_parse(json_object_get(c, "matrix"), json_object_get(c, "ops"), &s, NULL) : -1;
+    json_decref(c);
+    return rc < 0 ? NULL : eps_nb101_encodings(&s);
+}
+
+/* Request fields this space reads (see eps_space.fields); the cell is
+ * matrix + ops or naslib (nb101.h). */
+static const char *const nb101_fields[] = {"matrix", "ops", "naslib", NULL};
 
 const eps_space eps_nb101_space = {
     .name = "nb101",
@@ -350,6 +484,7 @@ const eps_space eps_nb101_space = {
     .default_batch = "leaves:1",
     .op_names = eps_nb101_op_names,
     .fields = nb101_fields,
-    .limits = "2-7 vertices, at most 9 edges after pruning, 3 x 32 x 32 images",
+    .limits = "2-7 vertices, at most 9 edges after pruning, 3 x 32 x 32 images; naslib: n*n + n ints (56 for 7 vertices)",
     .from_json = nb101_from_json,
+    .encodings = nb101_encodings,
 };

@@ -1,6 +1,7 @@
 /* eps_nb201.c — NAS-Bench-201: arch-string parsing with positioned errors,
- * canonical (live-edge) form, enumeration, the C=16/N=5 one-output network
- * (spec §3) and the "nb201" space registration. */
+ * the NASLib (op_indices) and NNI encodings both ways, canonical (live-edge)
+ * form, enumeration, the C=16/N=5 one-output network (spec §3) and the
+ * "nb201" space registration. */
 #include "epsinas/spaces/nb201.h"
 
 #include <stdio.h>
@@ -197,15 +198,159 @@ int eps_nb201_build(const eps_nb201_cell *cell, eps_graph *g, eps_error *err)
     return 0;
 }
 
+/* ---- encodings of other NAS tools (nb201.h): NASLib op_indices, NNI dicts ---- */
+
+const int eps_nb201_naslib_code[EPS_NB201_OPS] = {1, 0, 3, 2, 4};
+const int eps_nb201_naslib_edge[EPS_NB201_EDGES] = {0, 1, 3, 2, 4, 5};
+const char *const eps_nb201_nni_op[EPS_NB201_OPS] = {"none", "skip_connect", "conv_1x1", "conv_3x3", "avg_pool_3x3"};
+const char *const eps_nb201_nni_key[EPS_NB201_EDGES] = {"0_1", "0_2", "1_2", "0_3", "1_3", "2_3"};
+
+#define NB201_CODES "0=skip_connect, 1=none, 2=nor_conv_3x3, 3=nor_conv_1x1, 4=avg_pool_3x3"
+#define NB201_NNI_OPS "none, skip_connect, conv_1x1, conv_3x3, avg_pool_3x3"
+#define NB201_NNI_KEYS "0_1, 0_2, 0_3, 1_2, 1_3, 2_3"
+
+int eps_nb201_from_op_indices(const json_t *v, eps_nb201_cell *cell, eps_error *err)
+{
+    if (!json_is_array(v))
+        return eps_error_set(err, EPS_EINVAL, "op_indices",
+                             "op_indices must be an array of 6 integers (NASLib codes " NB201_CODES ")");
+    size_t n = json_array_size(v);
+    if (n != EPS_NB201_EDGES)
+        return eps_error_set(err, EPS_EINVAL, "op_indices",
+                             "op_indices has %zu entries; NASLib's NB201 op_indices has 6, one per edge (1,2), (1,3), "
+                             "(1,4), (2,3), (2,4), (3,4)",
+                             n);
+    int code[EPS_NB201_EDGES];
+    for (int t = 0; t < EPS_NB201_EDGES; t++) { /* in array order: the first bad entry is named */
+        const json_t *x = json_array_get(v, (size_t)t);
+        if (!json_is_integer(x))
+            return eps_error_set(err, EPS_EINVAL, "op_indices", "op_indices[%d]: not an integer (NASLib codes " NB201_CODES ")", t);
+        json_int_t c = json_integer_value(x);
+        if (c < 0 || c > 4)
+            return eps_error_set(err, EPS_EINVAL, "op_indices", "op_indices[%d]: op code %lld is not 0..4 (" NB201_CODES ")", t,
+                                 (long long)c);
+        code[t] = (int)c;
+    }
+    for (int e = 0; e < EPS_NB201_EDGES; e++)
+        for (int op = 0; op < EPS_NB201_OPS; op++)
+            if (eps_nb201_naslib_code[op] == code[eps_nb201_naslib_edge[e]]) cell->op[e] = (unsigned char)op;
+    return 0;
+}
+
+/* How much of a user's string (len bytes) goes into a message: at most 40
+ * bytes, cut to whole UTF-8 characters (the message goes into JSON), and
+ * nothing when it holds a control byte or NUL. */
+static int quotable(const char *s, size_t len)
+{
+    size_t n = len < 40 ? len : 40;
+    while (n > 0 && n < len && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20) return 0;
+    return (int)n;
+}
+
+int eps_nb201_from_nni(const json_t *v, eps_nb201_cell *cell, eps_error *err)
+{
+    if (!json_is_object(v))
+        return eps_error_set(err, EPS_EINVAL, "nni",
+                             "nni must be an object with the keys " NB201_NNI_KEYS " (edge i->j), values " NB201_NNI_OPS);
+    for (int e = 0; e < EPS_NB201_EDGES; e++)
+        if (!json_object_get(v, eps_nb201_nni_key[e]))
+            return eps_error_set(err, EPS_EINVAL, "nni", "nni: missing key '%s' (edge %c->%c; keys " NB201_NNI_KEYS ")",
+                                 eps_nb201_nni_key[e], eps_nb201_nni_key[e][0], eps_nb201_nni_key[e][2]);
+    const char *k;
+    const json_t *x;
+    json_object_foreach((json_t *)v, k, x) {
+        int e = -1;
+        for (int i = 0; i < EPS_NB201_EDGES; i++)
+            if (!strcmp(k, eps_nb201_nni_key[i])) e = i;
+        if (e < 0)
+            return eps_error_set(err, EPS_EINVAL, "nni", "nni: unknown key '%.*s' (the keys are " NB201_NNI_KEYS ")",
+                                 quotable(k, strlen(k)), k);
+        if (!json_is_string(x))
+            return eps_error_set(err, EPS_EINVAL, "nni", "nni.%s: not a string (ops " NB201_NNI_OPS ")", k);
+        int op = -1;
+        for (int i = 0; i < EPS_NB201_OPS; i++)
+            if (!strcmp(json_string_value(x), eps_nb201_nni_op[i]) &&
+                strlen(eps_nb201_nni_op[i]) == json_string_length(x))
+                op = i;
+        if (op < 0)
+            return eps_error_set(err, EPS_EINVAL, "nni", "nni.%s: unknown op '%.*s' (expected " NB201_NNI_OPS ")", k,
+                                 quotable(json_string_value(x), json_string_length(x)), json_string_value(x));
+        cell->op[e] = (unsigned char)op;
+    }
+    return 0;
+}
+
+int eps_nb201_cell_from_request(const json_t *req, eps_nb201_cell *cell, eps_error *err)
+{
+    static const char *const names[] = {"arch", "op_indices", "nni", NULL};
+    const char *a = NULL;
+    int rc = eps_request_one_of(req, names, "arch, op_indices, nni", &a, err);
+    if (rc < 0) return rc;
+    if (!a)
+        return eps_error_set(err, EPS_EINVAL, "arch",
+                             "missing field 'arch' (an NB201 cell string like '|nor_conv_3x3~0|+|...|'), or give the cell "
+                             "as 'op_indices' (NASLib, 6 ints) or 'nni' (NNI dict)");
+    const json_t *v = json_object_get(req, a);
+    if (!strcmp(a, "op_indices")) return eps_nb201_from_op_indices(v, cell, err);
+    if (!strcmp(a, "nni")) return eps_nb201_from_nni(v, cell, err);
+    if (!json_is_string(v)) return eps_error_set(err, EPS_EINVAL, "arch", "'arch' must be a string");
+    return eps_nb201_parse(json_string_value(v), json_string_length(v), cell, err);
+}
+
+void eps_nb201_to_op_indices(const eps_nb201_cell *cell, int out[EPS_NB201_EDGES])
+{
+    for (int e = 0; e < EPS_NB201_EDGES; e++) out[eps_nb201_naslib_edge[e]] = eps_nb201_naslib_code[cell->op[e]];
+}
+
+json_t *eps_nb201_op_indices_json(const eps_nb201_cell *cell)
+{
+    int t[EPS_NB201_EDGES];
+    eps_nb201_to_op_indices(cell, t);
+    json_t *a = json_array();
+    for (int i = 0; a && i < EPS_NB201_EDGES; i++)
+        if (json_array_append_new(a, json_integer(t[i]))) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
+json_t *eps_nb201_nni_json(const eps_nb201_cell *cell)
+{
+    json_t *o = json_object();
+    /* keys in NNI's own order (by source, then target) */
+    static const int order[EPS_NB201_EDGES] = {0, 1, 3, 2, 4, 5};
+    for (int i = 0; o && i < EPS_NB201_EDGES; i++) {
+        int e = order[i];
+        if (json_object_set_new(o, eps_nb201_nni_key[e], json_string(eps_nb201_nni_op[cell->op[e]]))) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+json_t *eps_nb201_encodings(const eps_nb201_cell *cell)
+{
+    char buf[EPS_NB201_STR_MAX];
+    eps_nb201_format(cell, buf);
+    json_t *ti = eps_nb201_op_indices_json(cell), *nni = eps_nb201_nni_json(cell);
+    if (!ti || !nni) {
+        json_decref(ti);
+        json_decref(nni);
+        return NULL;
+    }
+    return json_pack("{s:s, s:o, s:o}", "arch", buf, "op_indices", ti, "nni", nni);
+}
+
 /* ---- the "nb201" space ---- */
 
 static int nb201_from_json(const json_t *req, eps_arch *out, eps_error *err)
 {
-    json_t *a = json_object_get(req, "arch");
-    if (!a) return eps_error_set(err, EPS_EINVAL, "arch", "missing field 'arch' (an NB201 cell string like '|nor_conv_3x3~0|+|...|')");
-    if (!json_is_string(a)) return eps_error_set(err, EPS_EINVAL, "arch", "'arch' must be a string");
     eps_nb201_cell cell, canon;
-    int rc = eps_nb201_parse(json_string_value(a), json_string_length(a), &cell, err);
+    int rc = eps_nb201_cell_from_request(req, &cell, err); /* arch, op_indices or nni */
     if (rc < 0) return rc;
     /* params and MACs are those of the network as written (dead convs still
      * have weights); the engines run the canonical network, which computes
@@ -226,8 +371,19 @@ static int nb201_from_json(const json_t *req, eps_arch *out, eps_error *err)
     return 0;
 }
 
-/* Request fields this space reads (see eps_space.fields). */
-static const char *const nb201_fields[] = {"arch", NULL};
+static json_t *nb201_encodings(const eps_arch *a)
+{
+    /* the canonical text starts with the cell string, which ends at its only
+     * "~2|" (whatever else the canonical form may come to carry after it) */
+    const char *end = a->canonical ? strstr(a->canonical, "~2|") : NULL;
+    eps_nb201_cell cell;
+    if (!end || eps_nb201_parse(a->canonical, (size_t)(end + 3 - a->canonical), &cell, NULL) < 0) return NULL;
+    return eps_nb201_encodings(&cell);
+}
+
+/* Request fields this space reads (see eps_space.fields); the cell is in
+ * exactly one of arch, op_indices, nni (nb201.h). */
+static const char *const nb201_fields[] = {"arch", "op_indices", "nni", NULL};
 
 /* NB201's default batch per dataset (docs/batches.md): the study ran on
  * CIFAR-10 accuracy; CIFAR-100 shares it until it is measured on its own,
@@ -249,6 +405,7 @@ const eps_space eps_nb201_space = {
     .datasets = nb201_datasets,
     .op_names = eps_nb201_op_names,
     .fields = nb201_fields,
-    .limits = "arch: a cell string of at most 160 bytes",
+    .limits = "arch: a cell string of at most 160 bytes; op_indices: 6 ints; nni: 6 keys",
     .from_json = nb201_from_json,
+    .encodings = nb201_encodings,
 };

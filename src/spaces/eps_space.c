@@ -5,6 +5,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,24 @@ int eps_request_check_fields(const json_t *req, const char *const *common, eps_e
     return 0;
 }
 
+int eps_request_one_of(const json_t *req, const char *const *names, const char *choices, const char **which,
+                       eps_error *err)
+{
+    *which = NULL;
+    for (int i = 0; names[i]; i++) {
+        if (!json_object_get(req, names[i])) continue;
+        if (!*which) {
+            *which = names[i];
+            continue;
+        }
+        char field[64];
+        snprintf(field, sizeof field, "%s,%s", *which, names[i]);
+        return eps_error_set(err, EPS_EINVAL, field, "both '%s' and '%s' are given; a request holds exactly one of %s",
+                             *which, names[i], choices);
+    }
+    return 0;
+}
+
 int eps_weights_check(const double w[2], const char *field, eps_error *err)
 {
     for (int i = 0; i < 2; i++)
@@ -118,6 +137,11 @@ void eps_arch_free(eps_arch *a)
     eps_graph_free(&a->graph);
     if (a->impl && a->space && a->space->free_impl) a->space->free_impl(a->impl);
     memset(a, 0, sizeof *a);
+}
+
+json_t *eps_arch_encodings(const eps_arch *a)
+{
+    return a && a->space && a->space->encodings ? a->space->encodings(a) : NULL;
 }
 
 static long output_count(const eps_arch *a, const eps_batch *b)

@@ -81,4 +81,25 @@ void eps_nb101_vertex_channels(const eps_nb101_spec *s, int cin, int cout, int *
  * frees it with eps_graph_free; on error it is already freed). */
 int eps_nb101_build(const eps_nb101_spec *s, eps_graph *g, eps_error *err);
 
+/* NASLib's tuple (request field "naslib", instead of matrix + ops): the
+ * n x n adjacency row-major, then n op codes 0=input, 1=output,
+ * 2=maxpool3x3, 3=conv1x1-bn-relu, 4=conv3x3-bn-relu. NASLib samples
+ * 7-vertex cells and does not pad: a cell that computes with fewer vertices
+ * keeps its dead vertices in the 7 x 7 form (all 267 rows of its zero-cost
+ * subset are 56 ints, and every one prunes to 2..6 vertices). Its
+ * convert_tuple_to_spec reads any n*n + n, so 6, 12, 20, 30, 42 or 56 ints
+ * are accepted. The tuple is unpruned like matrix/ops and goes through the
+ * same pruning, so it gets the same hash; the tuple we answer is that of
+ * the pruned spec (n*n + n ints). Errors name the position (naslib[51]). */
+
+/* Reads the one encoding the request holds (matrix + ops, or naslib),
+ * parsed, pruned and edge-checked like eps_nb101_from_json. */
+int eps_nb101_spec_from_request(const json_t *req, eps_nb101_spec *spec, eps_error *err);
+/* Parses a NASLib tuple (unpruned; not pruned here). */
+int eps_nb101_from_naslib(const json_t *v, eps_nb101_spec *spec, eps_error *err);
+/* New reference: the spec's tuple, n*n + n ints (caller owns). */
+json_t *eps_nb101_naslib_json(const eps_nb101_spec *spec);
+/* {"matrix":..,"ops":..,"naslib":[..],"hash":".."} of the spec as given (caller owns). */
+json_t *eps_nb101_encodings(const eps_nb101_spec *spec);
+
 #endif

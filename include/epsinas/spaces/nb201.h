@@ -1,7 +1,9 @@
-/* nb201.h — NAS-Bench-201 cells: parse, canonicalise, enumerate, build. */
+/* nb201.h — NAS-Bench-201 cells: parse (our string, NASLib op_indices, NNI
+ * dicts), canonicalise, enumerate, build. */
 #ifndef EPSINAS_NB201_H
 #define EPSINAS_NB201_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include "epsinas/core/error.h"
 #include "epsinas/core/graph.h"
@@ -33,5 +35,38 @@ void eps_nb201_from_index(int index, eps_nb201_cell *cell);
 int eps_nb201_has_parameterless_path(const eps_nb201_cell *cell);
 /* Builds the C=16, N=5, one-output network (spec §3). */
 int eps_nb201_build(const eps_nb201_cell *cell, eps_graph *g, eps_error *err);
+
+/* Encodings of other NAS tools (request fields besides "arch"; a request
+ * holds exactly one of arch, op_indices, nni):
+ *   "op_indices": NASLib's 6 ints, one per edge (1,2),(1,3),(1,4),(2,3),
+ *                 (2,4),(3,4) of its 1-based nodes, codes 0=skip_connect,
+ *                 1=none, 2=nor_conv_3x3, 3=nor_conv_1x1, 4=avg_pool_3x3.
+ *                 The arch string is
+ *                 |op(t0)~0|+|op(t1)~0|op(t3)~1|+|op(t2)~0|op(t4)~1|op(t5)~2|
+ *   "nni":        NNI's dict {"0_1":..,"0_2":..,"0_3":..,"1_2":..,"1_3":..,
+ *                 "2_3":..} (edge i->j), values none, skip_connect,
+ *                 conv_1x1, conv_3x3, avg_pool_3x3.
+ * Errors name the field and the position (op_indices[2], nni.1_3). */
+
+/* NASLib op code of each of our ops (eps_nb201_op order), and the position
+ * in op_indices of each edge in our string order. */
+extern const int eps_nb201_naslib_code[EPS_NB201_OPS];
+extern const int eps_nb201_naslib_edge[EPS_NB201_EDGES];
+/* NNI's names of our ops (eps_nb201_op order) and its edge keys in our
+ * string order. */
+extern const char *const eps_nb201_nni_op[EPS_NB201_OPS];
+extern const char *const eps_nb201_nni_key[EPS_NB201_EDGES];
+
+/* Reads the one encoding the request holds (arch, op_indices or nni) into
+ * *cell; EPS_EINVAL naming the field (both fields when two are given). */
+int eps_nb201_cell_from_request(const json_t *req, eps_nb201_cell *cell, eps_error *err);
+int eps_nb201_from_op_indices(const json_t *v, eps_nb201_cell *cell, eps_error *err);
+int eps_nb201_from_nni(const json_t *v, eps_nb201_cell *cell, eps_error *err);
+void eps_nb201_to_op_indices(const eps_nb201_cell *cell, int out[EPS_NB201_EDGES]);
+/* New references (caller owns); NULL on OOM. */
+json_t *eps_nb201_op_indices_json(const eps_nb201_cell *cell);
+json_t *eps_nb201_nni_json(const eps_nb201_cell *cell);
+/* {"arch":..,"op_indices":[..],"nni":{..}} of the cell as given (caller owns). */
+json_t *eps_nb201_encodings(const eps_nb201_cell *cell);
 
 #endif

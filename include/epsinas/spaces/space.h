@@ -59,6 +59,10 @@ typedef struct eps_space {
     /* Number of output values per pass; NULL -> b->n * graph output size. */
     long (*output_count)(const eps_arch *a, const eps_batch *b);
     void (*free_impl)(void *impl);
+    /* The canonical cell in every encoding of the space (a new JSON object
+     * the caller owns; NULL on OOM), e.g. nb201: arch, op_indices, nni.
+     * NULL hook: the space has only its canonical text. */
+    json_t *(*encodings)(const eps_arch *a);
 } eps_space;
 
 /* Request fields every space accepts (handled by the service/CLI, not by
@@ -72,6 +76,13 @@ extern const char *const eps_request_common_fields[];
  * The space is req["space"]; an unknown or missing space is left to
  * eps_arch_from_json (returns 0). */
 int eps_request_check_fields(const json_t *req, const char *const *common, eps_error *err);
+
+/* A cell given in several encodings (nb201 arch / op_indices / nni): sets
+ * *which to the one of names[] (NULL-terminated) present in req, or NULL
+ * when none is; two present -> EPS_EINVAL with err->field "a,b" naming both
+ * and choices (text) in the message. */
+int eps_request_one_of(const json_t *req, const char *const *names, const char *choices, const char **which,
+                       eps_error *err);
 
 /* Validates a weight pair at an input boundary (HTTP, CLI): both finite,
  * positive and normal as float32 (the engines compute in float, where a
@@ -94,6 +105,11 @@ const eps_space *const *eps_space_all(void);
  * caller owns *out and frees it with eps_arch_free. On error *out is clean. */
 int eps_arch_from_json(const json_t *req, eps_arch *out, eps_error *err);
 void eps_arch_free(eps_arch *a);
+/* a's cell in every encoding of its space ("encodings" in responses): a new
+ * object the caller owns, or NULL when the space has none (graph, nlp) or
+ * on OOM. Derived from the canonical form, so every spelling of one cell
+ * answers the same encodings. */
+json_t *eps_arch_encodings(const eps_arch *a);
 
 /* Runs both passes and computes epsilon. weights NULL -> space defaults. */
 int eps_arch_score(const eps_arch *a, const eps_batch *b, const double *weights,

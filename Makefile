@@ -43,6 +43,8 @@ BIN      := $(BUILD)/epsinas
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_UTIL:= $(sort $(wildcard tests/util_*.c))
+# Tests that are scripts, not cmocka binaries (run.sh counts their TAP too).
+TEST_SCRIPTS ?= tests/test_pyclient.sh
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -88,7 +90,7 @@ run: $(BIN)
 	./scripts/run.sh $(BIN)
 
 test: $(TEST_STAMP) $(BIN) $(TEST_BIN) check-layout
-	BUILD=$(BUILD) ./tests/run.sh $(TEST_BIN)
+	BUILD=$(BUILD) ./tests/run.sh $(TEST_BIN) $(TEST_SCRIPTS)
 
 # Includes point down the pipeline, no module cycle (src/README.md).
 check-layout:
@@ -109,7 +111,7 @@ check: test
 # default target): the engine equivalence and NB201 golden tests.
 check-portable:
 	$(MAKE) BUILD=build-portable ARCH_FLAGS=-march=x86-64-v2 \
-	  TEST_BIN="build-portable/tests/test_engine_equiv build-portable/tests/test_golden_nb201" test
+	  TEST_BIN="build-portable/tests/test_engine_equiv build-portable/tests/test_golden_nb201" TEST_SCRIPTS= test
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

@@ -7,11 +7,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 PY=${EPS_PYTHON:-/usr/bin/python3}
 if [ ! -x "$PY" ]; then
   echo "1..1"
+  echo "# skip: $PY not found"
   echo "ok 1 # SKIP $PY not found (the Python client test needs Python 3.9+)"
   exit 0
 fi
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 9))'; then
   echo "1..1"
+  echo "# skip: $PY is older than 3.9"
   echo "ok 1 # SKIP $PY is older than 3.9 ($("$PY" -V 2>&1))"
   exit 0
 fi

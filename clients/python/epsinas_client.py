@@ -222,7 +222,11 @@ class _Response:
         self.stream = stream
 
     def json(self) -> Any:
-        return json.loads(self.body or b"null")
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:  # e.g. a proxy's HTML page with a 2xx status
+            text = (self.body or b"")[:200].decode("utf-8", "replace")
+            raise EpsinasError(self.status, "http_error", f"the answer is not JSON: {text!r}") from None
 
 
 def _retry_after(headers: Any) -> Optional[float]:
@@ -289,7 +293,10 @@ class Client:
         try:
             resp = urllib.request.urlopen(req, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as e:
-            raw = e.read()
+            try:
+                raw = e.read()
+            except OSError:  # the body broke off: keep the status
+                raw = b""
             rid = e.headers.get("X-Request-Id") if e.headers is not None else None
             try:
                 parsed: Any = json.loads(raw)

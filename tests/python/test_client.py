@@ -42,7 +42,12 @@ import epsinas_client as ec  # noqa: E402
 from epsinas_client import Client, EpsinasError, Score  # noqa: E402
 
 BIN = os.environ.get("EPS_BIN") or os.path.join(ROOT, os.environ.get("BUILD", "build"), "epsinas")
-LOGDIR = tempfile.mkdtemp(prefix="eps-pyclient-")
+_logs = os.path.join(ROOT, os.environ.get("BUILD", "build"), "test-logs")
+if os.path.isdir(_logs):  # next to tests/run.sh's logs, replaced on every run
+    LOGDIR = os.path.join(_logs, "pyclient")
+    os.makedirs(LOGDIR, exist_ok=True)
+else:
+    LOGDIR = tempfile.mkdtemp(prefix="eps-pyclient-")
 for _k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
     os.environ.pop(_k, None)  # loopback only: urllib would send these requests to a proxy
 
@@ -346,6 +351,24 @@ class ScoreAndJobs(unittest.TestCase):
         self.assertTrue(h.live and h.ready)
         self.assertEqual(h.version, self.srv.raw("GET", "/v2")[1]["version"])
         self.assertIn("jobs", h.extensions)
+
+    def test_readme_adapter(self) -> None:
+        # the NASLib-style adapter exactly as clients/python/README.md shows it
+        with open(os.path.join(ROOT, "clients", "python", "README.md")) as f:
+            blocks = f.read().split("```python\n")
+        code = next(b.split("```")[0] for b in blocks if "class EpsinasPredictor" in b)
+        code = code.split("\npredictor = ")[0]  # the usage lines assume localhost:8080
+        ns: Dict[str, Any] = {}
+        exec(compile(code, "README.md", "exec"), ns)
+        p = ns["EpsinasPredictor"](self.srv.url, batch_size=16)
+        want = self.c.score(space="nb201", arch=A, batch_size=16).epsilon
+        self.assertEqual(p.query(A), want)
+        self.assertEqual(p.query(NAN_ARCH), -math.inf)
+        self.assertEqual(p.query_many([A, NAN_ARCH, A]), [want, -math.inf, want])
+        try:
+            self.assertEqual(p.query(A_OP_INDICES), want)
+        except EpsinasError as e:
+            self.assertEqual(e.field, "op_indices")
 
     def test_unreachable(self) -> None:
         dead = Server()

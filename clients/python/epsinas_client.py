@@ -326,13 +326,16 @@ class Client:
             d = max(d, min(floor, self.max_backoff))
         return d
 
-    def _with_retries(self, fn: Callable[[], Any], retries: Optional[int]) -> Any:
+    def _with_retries(self, fn: Callable[[], Any], retries: Optional[int],
+                      again: Callable[[EpsinasError], bool] = lambda e: e.retryable) -> Any:
+        """fn(), sent again while it raises an error `again` accepts (at most
+        `retries` more times, backing off between attempts)."""
         n = self.retries if retries is None else retries
         for attempt in range(n + 1):
             try:
                 return fn()
             except EpsinasError as e:
-                if not e.retryable or attempt == n:
+                if not again(e) or attempt == n:
                     raise
                 self._sleep(self._delay(attempt, e.retry_after))
         raise AssertionError("unreachable")
@@ -431,14 +434,15 @@ class Client:
     # ------------------------------------------------------------ jobs
 
     def submit(self, space: Optional[str] = None, all: bool = False, items: Optional[Sequence[Mapping[str, Any]]] = None,
-               **fields: Any) -> JSONDict:
+               retries: Optional[int] = None, **fields: Any) -> JSONDict:
         """Submits a sweep job (POST /v1/jobs) and returns the Job (status queued).
 
         Either space + all=True (every cell of an enumerable space) or items
         (score requests as for score_many); fields shared by every item
         (batch, batch_size, weights, engine, dataset) and label go in
-        fields. A job that is refused is not retried except for 429
-        too_many_jobs / 503 (nothing was accepted then)."""
+        fields. Sent again only when refused with 429 (too many jobs) or
+        503 (draining): then nothing was accepted. No answer, or a proxy's
+        502/504, may hide an accepted job, so those raise at once."""
         body: JSONDict = dict(fields)
         if all:
             if not space:
@@ -451,7 +455,9 @@ class Client:
             body["items"] = [dict(i) for i in items]
         if not all and items is None:
             raise ValueError("give items=[...] or space=... with all=True")
-        return self._with_retries(lambda: self._request("POST", "/v1/jobs", body).json(), None)
+        return self._with_retries(lambda: self._request("POST", "/v1/jobs", body).json(), retries,
+                                  lambda e: e.status in (429, 503) and e.code in ("too_many_jobs", "draining",
+                                                                                   "shutting_down"))
 
     def job(self, job_id: str) -> JSONDict:
         """A job's status and counters (GET /v1/jobs/{id})."""

@@ -450,6 +450,35 @@ class Backpressure(unittest.TestCase):
             t.join()
 
 
+class JobLimits(unittest.TestCase):
+    def test_too_many_jobs_retried_then_accepted(self) -> None:
+        srv = Server("--max-jobs", "1", "--workers", "1")
+        try:
+            c = Client(srv.url, backoff=0.05, max_backoff=0.2)
+            first = c.submit(space="nb201", all=True, batch_size=1)
+            with self.assertRaises(EpsinasError) as cm:
+                c.submit(items=[{"space": "nb201", "arch": A}], retries=0)
+            e = cm.exception
+            self.assertEqual((e.status, e.code, e.retry_after), (429, "too_many_jobs", 1.0))
+            # the refused job is sent again once the first one is cancelled
+            slept: List[float] = []
+
+            def sleep(d: float) -> None:
+                if not slept:
+                    c.cancel(first["id"])
+                slept.append(d)
+                time.sleep(d)
+
+            c._sleep = sleep
+            second = c.submit(items=[{"space": "nb201", "arch": A}], batch_size=4, retries=100)
+            self.assertTrue(slept)
+            self.assertEqual(c.follow(second["id"])["status"], "succeeded")
+            self.assertEqual(c.job(first["id"])["status"], "cancelled")
+            self.assertEqual(len(c.jobs()), 2)  # refused submissions left no job behind
+        finally:
+            self.assertEqual(srv.stop(), 0, srv.log)
+
+
 # ------------------------------------------------------------ auth
 
 class Auth(unittest.TestCase):

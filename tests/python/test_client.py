@@ -294,7 +294,7 @@ class ScoreAndJobs(unittest.TestCase):
         self.run_sweep(poll=0.02)
 
     def test_cancel_running_job(self) -> None:
-        # a whole space at batch 1; cancel from the progress callback once rows arrive
+        # a whole space (minutes at batch 16); cancel from the progress callback once rows arrive
         calls: List[ec.Progress] = []
 
         def on_progress(p: ec.Progress) -> None:
@@ -304,14 +304,14 @@ class ScoreAndJobs(unittest.TestCase):
                 self.assertIn(job["status"], ("running", "cancelled"))
                 calls.append(ec.Progress(p.id, "x", 0, 0, 0.0, None))  # cancel once
 
-        res = self.c.sweep(space="nb201", all=True, batch_size=1, progress=on_progress, bar=False)
+        res = self.c.sweep(space="nb201", all=True, batch_size=16, progress=on_progress, bar=False)
         self.assertEqual(res.status, "cancelled")
         total = res.job["total"]
         self.assertEqual(total, 15625)
         self.assertLess(len(res.rows), total)
         self.assertEqual(len(res.rows), res.job["done"])
         self.assertEqual([r.index for r in res.rows], list(range(len(res.rows))))
-        s = self.c.score(space="nb201", arch=res.rows[0].arch, batch_size=1)
+        s = self.c.score(space="nb201", arch=res.rows[0].arch, batch_size=16)
         self.assertTrue(same_real(res.rows[0].epsilon, s.epsilon))
         again = self.c.cancel(res.id)  # cancelling a finished job changes nothing
         self.assertEqual(again["status"], "cancelled")
@@ -455,7 +455,7 @@ class JobLimits(unittest.TestCase):
         srv = Server("--max-jobs", "1", "--workers", "1")
         try:
             c = Client(srv.url, backoff=0.05, max_backoff=0.2)
-            first = c.submit(space="nb201", all=True, batch_size=1)
+            first = c.submit(space="nb201", all=True, batch_size=16)  # minutes: still running below
             with self.assertRaises(EpsinasError) as cm:
                 c.submit(items=[{"space": "nb201", "arch": A}], retries=0)
             e = cm.exception

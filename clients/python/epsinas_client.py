@@ -340,6 +340,14 @@ class Client:
                 self._sleep(self._delay(attempt, e.retry_after))
         raise AssertionError("unreachable")
 
+    def _wait_or_raise(self, e: EpsinasError, failures: int) -> int:
+        """For loops that reopen a stream: re-raises e when it is final or
+        `retries` consecutive failures passed, else backs off; returns failures + 1."""
+        if not e.retryable or failures >= self.retries:
+            raise e
+        self._sleep(self._delay(failures, e.retry_after))
+        return failures + 1
+
     def _get_json(self, path: str, retries: Optional[int] = None) -> Any:
         return self._with_retries(lambda: self._request("GET", path).json(), retries)
 
@@ -483,10 +491,7 @@ class Client:
             try:
                 resp = self._request("GET", path, headers={"Accept": "application/x-ndjson"}, stream=True)
             except EpsinasError as e:
-                if not e.retryable or failures >= self.retries:
-                    raise
-                self._sleep(self._delay(failures, e.retry_after))
-                failures += 1
+                failures = self._wait_or_raise(e, failures)
                 continue
             try:
                 with resp.stream as s:
@@ -553,10 +558,7 @@ class Client:
                     else:
                         failures += 1  # closed without an end event
             except EpsinasError as e:
-                if not e.retryable or failures >= self.retries:
-                    raise
-                self._sleep(self._delay(failures, e.retry_after))
-                failures += 1
+                failures = self._wait_or_raise(e, failures)
                 continue
             except socket.timeout:
                 pass  # nothing changed for `timeout` seconds: check the job, then reopen

@@ -4,6 +4,8 @@
 #   make check-asan  the same suite under ASan + UBSan
 #   make check-portable  the engine tests on a portable x86-64-v2 build (no AVX-512 kernels)
 #   make test-hostile  raw-socket hostile clients against the real binary (slowloris, framing, limits)
+#   make test-browser  the dashboard in headless chromium against the real server (tests/browser/)
+#   make web         rebuild the dashboard (web/ -> web/dist, embedded in the binary) now
 #   make bench       engines vs the PyTorch reference, service vs nginx
 #   make image       the container image (podman); make test-image runs it
 #   make equiv-full  fast vs dense engine on every NB201 cell (batch 8, ~25 min)
@@ -35,6 +37,12 @@ TEST_STAMP := $(BUILD)/.deps-test
 LIB_DIRS := core engine spaces service eval
 SRC      := $(sort $(foreach d,$(LIB_DIRS),$(wildcard src/$(d)/eps_*.c)))
 OBJ      := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+# The dashboard (web/, built by vite into web/dist) becomes C at build time:
+# scripts/web-build.sh runs on every make but rebuilds only when web/'s
+# sources or openapi.yaml changed, and rewrites the C only when it differs.
+WEB_C    := $(BUILD)/gen/eps_web_assets.c
+WEB_OBJ  := $(BUILD)/obj/gen/eps_web_assets.o
+OBJ      += $(WEB_OBJ)
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 CLI_OBJ  := $(CLI_SRC:src/%.c=$(BUILD)/obj/%.o)
 HDRS     := $(wildcard include/epsinas/*/*.h) $(wildcard src/*/*.h)
@@ -53,7 +61,7 @@ TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 .PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full \
         image test-image check-manifests
-.PHONY: test-hostile check-layout batch-study
+.PHONY: test-hostile check-layout batch-study web test-browser FORCE
 
 all: $(BIN)
 
@@ -73,6 +81,19 @@ test-deps: $(TEST_STAMP)
 $(BUILD)/obj/%.o: src/%.c $(HDRS) | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -c $< -o $@
+
+$(WEB_C): FORCE | $(DEPS_STAMP)
+	@scripts/web-build.sh $@
+
+$(WEB_OBJ): $(WEB_C) include/epsinas/service/http_static.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+web:
+	@rm -f $(BUILD)/gen/.web-failed
+	EPS_WEB_RETRY=1 scripts/web-build.sh $(WEB_C)
+
+FORCE:
 
 $(LIB): $(OBJ)
 	@rm -f $@
@@ -106,6 +127,12 @@ test-hostile: $(BIN)
 	./tests/hostile/run.sh $(BIN)
 
 check: test
+
+# The dashboard in Debian's chromium (headless, playwright-core) against the
+# real server on loopback; screenshots in $(BUILD)/browser/.
+test-browser: $(BIN)
+	@scripts/install-deps.sh browser
+	EPS_BIN=$(BIN) BUILD=$(BUILD) ./tests/browser/run.sh
 
 # The generic loops the AVX-512 kernels stand in for (the Docker image's
 # default target): the engine equivalence and NB201 golden tests.

@@ -1,15 +1,19 @@
 #!/bin/sh
 # Installs the Debian packages epsinas needs to build, test and run, if any
 # are missing. Idempotent and quiet when everything is present.
-# Usage: scripts/install-deps.sh [build|test|bench|all|fuzz]
+# Usage: scripts/install-deps.sh [build|test|bench|all|fuzz|web|browser]
+#   web: node + npm for the dashboard (make builds web/dist when they are here)
+#   browser: Debian's chromium for make test-browser (playwright-core drives it)
 set -eu
 want="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev libhiredis-dev libcurl4-openssl-dev libsqlite3-dev"
 case "${1:-build}" in
   build) ;;
   test) want="$want libcmocka-dev libcurl4-openssl-dev curl redis-server nginx-light wrk nodejs npm" ;;
   fuzz) want="$want clang libclang-rt-dev" ;;  # libFuzzer + sanitizer runtimes (make fuzz)
+  web) want="nodejs npm" ;;
+  browser) want="nodejs npm chromium fonts-dejavu-core" ;;
   bench|all) want="$want bc libcmocka-dev libcurl4-openssl-dev curl redis-server nginx-light wrk nodejs npm python3-torch python3-numpy python3-scipy" ;;
-  *) echo "install-deps: unknown set '$1' (build|test|bench|all|fuzz)" >&2; exit 2 ;;
+  *) echo "install-deps: unknown set '$1' (build|test|bench|all|fuzz|web|browser)" >&2; exit 2 ;;
 esac
 missing=""
 for p in $want; do

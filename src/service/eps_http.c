@@ -26,6 +26,7 @@
 #include "epsinas/service/cache.h"
 #include "epsinas/engine/engine.h"
 #include "epsinas/service/http_jobs.h"
+#include "epsinas/service/http_static.h"
 #include "epsinas/service/log.h"
 #include "epsinas/service/jobs.h"
 #include "epsinas/engine/memest.h"
@@ -1098,6 +1099,25 @@ static enum MHD_Result send_jobs(req *r, const char *method)
     return queue_response(r, status, resp);
 }
 
+/* ------------------------------------------------------------ dashboard */
+
+/* / and /assets/...: eps_http_static answers; its 404/405 get our JSON. */
+static enum MHD_Result send_dashboard(req *r, const char *url, const char *method)
+{
+    int status = 500;
+    const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "If-None-Match");
+    struct MHD_Response *resp = eps_http_static_handle(method, url, inm, &status);
+    if (resp) {
+        add_common_headers(r, resp);
+        return queue_response(r, status, resp);
+    }
+    if (status == 405)
+        return send_json(r, 405, error_obj("method_not_allowed", "the dashboard is read with GET or HEAD", NULL, 0, 0),
+                         "Allow", "GET, HEAD", NULL, NULL);
+    if (status == 404) return send_error(r, 404, "not_found", "no such dashboard file", "");
+    return send_error(r, 500, "out_of_memory", "out of memory", "");
+}
+
 /* ------------------------------------------------------------ POST bodies */
 
 /* Start of the number token that ends at or just before byte `pos` (jansson
@@ -1355,6 +1375,7 @@ static enum MHD_Result first_call(req *r, const char *url, const char *method)
         r->close = 1;
         return send_error(r, 400, "invalid_request", "HTTP/1.1 request without a Host header (RFC 9112 3.2)", "Host");
     }
+    if (eps_http_static_owns(url)) return send_dashboard(r, url, method);
     int ri = find_route(url);
     if (ri < 0) {
         r->ep = EPS_EP_OTHER;

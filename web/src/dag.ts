@@ -122,8 +122,11 @@ export function nb101Kept(matrix: number[][]): boolean[] {
  *  diagonal (which the API refuses) in red. */
 export function drawNb101(matrix: number[][], ops: string[]): SVGSVGElement {
   const n = matrix.length;
-  const step = 74, R = 18, Y = 130;
-  const W = 40 + step * (n - 1) + 40, H = 260;
+  const step = 74, R = 18;
+  const bend = (d: number) => Math.min(110, 20 + 26 * d);
+  // Tall enough for the widest bend above and below (a curve peaks at half its bend).
+  const Y = bend(n - 1) / 2 + 34, H = 2 * Y;
+  const W = 40 + step * (n - 1) + 40;
   const kept = nb101Kept(matrix);
   const { svg, arrow } = frame(W, H, `NB101 cell with ${n} vertices`);
   const x = (i: number) => 40 + step * i;
@@ -131,7 +134,7 @@ export function drawNb101(matrix: number[][], ops: string[]): SVGSVGElement {
     for (let j = 0; j < n; j++) {
       if (i === j || !matrix[i][j]) continue;
       const lo = Math.min(i, j), hi = Math.max(i, j), d = hi - lo;
-      const off = d === 1 ? 0 : (lo % 2 === 0 ? -1 : 1) * Math.min(110, 20 + 26 * d);
+      const off = d === 1 ? 0 : (lo % 2 === 0 ? -1 : 1) * bend(d);
       if (j < i) {
         edge(svg, arrow, x(i), x(j), Y, -off, R, { color: "#c62828", dashed: true });
         continue;

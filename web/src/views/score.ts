@@ -173,7 +173,7 @@ export function renderScore(root: HTMLElement): void {
   }
 
   function drawNb201Editor(): void {
-    const archIn = h("input", { id: "nb201-arch", class: "mono", size: 70, value: formatNb201(nb201Ops), "data-field": "arch", "aria-label": "NB201 cell string" });
+    const archIn = h("input", { id: "nb201-arch", class: "mono wide", value: formatNb201(nb201Ops), "data-field": "arch", "aria-label": "NB201 cell string" });
     const pic = h("div", { class: "dag-box" }, drawNb201(nb201Ops));
     const grid = h("div", { class: "edge-grid" });
     NB201_EDGES.forEach(([i, j], k) => {
@@ -314,6 +314,8 @@ export function renderScore(root: HTMLElement): void {
           ta.setSelectionRange(pos, pos + 1);
         }
       } else showError(errBox, form, e, narrowField);
+      // A result left next to the error would read as this request's.
+      out.replaceChildren();
     } finally {
       scoreBtn.disabled = false;
       out.removeAttribute("aria-busy");

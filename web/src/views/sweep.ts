@@ -141,7 +141,12 @@ export function renderSweep(root: HTMLElement): void {
     chart = new Chart(canvas, {
       type: "bar",
       data: { labels: [], datasets: [{ label: "cells", data: [], backgroundColor: "#1f4e79" }] },
-      options: { responsive: true, maintainAspectRatio: false, scales: { x: { title: { display: true, text: "epsilon" } }, y: { title: { display: true, text: "count" }, beginAtZero: true } } },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        plugins: { legend: { display: false } },
+        scales: { x: { title: { display: true, text: "epsilon (NaN not counted)" } }, y: { title: { display: true, text: "cells" }, beginAtZero: true, ticks: { precision: 0 } } },
+      },
     });
 
     const progress = (done: number, total: number, rate?: number, eta?: number | null) => {
@@ -171,7 +176,8 @@ export function renderSweep(root: HTMLElement): void {
             else if (row.epsilon === null) nan++;
             else values.push(row.epsilon);
           }
-          const { labels, counts: c } = histogram(values, 30);
+          // About 2 sqrt(n) bins, 5 to 40: readable for 20 cells and for 15,625.
+          const { labels, counts: c } = histogram(values, Math.max(5, Math.min(40, Math.round(2 * Math.sqrt(values.length)))));
           chart!.data.labels = labels;
           chart!.data.datasets[0].data = c;
           chart!.update();

@@ -19,6 +19,11 @@ COPY scripts/install-deps.sh scripts/
 RUN make deps && rm -rf /var/lib/apt/lists/*
 COPY include include
 COPY src src
+# The dashboard: web/dist from the build context is used when it matches
+# web/'s sources and openapi.yaml (scripts/web-build.sh checks a content
+# hash); otherwise it is built here (node and npm from Debian, npm ci).
+COPY openapi.yaml ./
+COPY web web
 ARG ARCH_FLAGS=-march=x86-64-v2
 RUN make ARCH_FLAGS="$ARCH_FLAGS" build/epsinas \
  && strip build/epsinas \

@@ -177,7 +177,7 @@ check-manifests:
 	tests/deploy/check.sh
 
 clean:
-	rm -rf build build-* bench/out
+	rm -rf build build-* bench/out web/dist
 
 # ---- fuzzing and ThreadSanitizer (tests/fuzz/README.md) --------------------
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_ONLY="nb201 http"]  each harness for N s

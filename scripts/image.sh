@@ -106,7 +106,11 @@ test_image() {
         exit !(a != "" && d <= 1e-4 * m + 1e-5) }' \
     || die "FAIL: image epsilon '$got' vs native '$want'"
   say "ok: image epsilon $got = native $want within 1e-4 rel + 1e-5"
-  echo "4 passed, 0 failed"
+  # The dashboard is embedded (built from web/ when the image was built).
+  curl -fsS "http://127.0.0.1:$port/" | grep -q '<nav aria-label="Views">' \
+    || die "FAIL: / does not serve the dashboard (placeholder page or none)"
+  say "ok: / serves the dashboard"
+  echo "5 passed, 0 failed"
 }
 
 case "$cmd" in

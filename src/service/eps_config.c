@@ -361,7 +361,8 @@ void eps_config_help(FILE *f)
             "usage: epsinas serve [options]\n\n"
             "HTTP scoring service: POST /v1/score, POST /v1/score/batch, GET /v1/scores/{hash},\n"
             "GET /v1/spaces, GET /v1/batches, GET /v2/health/live|ready (/livez, /readyz), GET /v2,\n"
-            "GET /metrics. See openapi.yaml and docs/service.md.\n"
+            "GET /metrics, the jobs API under /v1/jobs, and the dashboard at / (web/, embedded at build time;\n"
+            "from another origin, list that origin in --cors-origins). See openapi.yaml and docs/service.md.\n"
             "Every option can also be set by its environment variable; a flag overrides it.\n"
             "Sizes take K/M/G suffixes (powers of 1024). --help-markdown prints this table as Markdown.\n\n");
     fprintf(f, "%-22s %-28s %-10s %-16s %s\n", "flag", "env var", "default", "allowed", "help");

@@ -59,24 +59,10 @@ static void server_stop(server *s)
 
 typedef struct {
     long status;
-    char *body;
-    size_t len;
+    eps_t_body b;
     char head[8192];  /* every response header line, as received */
     size_t hlen;
 } reply;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    reply *r = ud;
-    size_t k = sz * n;
-    char *nb = realloc(r->body, r->len + k + 1);
-    if (!nb) return 0;
-    memcpy(nb + r->len, p, k);
-    r->len += k;
-    nb[r->len] = 0;
-    r->body = nb;
-    return k;
-}
 
 static size_t on_head(char *p, size_t sz, size_t n, void *ud)
 {
@@ -119,8 +105,8 @@ static void fetch(const server *s, const char *method, const char *path, const c
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, eps_t_body_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->b);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_head);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
@@ -133,8 +119,8 @@ static void fetch(const server *s, const char *method, const char *path, const c
 
 static void reply_free(reply *r)
 {
-    free(r->body);
-    r->body = NULL;
+    free(r->b.data);
+    r->b.data = NULL;
 }
 
 static server g_srv;
@@ -163,8 +149,8 @@ static void test_every_file_served_as_embedded(void **state)
         reply r;
         fetch(&g_srv, "GET", f->path, NULL, &r);
         assert_int_equal(r.status, 200);
-        assert_int_equal(r.len, f->len);
-        assert_memory_equal(r.body, f->data, f->len);
+        assert_int_equal(r.b.len, f->len);
+        assert_memory_equal(r.b.data, f->data, f->len);
         assert_string_equal(header(&r, "Content-Type"), f->ctype);
         assert_string_equal(header(&r, "ETag"), f->etag);
         const char *cc = header(&r, "Cache-Control");
@@ -187,15 +173,15 @@ static void test_root_is_index_and_head_has_no_body(void **state)
     reply r;
     fetch(&g_srv, "GET", "/", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_int_equal(r.len, idx->len);
+    assert_int_equal(r.b.len, idx->len);
     assert_string_equal(header(&r, "ETag"), idx->etag);
     assert_non_null(strstr(header(&r, "Content-Type"), "text/html"));
     assert_non_null(header(&r, "Content-Security-Policy"));
-    assert_true(r.len > 15 && !strncasecmp(r.body, "<!doctype html>", 15));
+    assert_true(r.b.len > 15 && !strncasecmp(r.b.data, "<!doctype html>", 15));
     reply_free(&r);
     fetch(&g_srv, "HEAD", "/", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_int_equal(r.len, 0);
+    assert_int_equal(r.b.len, 0);
     char want[32];
     snprintf(want, sizeof want, "%zu", idx->len);
     assert_string_equal(header(&r, "Content-Length"), want);
@@ -228,7 +214,7 @@ static void test_if_none_match(void **state)
         if (r.status != cases[i].status) print_message("case %zu: %s\n", i, h);
         assert_int_equal(r.status, cases[i].status);
         assert_string_equal(header(&r, "ETag"), etag);
-        if (r.status == 304) assert_int_equal(r.len, 0);
+        if (r.status == 304) assert_int_equal(r.b.len, 0);
         reply_free(&r);
     }
     /* A prefix of the tag is another tag. */
@@ -262,7 +248,7 @@ static void test_errors(void **state)
         assert_int_equal(r.status, cases[i].status);
         assert_string_equal(header(&r, "Content-Type"), "application/json");
         json_error_t e;
-        json_t *j = json_loadb(r.body, r.len, 0, &e);
+        json_t *j = json_loadb(r.b.data, r.b.len, 0, &e);
         assert_non_null(j);
         assert_string_equal(json_string_value(json_object_get(j, "code")), cases[i].code);
         if (cases[i].status == 405) assert_string_equal(header(&r, "Allow"), "GET, HEAD");
@@ -278,7 +264,7 @@ static void test_api_still_routed(void **state)
     reply r;
     fetch(&g_srv, "GET", "/v1/spaces", NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "\"nb201\""));
+    assert_non_null(strstr(r.b.data, "\"nb201\""));
     reply_free(&r);
 }
 

@@ -32,5 +32,14 @@ char *eps_t_run(const char *cmd, int *exit_code);
 char *eps_t_read_file(const char *path);
 /* True when running under ASan (env EPS_ASAN set): heavy loops shrink. */
 int eps_t_asan(void);
+/* A response body that grows as libcurl delivers it: pass eps_t_body_write
+ * as CURLOPT_WRITEFUNCTION and a zeroed eps_t_body as its data. Kept
+ * NUL-terminated; refuses (ends the transfer) past 16 MiB. Caller frees
+ * .data. */
+typedef struct {
+    char *data;
+    size_t len;
+} eps_t_body;
+size_t eps_t_body_write(char *p, size_t sz, size_t n, void *body);
 
 #endif

@@ -129,3 +129,17 @@ int eps_t_asan(void)
     const char *a = getenv("EPS_ASAN");
     return a && *a && strcmp(a, "0");
 }
+
+size_t eps_t_body_write(char *p, size_t sz, size_t n, void *body)
+{
+    eps_t_body *b = body;
+    size_t k = sz * n;
+    if (b->len + k > (16u << 20)) return 0;
+    char *nb = realloc(b->data, b->len + k + 1);
+    if (!nb) return 0;
+    memcpy(nb + b->len, p, k);
+    b->len += k;
+    nb[b->len] = 0;
+    b->data = nb;
+    return k;
+}

@@ -11,7 +11,7 @@ const BIN = process.env.EPS_BIN;
 const SHOTS = process.env.EPS_SHOTS ?? "build/browser";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const VIEWPORT = { width: 1366, height: 860 };
-const T = 20_000; // per UI wait
+const T = 60_000; // per UI wait (2 shared cores: generous)
 mkdirSync(SHOTS, { recursive: true });
 
 const servers = [];

@@ -15,6 +15,9 @@ const COLS: { key: Key; label: string; num?: boolean }[] = [
   { key: "canonical", label: "architecture" },
 ];
 
+// One colour per space, distinguishable for common colour-vision deficiencies.
+const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"];
+
 let chart: Chart | null = null;
 
 export function renderExplore(root: HTMLElement): void {
@@ -50,7 +53,16 @@ export function renderExplore(root: HTMLElement): void {
     }
     chart = new Chart(canvas, {
       type: "scatter",
-      data: { datasets: [...bySpace].map(([space, data]) => ({ label: space, data, pointRadius: 4 })) },
+      data: {
+        datasets: [...bySpace].map(([space, data], i) => ({
+          label: space,
+          data,
+          pointRadius: 5,
+          pointHoverRadius: 7,
+          backgroundColor: PALETTE[i % PALETTE.length] + "b0",
+          borderColor: PALETTE[i % PALETTE.length],
+        })),
+      },
       options: {
         responsive: true,
         maintainAspectRatio: false,

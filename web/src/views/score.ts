@@ -106,12 +106,21 @@ export function renderScore(root: HTMLElement): void {
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Request kind" });
   const editor = h("div", { class: "editor" });
   const opts = h("fieldset", { class: "opts" }, h("legend", {}, "Options (empty: the space's defaults)"));
-  const batchSel = h("select", { id: "opt-batch", "data-field": "batch" }, h("option", { value: "" }, "(default)"));
+  const defaultOpt = h("option", { value: "" }, "(the space's default)");
+  const batchSel = h("select", { id: "opt-batch", "data-field": "batch" }, defaultOpt);
+  // Datasets with a batch of their own (nb201: cifar10, cifar100): picking
+  // one picks its batch.
+  const datasetSel = h("select", { id: "opt-dataset", "aria-label": "dataset" }, h("option", { value: "" }, "(any)"));
+  const datasetLabel = h("label", { hidden: true }, "dataset ", datasetSel);
+  datasetSel.addEventListener("change", () => {
+    if (datasetSel.value) batchSel.value = datasetSel.value;
+  });
   const sizeIn = h("input", { id: "opt-batch-size", type: "number", min: 1, step: 1, placeholder: "all", "data-field": "batch_size", size: 6 });
   const w1 = h("input", { id: "opt-w1", inputmode: "decimal", size: 9, "data-field": "weights[0]" });
   const w2 = h("input", { id: "opt-w2", inputmode: "decimal", size: 9, "data-field": "weights[1]" });
   const engineSel = h("select", { id: "opt-engine", "data-field": "engine" }, h("option", { value: "" }, "(default)"));
   opts.append(
+    datasetLabel,
     h("label", {}, "batch ", batchSel),
     h("label", {}, "batch size ", sizeIn),
     h("span", { "data-field": "weights", class: "weights" }, "weights ", h("label", {}, "w1 ", w1), h("label", {}, " w2 ", w2)),
@@ -138,6 +147,10 @@ export function renderScore(root: HTMLElement): void {
     const sp = spaces.spaces.find((x) => x.name === spaceOfMode());
     w1.placeholder = sp ? String(sp.weights[0]) : "";
     w2.placeholder = sp ? String(sp.weights[1]) : "";
+    defaultOpt.textContent = sp ? `(default: ${sp.default_batch})` : "(the space's default)";
+    const ds = Object.entries(sp?.dataset_batches ?? {});
+    datasetLabel.hidden = ds.length === 0;
+    datasetSel.replaceChildren(h("option", { value: "" }, "(any)"), ...ds.map(([d, b]) => h("option", { value: b }, d)));
     const kind = sp?.batch_kind;
     for (const o of batchSel.options) if (o.value) o.hidden = !!kind && o.dataset.kind !== kind;
     if (batchSel.selectedOptions[0]?.hidden) batchSel.value = "";

@@ -68,12 +68,17 @@ export function renderService(root: HTMLElement): void {
       ]);
       const info = await serverInfo();
       batches.replaceChildren(
-        h("thead", {}, h("tr", {}, ...["name", "kind", "size", "shape", "source", "hash"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, ...info.batches.batches.map((b) => h("tr", {}, h("td", {}, b.name + (b.name === info.batches.default ? " (default)" : "")), h("td", {}, b.kind), h("td", { class: "num" }, b.size), h("td", {}, b.shape.join(" x ")), h("td", { class: "mono" }, b.source), h("td", { class: "mono" }, b.hash)))),
+        h("thead", {}, h("tr", {}, ...["name", "default of", "kind", "size", "shape", "source", "what it is", "hash"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, ...info.batches.batches.map((b) => h("tr", {},
+          h("td", {}, b.name),
+          h("td", {}, Object.entries(info.batches.defaults).filter(([, n]) => n === b.name).map(([sp]) => sp).join(", ")),
+          h("td", {}, b.kind), h("td", { class: "num" }, b.size), h("td", {}, b.shape.join(" x ")),
+          h("td", { class: "mono" }, b.source), h("td", {}, b.generator), h("td", { class: "mono" }, b.hash)))),
       );
       spaces.replaceChildren(
-        h("thead", {}, h("tr", {}, ...["name", "title", "default weights", "limits"].map((c) => h("th", { scope: "col" }, c)))),
-        h("tbody", {}, ...info.spaces.spaces.map((s) => h("tr", {}, h("td", {}, s.name), h("td", {}, s.title), h("td", {}, s.weights.join(", ")), h("td", {}, s.limits)))),
+        h("thead", {}, h("tr", {}, ...["name", "title", "default weights", "default batch", "limits"].map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, ...info.spaces.spaces.map((s) => h("tr", {}, h("td", {}, s.name), h("td", {}, s.title), h("td", {}, s.weights.join(", ")),
+          h("td", { class: "mono" }, s.default_batch + Object.entries(s.dataset_batches ?? {}).map(([d, b]) => `; ${d}: ${b}`).join("")), h("td", {}, s.limits)))),
       );
       errBox.hidden = true;
     } catch (e) {

@@ -65,6 +65,14 @@ function narrowField(e: ApiError): string | undefined {
 
 const KNOWN = new Set(["id", "space", "hash", "canonical", "epsilon", "nan_reason", "params", "macs", "weights", "batch", "batch_hash", "batch_size", "engine", "cached", "elapsed_ms"]);
 
+/** A field the card does not know (e.g. `encodings`): an object as one
+ *  line per key, each value as compact JSON. */
+function compact(v: unknown): HTMLElement {
+  if (v && typeof v === "object" && !Array.isArray(v))
+    return h("div", { class: "mono wrap" }, ...Object.entries(v).map(([k, x]) => h("div", {}, h("strong", {}, k), " ", typeof x === "string" ? x : JSON.stringify(x))));
+  return h("code", { class: "wrap" }, JSON.stringify(v));
+}
+
 function resultCard(r: ScoreResult, roundTripMs: number): HTMLElement {
   const row = (k: string, v: Node | string, testid?: string) => [h("dt", {}, k), h("dd", testid ? { "data-testid": testid } : {}, v)];
   const eNode = h("span", { class: r.epsilon === null ? "nan" : "epsilon", "data-testid": "epsilon" }, eps(r.epsilon));
@@ -86,7 +94,7 @@ function resultCard(r: ScoreResult, roundTripMs: number): HTMLElement {
       ...row("engine", r.engine),
       ...row("cached", r.cached ? "yes" : "no", "cached"),
       ...row("time", `${r.elapsed_ms.toFixed(1)} ms in the server, ${roundTripMs.toFixed(0)} ms round trip`),
-      ...extra.flatMap(([k, v]) => row(k, h("pre", { class: "wrap" }, JSON.stringify(v, null, 2)), k)),
+      ...extra.flatMap(([k, v]) => row(k, compact(v), k)),
     ),
   );
 }

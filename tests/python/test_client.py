@@ -219,15 +219,23 @@ class ScoreAndJobs(unittest.TestCase):
         self.assertEqual(s.id, "run-7")
         self.assertEqual(s.raw["weights"], [1e-6, 2.0])
         self.assert_same_as_api(s, {"space": "nb201", "arch": A, "weights": [1e-6, 2.0], "batch_size": 16})
-        # NASLib op_indices: scored as A where the server reads them; else refused naming the field
-        try:
-            n = self.c.score(space="nb201", op_indices=A_OP_INDICES, batch_size=16)
-        except EpsinasError as e:
-            self.assertEqual((e.status, e.code, e.field), (400, "invalid_input", "op_indices"))
-            print("# this server does not read op_indices yet: passed through and refused by name")
-        else:
-            self.assertEqual(n.canonical, self.c.score(space="nb201", arch=A, batch_size=16).canonical)
-            self.assert_same_as_api(n, {"space": "nb201", "arch": A, "batch_size": 16})
+        # NASLib op_indices (a tuple), an NNI dict and an NB101 NASLib tuple go out as the
+        # caller wrote them and score the same cell as its canonical spelling
+        plain = self.c.score(space="nb201", arch=A, batch_size=16)
+        n = self.c.score(space="nb201", op_indices=A_OP_INDICES, batch_size=16)
+        self.assertEqual((n.canonical, n.hash, n.epsilon), (A, plain.hash, plain.epsilon))
+        self.assertEqual(n.encodings["op_indices"], list(A_OP_INDICES))
+        nni = self.c.score(space="nb201", nni=n.encodings["nni"], batch_size=16)
+        self.assertEqual((nni.hash, nni.epsilon), (plain.hash, plain.epsilon))
+        matrix = [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]]
+        ops = ["input", "conv3x3-bn-relu", "maxpool3x3", "output"]
+        m = self.c.score(space="nb101", matrix=matrix, ops=ops, batch_size=16)
+        t = self.c.score(space="nb101", naslib=tuple(m.encodings["naslib"]), batch_size=16)
+        self.assertEqual((t.hash, t.epsilon), (m.hash, m.epsilon))
+        self.assert_same_as_api(t, {"space": "nb101", "matrix": matrix, "ops": ops, "batch_size": 16})
+        with self.assertRaises(EpsinasError) as cm:  # two spellings at once: the server names both
+            self.c.score(space="nb201", arch=A, op_indices=A_OP_INDICES)
+        self.assertEqual((cm.exception.status, cm.exception.field), (400, "arch,op_indices"))
 
     def test_score_many_order_and_errors(self) -> None:
         archs = cells(9, skip=100)
@@ -365,10 +373,15 @@ class ScoreAndJobs(unittest.TestCase):
         self.assertEqual(p.query(A), want)
         self.assertEqual(p.query(NAN_ARCH), -math.inf)
         self.assertEqual(p.query_many([A, NAN_ARCH, A]), [want, -math.inf, want])
-        try:
-            self.assertEqual(p.query(A_OP_INDICES), want)
-        except EpsinasError as e:
-            self.assertEqual(e.field, "op_indices")
+        self.assertEqual(p.query(A_OP_INDICES), want)  # NASLib op_indices
+
+        class NaslibGraph:  # what the adapter reads from a NASLib NB201 graph
+            def get_op_indices(self) -> List[int]:
+                return list(A_OP_INDICES)
+
+        self.assertEqual(p.query(NaslibGraph()), want)
+        nni = self.c.score(space="nb201", arch=A, batch_size=16).encodings["nni"]
+        self.assertEqual(p.query(nni), want)
 
     def test_unreachable(self) -> None:
         dead = Server()

@@ -1405,6 +1405,99 @@ static void conv_chunk(run *R, const job *j, int b0, int b1)
     }
 }
 
+/* ---- max pooling ----
+ *
+ * The reference (eps_engine_dense.c's pool) scans each window row by row
+ * from acc = -inf and takes v when v > acc or v is NaN: the result is the
+ * first value of the window, in that order, that no later value exceeds,
+ * or its last NaN. Without NaNs this is a separable max, row maxima first
+ * and then their column maximum, each taking a later value only when it is
+ * strictly greater: the first row holding the maximum wins and, in it, its
+ * first such value, which is the reference's pick, down to the sign of a
+ * zero. Out-of-bounds taps are skipped (the -inf padding of PyTorch never
+ * wins either). An image holding a NaN is redone by the reference loop,
+ * so NaNs propagate exactly as there. keep_first(a, b) compiles to maxps
+ * (which returns its second operand unless the first is greater). */
+static inline float keep_first(float acc, float v) { return v > acc ? v : acc; }
+
+static void maxpool_ref(const float *restrict x, float *restrict y, int H, int W, int OH, int OW, int k, int s, int p)
+{
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            float m = -INFINITY;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * s - p + ky;
+                if (iy < 0 || iy >= H) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ox * s - p + kx;
+                    if (ix < 0 || ix >= W) continue;
+                    float v = x[iy * W + ix];
+                    if (v > m || isnan(v)) m = v;
+                }
+            }
+            y[oy * OW + ox] = m;
+        }
+}
+
+static int has_nan(const float *restrict x, size_t n)
+{
+    int bad = 0;
+    for (size_t q = 0; q < n; q++) bad |= x[q] != x[q];
+    return bad;
+}
+
+/* 3x3, stride 1, pad 1; the same flat-then-fix-the-borders layout as
+ * box3_img. t: H*W scratch. */
+static void maxpool3_img(const float *restrict a, float *restrict t, float *restrict y, int H, int W)
+{
+    size_t hw = (size_t)H * W;
+    if (W == 1) {
+        memcpy(t, a, sizeof(float) * hw);
+    } else {
+        for (size_t q = 1; q + 1 < hw; q++) t[q] = keep_first(keep_first(a[q - 1], a[q]), a[q + 1]);
+        for (int r = 0; r < H; r++) {
+            size_t q0 = (size_t)r * W, q1 = q0 + W - 1;
+            t[q0] = keep_first(a[q0], a[q0 + 1]);
+            t[q1] = keep_first(a[q1 - 1], a[q1]);
+        }
+    }
+    if (H == 1) {
+        memcpy(y, t, sizeof(float) * hw);
+        return;
+    }
+    size_t lo = (size_t)W, hi = hw - W;
+    for (size_t q = lo; q < hi; q++) y[q] = keep_first(keep_first(t[q - W], t[q]), t[q + W]);
+    for (size_t q = 0; q < (size_t)W; q++) {
+        y[q] = keep_first(t[q], t[q + W]);
+        y[hi + q] = keep_first(t[hi - W + q], t[hi + q]);
+    }
+}
+
+/* 2x2, stride 2, no padding (NB101's downsampling), windows in bounds. */
+static void maxpool2s2_img(const float *restrict a, float *restrict y, int W, int OH, int OW)
+{
+    for (int oy = 0; oy < OH; oy++) {
+        const float *r0 = a + (size_t)2 * oy * W, *r1 = r0 + W;
+        float *yo = y + (size_t)oy * OW;
+        for (int ox = 0; ox < OW; ox++)
+            yo[ox] = keep_first(keep_first(keep_first(r0[2 * ox], r0[2 * ox + 1]), r1[2 * ox]), r1[2 * ox + 1]);
+    }
+}
+
+/* One image; t: H*W scratch. */
+static void maxpool_img(const float *restrict x, float *restrict y, float *restrict t, int H, int W, int OH, int OW,
+                        int k, int s, int p)
+{
+    int box3 = is_box3_same(k, s, p, 1) && OH == H && OW == W;
+    int s2 = k == 2 && s == 2 && p == 0 && 2 * OH <= H && 2 * OW <= W;
+    if ((box3 || s2) && !has_nan(x, (size_t)H * W)) {
+        if (box3) maxpool3_img(x, t, y, H, W);
+        else maxpool2s2_img(x, y, W, OH, OW);
+        return;
+    }
+    maxpool_ref(x, y, H, W, OH, OW, k, s, p);
+}
+
 static void map_image(run *R, const job *j, const float *restrict x, float *restrict y)
 {
     const eps_node *nd = j->nd, *xn = j->xn;
@@ -1430,23 +1523,7 @@ static void map_image(run *R, const job *j, const float *restrict x, float *rest
             for (size_t q = 0; q < ohw; q++) y[q] /= j->div[q];
         }
         break;
-    case EPS_OP_MAXPOOL:
-        for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                float m = -INFINITY;
-                for (int ky = 0; ky < k; ky++) {
-                    int iy = oy * s - p + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        int ix = ox * s - p + kx;
-                        if (ix < 0 || ix >= W) continue;
-                        float v = x[iy * W + ix];
-                        if (v > m || isnan(v)) m = v;
-                    }
-                }
-                y[oy * OW + ox] = m;
-            }
-        break;
+    case EPS_OP_MAXPOOL: maxpool_img(x, y, R->tmp, H, W, OH, OW, k, s, p); break;
     case EPS_OP_GLOBAL_AVGPOOL: {
         /* double accumulation: a float running sum over a BN output loses
          * ~1e-5 relative, more than the reference's vectorised sums do */
@@ -1481,6 +1558,14 @@ static void job_run(run *R, job *j, int b0, int b1)
                 break;
         }
 #endif
+        if (g->p && j->map_op == EPS_OP_RELU && !j->fused_in && !j->nfout) {
+            /* a materialised ReLU (read by a max pool, an add, a concat):
+             * the load's own ReLU, x < 0 ? 0 : x after the lazy affine, is
+             * the op itself (and ReLU of a ReLU is the ReLU), so one pass
+             * over the chunk instead of a load and a map */
+            load_row(o0, img(g->p, b0, b0), nb * ihw, g, 1);
+            break;
+        }
         for (int b = b0; b < b1; b++) {
             const float *x = g->p ? img(g->p, b, b0) : R->zeros;
             if (j->fused_in) { /* no ReLU: see fuse_phase */

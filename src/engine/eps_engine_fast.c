@@ -1077,6 +1077,59 @@ static void merge_nodes(const eps_graph *g, int *rep)
     }
 }
 
+/* Views: nodes whose single plane equals an earlier node's although their
+ * channel counts differ. With one constant weight the plane of a
+ * convolution with one group does not depend on its output channel count
+ * (each output channel is the same window sum over all input channels),
+ * and BatchNorm and ReLU act on each plane alone; so NB101's projections
+ * of one cell input to each vertex's width (and their BatchNorm and ReLU)
+ * are one plane, computed once and shared with the count of the view.
+ * view[i]: that earlier node (never a view itself), or -1. */
+static int view_op(const eps_node *nd)
+{
+    return (nd->op == EPS_OP_CONV2D && nd->groups == 1) || nd->op == EPS_OP_BATCHNORM || nd->op == EPS_OP_RELU;
+}
+
+static void find_views(const eps_graph *g, const int *rep, int *view)
+{
+    view[0] = -1;
+    for (int i = 1; i < g->n; i++) {
+        const eps_node *a = &g->nodes[i];
+        view[i] = -1;
+        if (rep[i] != i || !view_op(a)) continue;
+        int x = rep[a->in[0]];
+        for (int j = 1; j < i && view[i] < 0; j++) {
+            const eps_node *b = &g->nodes[j];
+            if (rep[j] != j || view[j] >= 0 || b->op != a->op || b->n_in != 1) continue;
+            int y = rep[b->in[0]];
+            if (a->op == EPS_OP_CONV2D) {
+                /* the input itself, channel counts included, must be the same */
+                if (x != y || !view_op(b) || a->kernel != b->kernel || a->stride != b->stride || a->pad != b->pad ||
+                    a->dilation != b->dilation)
+                    continue;
+            } else if ((view[x] >= 0 ? view[x] : x) != (view[y] >= 0 ? view[y] : y)) {
+                continue;
+            }
+            view[i] = j;
+        }
+    }
+}
+
+/* Node nd's tensor as a view of src's one group (see find_views); 0 when
+ * src is not one group (then nd is computed as usual). */
+static int make_view(fpool *fp, const eps_node *nd, const ftensor *src, ftensor *y)
+{
+    if (!src->valid || src->ng != 1) return 0;
+    y->g = arena_alloc(fp, sizeof(grp));
+    if (!y->g) return 0;
+    y->ng = 1;
+    y->g[0] = src->g[0];
+    y->g[0].count = nd->c;
+    y->relu = src->relu;
+    if (y->g[0].p) y->g[0].p->refs++;
+    return 1;
+}
+
 static int same_conv(const eps_node *a, const eps_node *b)
 {
     return a->out_c == b->out_c && a->kernel == b->kernel && a->stride == b->stride && a->pad == b->pad &&
@@ -2095,7 +2148,7 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
     int n = b->n, rc = 0, N = g->n, trace = opts && opts->trace;
     run R = {.fp = fp, .g = g, .n = n, .w = w};
     int *rep = arena_alloc(fp, sizeof(int) * (size_t)N), *phase = arena_alloc(fp, sizeof(int) * (size_t)N);
-    int *lastph = arena_alloc(fp, sizeof(int) * (size_t)N);
+    int *lastph = arena_alloc(fp, sizeof(int) * (size_t)N), *view = arena_alloc(fp, sizeof(int) * (size_t)N);
     char *live = arena_alloc(fp, (size_t)N), *need = arena_alloc(fp, (size_t)N), *conv_only = arena_alloc(fp, (size_t)N);
     char *bn_in = arena_alloc(fp, (size_t)N), *recomputable = arena_alloc(fp, (size_t)N);
     ftensor *t = arena_alloc(fp, sizeof(ftensor) * (size_t)N);
@@ -2110,19 +2163,22 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
         }
     }
     float *imgs = arena_alloc(fp, sizeof(float) * (6 * maxplane + 64));
-    if (!rep || !phase || !lastph || !live || !need || !conv_only || !bn_in || !recomputable || !t || !imgs)
+    if (!rep || !phase || !lastph || !view || !live || !need || !conv_only || !bn_in || !recomputable || !t || !imgs)
         return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     R.in_buf = imgs, R.scaled = imgs + maxplane, R.tmp = imgs + 2 * maxplane, R.ws = imgs + 4 * maxplane;
     R.zeros = imgs + 5 * maxplane;
     memset(R.zeros, 0, sizeof(float) * maxplane);
     merge_nodes(g, rep);
+    find_views(g, rep, view);
     memset(live, 0, (size_t)N);
     memset(t, 0, sizeof(ftensor) * (size_t)N);
     int out = rep[g->output];
     live[out] = 1;
     for (int i = N - 1; i > 0; i--)
-        if (live[i] && rep[i] == i)
+        if (live[i] && rep[i] == i) {
             for (int k = 0; k < g->nodes[i].n_in; k++) live[rep[g->nodes[i].in[k]]] = 1;
+            if (view[i] >= 0) live[view[i]] = 1;
+        }
     /* phases, and which nodes need whole-batch planes */
     int maxph = 0;
     phase[0] = 0;
@@ -2152,6 +2208,16 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
             if (nd->op != EPS_OP_CONV2D) conv_only[s] = 0;
             if (nd->op == EPS_OP_BATCHNORM) bn_in[s] = 1;
         }
+    }
+    /* a view's readers read its source's planes (same phase: same inputs) */
+    for (int i = N - 1; i > 0; i--) {
+        int j = view[i];
+        if (j < 0 || !live[i]) continue;
+        need[j] |= need[i];
+        bn_in[j] |= bn_in[i];
+        conv_only[j] &= conv_only[i];
+        if (lastph[i] > lastph[j]) lastph[j] = lastph[i];
+        if (phase[i] > lastph[j]) lastph[j] = phase[i];
     }
     /* ops whose chunk buffers later phases may refill by re-running them;
      * flatten and zero read whole tensors, so their inputs are stored */
@@ -2237,6 +2303,10 @@ int eps_engine_fast_forward(const eps_graph *g, const eps_batch *b, float w, con
             ftensor plain;
             int owned = 0;
             int stem = cacheable && nd->op == EPS_OP_CONV2D && nd->in[0] == 0;
+            if (view[i] >= 0 && make_view(fp, nd, &t[view[i]], yt)) {
+                yt->valid = 1;
+                continue;
+            }
             switch (nd->op) {
             case EPS_OP_CONV2D:
                 if (stem && stem_lookup(fp, nd, w, yt)) break;

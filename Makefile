@@ -217,7 +217,7 @@ fuzz-smoke: fuzz-build
 # BUILD), whose reports land in build-tsan/tsan/ with the tests' own: any
 # report fails the target. tests/tsan.supp lists third-party code only.
 # -Wno-stringop-overflow: gcc 12 at -O1 with TSan instrumentation misjudges a
-# memset size in eps_engine_fast.c (the size is bounded; plain builds agree).
+# memset size in the fast engine (the size is bounded; plain builds agree).
 TSAN_TESTS ?= test_http test_redis test_sweep
 TSAN_BUILD := build-tsan
 TSAN_SAN   := -fsanitize=thread -fno-omit-frame-pointer -Wno-stringop-overflow

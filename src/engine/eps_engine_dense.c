@@ -11,15 +11,6 @@
 
 #include "eps_engine_common.h"
 
-void eps_bn_coeffs(double sum, double sumsq_centered, long count, float gamma, float *alpha, float *beta)
-{
-    double mean = sum / (double)count;
-    double var = sumsq_centered / (double)count; /* biased, as BN training statistics */
-    float invstd = (float)(1.0 / sqrt(var + 1e-5));
-    *alpha = invstd * gamma;
-    *beta = 0.0f - (float)mean * *alpha;
-}
-
 /* Convolution as im2col + one sgemm per chunk of images and per group:
  * columns are (image, output position), so each sgemm is large enough for
  * OpenBLAS to run efficiently. col must hold K * chunk * OH * OW floats and

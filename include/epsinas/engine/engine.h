@@ -68,11 +68,4 @@ size_t eps_engine_fast_thread_cache_bytes(void);
  * default is 0. Applies to runs that start afterwards, on every thread. */
 void eps_engine_fast_set_recompute(int max_cost);
 
-/* BatchNorm as PyTorch's CPU kernel does it (spec §1): per-channel mean and
- * biased variance accumulated in double over `count` values, then
- * y = x * alpha + beta in float32 with alpha = gamma / sqrt(var + 1e-5),
- * beta = -mean * alpha. Shared by both engines so they round alike. */
-void eps_bn_coeffs(double sum, double sumsq_centered, long count, float gamma,
-                   float *alpha, float *beta);
-
 #endif

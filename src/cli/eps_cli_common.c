@@ -14,16 +14,23 @@
 
 #define EPS_CLI_SPEC_MAX (16L << 20)
 
+int eps_cli_exit_code(int code)
+{
+    switch (code) {
+    case EPS_OK: return 0;
+    case EPS_EINVAL:
+    case EPS_ELIMIT:
+    case EPS_EIO: return 2;
+    case EPS_ECANCELED: return 130;
+    default: return 1; /* EPS_ENOMEM, EPS_EINTERNAL, anything unknown */
+    }
+}
+
 int eps_cli_fail(const char *cmd, const eps_error *err)
 {
     if (err->field[0]) fprintf(stderr, "epsinas %s: %s: %s\n", cmd, err->field, err->msg);
     else fprintf(stderr, "epsinas %s: %s\n", cmd, err->msg);
-    switch (err->code) {
-    case EPS_EINVAL:
-    case EPS_ELIMIT:
-    case EPS_EIO: return 2;
-    default: return 1;
-    }
+    return eps_cli_exit_code(err->code ? err->code : EPS_EINTERNAL);
 }
 
 int eps_cli_int(const char *flag, const char *s, long lo, long hi, long *out, eps_error *err)
@@ -173,7 +180,7 @@ int eps_cli_report(const char *cmd, int code, const char *fmt, ...)
     for (char *p = msg; *p; p++)
         if ((unsigned char)*p < 0x20) *p = ' ';
     fprintf(stderr, "epsinas %s: %s\n", cmd, msg);
-    return code == EPS_ENOMEM || code == EPS_EINTERNAL ? 1 : 2;
+    return eps_cli_exit_code(code ? code : EPS_EINTERNAL);
 }
 
 int eps_cli_report_err(const char *cmd, const eps_error *e)

@@ -8,8 +8,14 @@
 #include <jansson.h>
 #include "epsinas/core/error.h"
 
-/* Prints "epsinas <cmd>: <msg>" (with the field when set) and returns the
- * exit code for err->code: 2 for bad input/limits/io, 1 otherwise. */
+/* The one mapping from an EPS_E* code to the process exit status (README,
+ * "Exit status"): 0 EPS_OK; 2 bad input (EPS_EINVAL, EPS_ELIMIT, EPS_EIO: a
+ * file that cannot be read or written); 130 interrupted (EPS_ECANCELED: Ctrl-C
+ * or SIGTERM, as a shell reports SIGINT); 1 anything else (EPS_ENOMEM,
+ * EPS_EINTERNAL, an unknown code). */
+int eps_cli_exit_code(int code);
+/* Prints "epsinas <cmd>: <msg>" (with the field when set) and returns
+ * eps_cli_exit_code(err->code). */
 int eps_cli_fail(const char *cmd, const eps_error *err);
 /* Strict integer / weights parsing; return 0 or EPS_EINVAL with a message. */
 int eps_cli_int(const char *flag, const char *s, long lo, long hi, long *out, eps_error *err);
@@ -37,7 +43,7 @@ void eps_cli_tuple_to_array(char *text);
 /* ---- the evaluation commands' helpers (eval, select, search, search-weights) */
 
 /* Prints "epsinas CMD: message" as ONE line (control characters from file
- * contents become spaces) and returns the exit code for code's class. */
+ * contents become spaces) and returns eps_cli_exit_code(code). */
 int eps_cli_report(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* eps_cli_report of err's message and code (EPS_EINTERNAL when unset). */
 int eps_cli_report_err(const char *cmd, const eps_error *e);

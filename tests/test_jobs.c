@@ -505,6 +505,50 @@ static void test_invalid_and_limits(void **state)
     assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
+/* Every job item passes the same checks as a /v1/score request (one
+ * function, eps_score_req_prepare): the same request gives the same status
+ * and message, the job's field prefixed with items[0]. */
+static void test_items_checked_as_score(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "\"weights\":[1e-50,1]",  /* finite but not a normal float32 */
+        "\"weights\":[1,1]",      "\"weights\":\"1,2\"",      "\"engine\":\"turbo\"",
+        "\"batch\":\"nope\"",    "\"batch\":7",               "\"batch_size\":0",
+        "\"batch_size\":2.5",     "\"batch_size\":\"x\"",     "\"arch\":\"|bogus~0|\"",
+    };
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --batch-size 64"), 0);
+    char arch[160], item[600], body[800];
+    eps_t_nb201_arch(7, arch);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        /* the bad-arch case brings its own arch (duplicate keys are refused) */
+        if (strstr(bad[i], "\"arch\"")) snprintf(item, sizeof item, "{\"space\":\"nb201\",%s}", bad[i]);
+        else snprintf(item, sizeof item, "{\"space\":\"nb201\",\"arch\":\"%s\",%s}", arch, bad[i]);
+        eps_t_hresp one, job;
+        eps_t_post_json(&s, "/v1/score", item, &one);
+        snprintf(body, sizeof body, "{\"items\":[%s]}", item);
+        jreq(&s, "POST", "/v1/jobs", body, NULL, &job);
+        const char *code = eps_t_expect_error(&one, 400, NULL, NULL);
+        eps_t_expect_error(&job, 400, code, NULL);
+        const char *f1 = eps_t_jstr(one.json, "field");
+        char want_field[96], want_msg[700];
+        snprintf(want_field, sizeof want_field, "items[0]%s%s", f1 && *f1 ? "." : "", f1 ? f1 : "");
+        snprintf(want_msg, sizeof want_msg, "item 0: %s", eps_t_jstr(one.json, "error"));
+        if (!eps_t_jstr(job.json, "field") || strcmp(eps_t_jstr(job.json, "field"), want_field) ||
+            strcmp(eps_t_jstr(job.json, "error"), want_msg))
+            fail_msg("%s: /v1/score says %s, the job says %s", bad[i], one.body, job.body);
+        eps_t_hresp_free(&one);
+        eps_t_hresp_free(&job);
+    }
+    /* An integral real batch size is an integer for both (JSON Schema). */
+    snprintf(body, sizeof body, "{\"items\":[{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":32.0}]}", arch);
+    json_t *j = await_final(&s, submit(&s, body));
+    assert_string_equal(eps_t_jstr(j, "status"), "succeeded");
+    json_decref(j);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
+}
+
 /* openapi.yaml is valid and every response saved above matches it. */
 static void test_openapi(void **state)
 {
@@ -531,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_sse_cancel),
         cmocka_unit_test(test_kill9_resume),
         cmocka_unit_test(test_invalid_and_limits),
+        cmocka_unit_test(test_items_checked_as_score),
         cmocka_unit_test(test_openapi),
     };
     return cmocka_run_group_tests_name("jobs", tests, setup, teardown);

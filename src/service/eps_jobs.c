@@ -15,8 +15,8 @@
 
 #include "epsinas/service/log.h"
 #include "epsinas/service/jobstore.h"
-#include "epsinas/engine/memest.h"
 #include "epsinas/service/metrics.h"
+#include "epsinas/service/request.h"
 #include "epsinas/spaces/nb101_enum.h"
 #include "epsinas/spaces/nb201.h"
 #include "epsinas/spaces/space.h"
@@ -161,83 +161,6 @@ static void free_job(jjob *j)
 
 /* ------------------------------------------------------------ validation */
 
-typedef struct prepared {
-    eps_arch arch;
-    const eps_named_batch *nb;
-    int bs;
-    char batch_hash[17]; /* nb's content hash at bs */
-    double w[2];
-    eps_engine_kind engine;
-} prepared;
-
-/* The same checks as a /v1/score request (see start_item in eps_http.c).
- * On success the caller owns p->arch. */
-static int prepare(eps_jobs *J, json_t *o, prepared *p, eps_error *err)
-{
-    memset(p, 0, sizeof *p);
-    if (!json_is_object(o)) return eps_error_set(err, EPS_EINVAL, "", "a score request must be a JSON object");
-    p->engine = EPS_ENGINE_FAST;
-    json_t *je = json_object_get(o, "engine");
-    if (je && (!json_is_string(je) || eps_engine_parse(json_string_value(je), &p->engine) != 0))
-        return eps_error_set(err, EPS_EINVAL, "engine", "'engine' must be \"fast\" or \"dense\"");
-    json_t *jw = json_object_get(o, "weights");
-    if (jw) {
-        if (!json_is_array(jw) || json_array_size(jw) != 2 || !json_is_number(json_array_get(jw, 0)) ||
-            !json_is_number(json_array_get(jw, 1)))
-            return eps_error_set(err, EPS_EINVAL, "weights", "'weights' must be an array of two numbers [w1, w2]");
-        p->w[0] = json_number_value(json_array_get(jw, 0));
-        p->w[1] = json_number_value(json_array_get(jw, 1));
-        if (!isfinite(p->w[0]) || !isfinite(p->w[1]) || p->w[0] == p->w[1])
-            return eps_error_set(err, EPS_EINVAL, "weights", "'weights' must be two different finite numbers");
-    }
-    int rc = eps_arch_from_json(o, &p->arch, err);
-    if (rc < 0) {
-        if (err && !*err->field) snprintf(err->field, sizeof err->field, "arch");
-        return rc;
-    }
-    json_t *jb = json_object_get(o, "batch"), *jd = json_object_get(o, "dataset");
-    if (jb && !json_is_string(jb)) {
-        eps_arch_free(&p->arch);
-        return eps_error_set(err, EPS_EINVAL, "batch", "'batch' must be a string");
-    }
-    const char *bname = jb ? json_string_value(jb) : NULL;
-    const char *dflt = eps_space_default_batch(p->arch.space, json_is_string(jd) ? json_string_value(jd) : NULL);
-    p->nb = eps_named_batch_pick(J->batches, J->n_batches, bname, dflt, p->arch.space->batch_kind);
-    if (!p->nb) {
-        eps_arch_free(&p->arch);
-        return eps_error_set(err, EPS_EINVAL, "batch", "unknown batch '%.64s' (see GET /v1/batches)", bname ? bname : dflt);
-    }
-    if (p->arch.space->batch_kind != p->nb->batch.kind) {
-        eps_arch_free(&p->arch);
-        return eps_error_set(err, EPS_EINVAL, "batch", "space '%s' cannot be scored on batch '%s' (wrong kind)",
-                             p->arch.space->name, p->nb->name);
-    }
-    p->bs = p->nb->batch.n;
-    json_t *jbs = json_object_get(o, "batch_size");
-    if (jbs) {
-        if (!json_is_integer(jbs) || json_integer_value(jbs) < 1 || json_integer_value(jbs) > p->nb->batch.n) {
-            eps_arch_free(&p->arch);
-            return eps_error_set(err, EPS_EINVAL, "batch_size",
-                                 "'batch_size' must be an integer in 1..%d (the size of batch '%s')",
-                                 p->nb->batch.n, p->nb->name);
-        }
-        p->bs = (int)json_integer_value(jbs);
-    }
-    if ((rc = eps_named_batch_hash(p->nb, p->bs, p->batch_hash, err)) < 0) {
-        eps_arch_free(&p->arch);
-        return rc;
-    }
-    if (p->arch.graph.n > 0) {
-        int rc = eps_memest_check(&p->arch.graph, p->bs, p->engine, J->cfg.max_request_memory, err);
-        if (rc < 0) {
-            eps_arch_free(&p->arch);
-            return rc;
-        }
-    }
-    if (!jw) p->w[0] = p->arch.space->w1, p->w[1] = p->arch.space->w2;
-    return 0;
-}
-
 /* Item idx's request object: the item (or the enumerated cell) plus the
  * job's shared fields it does not set itself. New ref or NULL. */
 static json_t *item_request(const jjob *j, long idx)
@@ -303,10 +226,10 @@ static int validate_items(eps_jobs *J, const jjob *j, eps_error *err)
     long n = j->en ? 1 : j->rec.total;
     for (long i = 0; i < n; i++) {
         json_t *o = item_request(j, i);
-        prepared p;
+        eps_score_req p;
         eps_error e;
         eps_error_clear(&e);
-        int rc = prepare(J, o, &p, &e);
+        int rc = eps_score_req_prepare(o, J->batches, J->n_batches, J->cfg.max_request_memory, &p, &e);
         json_decref(o);
         if (rc < 0) {
             if (j->en) return eps_error_set(err, rc, e.field, "%s", e.msg);
@@ -537,7 +460,7 @@ typedef struct jwork {
     eps_job job;
     eps_jobs *J;
     eps_cache_flight *flight;
-    prepared p;
+    eps_score_req p;
     int rc;
     eps_error err;
     char *blob;
@@ -559,7 +482,7 @@ static void job_work(eps_job *qj)
     eps_run_opts opts = {.engine = w->p.engine, .cancel = &qj->cancel, .stop_early = 1};
     eps_batch v; /* the spec at bs, as /v1/score scores it */
     int owned = 0;
-    if ((w->rc = eps_batch_at_size(&w->p.nb->batch, w->p.bs, &v, &owned, &w->err)) < 0) return;
+    if ((w->rc = eps_batch_at_size(&w->p.nb->batch, w->p.batch_size, &v, &owned, &w->err)) < 0) return;
     eps_score sc;
     eps_metrics_computation();
     w->rc = eps_arch_score(&w->p.arch, &v, w->p.w, &opts, &sc, &w->err);
@@ -578,7 +501,7 @@ static void job_work(eps_job *qj)
     json_object_set_new(o, "macs", json_integer(a->macs));
     json_object_set_new(o, "weights", json_pack("[ff]", w->p.w[0], w->p.w[1]));
     json_object_set_new(o, "batch_hash", json_string(w->p.batch_hash));
-    json_object_set_new(o, "batch_size", json_integer(w->p.bs));
+    json_object_set_new(o, "batch_size", json_integer(w->p.batch_size));
     json_object_set_new(o, "engine", json_string(eps_engine_name(w->p.engine)));
     w->blob = json_dumps(o, JFLAGS);
     json_decref(o);
@@ -660,10 +583,10 @@ static void start_one(eps_jobs *J, jjob *j, long idx)
     int had_arch = a != NULL;
     it->arch_text = json_is_string(a) ? strdup(json_string_value(a)) : a ? json_dumps(a, JFLAGS | JSON_SORT_KEYS)
                                                                           : strdup("");
-    prepared p;
+    eps_score_req p;
     eps_error err;
     eps_error_clear(&err);
-    int rc = prepare(J, req, &p, &err);
+    int rc = eps_score_req_prepare(req, J->batches, J->n_batches, J->cfg.max_request_memory, &p, &err);
     json_decref(req);
     if (rc < 0) {
         json_t *o = json_pack("{s:s,s:s,s:s}", "error", err.msg, "code", eps_error_code_name(rc), "field", err.field);
@@ -680,7 +603,7 @@ static void start_one(eps_jobs *J, jjob *j, long idx)
     it->macs = p.arch.macs;
     eps_cache_key key;
     if (eps_cache_key_make(&key, p.arch.space->name, p.arch.canonical ? p.arch.canonical : "", p.arch.hash, p.w,
-                           p.batch_hash, p.bs, eps_engine_name(p.engine), EPS_VERSION) < 0) {
+                           p.batch_hash, p.batch_size, eps_engine_name(p.engine), EPS_VERSION) < 0) {
         eps_arch_free(&p.arch);
         item_now(it, 503, NULL); /* out of memory: retried */
         return;

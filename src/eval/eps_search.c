@@ -39,19 +39,6 @@ static int arch_for_code(int code, eps_arch *a, eps_error *err)
     return rc;
 }
 
-static long arch_outputs(const eps_arch *a, const eps_batch *b)
-{
-    if (a->space && a->space->output_count) return a->space->output_count(a, b);
-    return (long)b->n * (long)eps_graph_output_size(&a->graph);
-}
-
-static int arch_forward(const eps_arch *a, const eps_batch *b, float w, const eps_run_opts *o, float *y,
-                        eps_error *err)
-{
-    if (a->space && a->space->forward) return a->space->forward(a, b, w, o, y, err);
-    return eps_engine_forward(&a->graph, b, w, o, y, err);
-}
-
 typedef struct {
     eps_work_fn fn;
     void *ctx;
@@ -298,14 +285,14 @@ int eps_wscan_one(void *ctx, long i, eps_error *err)
     eps_arch a;
     int rc = arch_for_code(s->code[i], &a, err);
     if (rc < 0) return rc;
-    long no = arch_outputs(&a, s->batch);
+    long no = eps_arch_output_count(&a, s->batch);
     float *y = malloc((size_t)no * (size_t)s->nexp * sizeof *y);
     if (!y) {
         eps_arch_free(&a);
         return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     }
     eps_run_opts o = {.engine = EPS_ENGINE_FAST};
-    for (int k = 0; k < s->nexp && rc == 0; k++) rc = arch_forward(&a, s->batch, (float)s->w[k], &o, y + (size_t)k * no, err);
+    for (int k = 0; k < s->nexp && rc == 0; k++) rc = eps_arch_forward(&a, s->batch, (float)s->w[k], &o, y + (size_t)k * no, err);
     if (rc == 0)
         for (int p = 0; p < s->npairs; p++) {
             double w[2] = {s->w[s->pa[p]], s->w[s->pb[p]]};

@@ -104,8 +104,11 @@ $(BIN): $(CLI_OBJ) $(LIB)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_UTIL) tests/*.h $(LIB) | $(TEST_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TPKG_CFLAGS) -Isrc -Itests $< $(TEST_UTIL) $(LIB) \
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TPKG_CFLAGS) -Isrc -Itests $< $(filter $(BUILD)/obj/cli/%.o,$^) $(TEST_UTIL) $(LIB) \
 	    $(PKG_LIBS) $(TPKG_LIBS) $(LDLIBS) -o $@
+
+# test_cli checks the CLI's shared helpers, which are not in the library.
+$(BUILD)/tests/test_cli: $(BUILD)/obj/cli/eps_cli_common.o
 
 run: $(BIN)
 	./scripts/run.sh $(BIN)

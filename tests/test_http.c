@@ -3,7 +3,8 @@
  * libcurl, provokes every status code for real, checks caching, single
  * flight, backpressure, deadlines, draining on SIGTERM, a 10,000-request
  * robustness run, and finally validates openapi.yaml and every saved
- * response against it with the pinned node validators (tests/node/). */
+ * response against it with the pinned node validators (tests/node/). The
+ * server start/stop and request helpers are tests/util_server.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,120 +34,8 @@
 /* No skip/avg-pool path from input to output: epsilon is NaN (spec section 7). */
 #define ARCH_NAN "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|nor_conv_3x3~2|"
 
-static char g_dir[256];     /* temp dir: saved responses + server logs */
-static atomic_int g_saved; /* save() runs on the test's client threads too */
-/* servers started and not yet reaped: a failed assertion longjmps past
- * srv_stop, so teardown kills what is left */
-static pid_t g_live[32];
-static int g_n_live;
-
-static void forget_pid(pid_t pid)
-{
-    for (int i = 0; i < g_n_live; i++)
-        if (g_live[i] == pid) g_live[i] = g_live[--g_n_live];
-}
-
-/* ------------------------------------------------------------ server process */
-
-typedef struct {
-    pid_t pid;
-    int port;
-    int out_fd;
-    char base[64];
-    char log[300];
-} srv;
-
-/* Starts `epsinas serve --listen 127.0.0.1 --port 0 ARGS` (ARGS split on
- * spaces) with extra environment entries env[] ("K=V", NULL-terminated or
- * NULL) and waits (bounded) for its "listening on" line. */
-static int srv_start_env(srv *s, const char *args, const char *const *env)
-{
-    memset(s, 0, sizeof *s);
-    static int n_srv;
-    snprintf(s->log, sizeof s->log, "%s/server%d.log", g_dir, ++n_srv);
-    char *copy = strdup(args ? args : "");
-    char *argv[64];
-    int argc = 0;
-    argv[argc++] = (char *)eps_t_bin();
-    argv[argc++] = "serve";
-    argv[argc++] = "--listen";
-    argv[argc++] = "127.0.0.1";
-    argv[argc++] = "--port";
-    argv[argc++] = "0";
-    for (char *save = NULL, *t = strtok_r(copy, " ", &save); t && argc < 62; t = strtok_r(NULL, " ", &save))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    int p[2];
-    if (pipe(p) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-        dup2(p[1], 1);
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) dup2(fd, 2);
-        close(p[0]);
-        for (int i = 0; env && env[i]; i++) putenv((char *)env[i]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(p[1]);
-    free(copy);
-    s->pid = pid;
-    if (g_n_live < 32) g_live[g_n_live++] = pid;
-    s->out_fd = p[0];
-    char line[256];
-    size_t n = 0;
-    /* up to 60 s for the first line (ASan builds load batches slowly) */
-    for (int tries = 0; tries < 600 && n < sizeof line - 1; tries++) {
-        struct pollfd pf = {p[0], POLLIN, 0};
-        if (poll(&pf, 1, 100) <= 0) continue;
-        ssize_t k = read(p[0], line + n, 1);
-        if (k <= 0) break;
-        if (line[n] == '\n') {
-            line[n] = 0;
-            char *colon = strrchr(line, ':');
-            if (strncmp(line, "listening on ", 13) || !colon) break;
-            s->port = atoi(colon + 1);
-            snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
-            return 0;
-        }
-        n++;
-    }
-    print_message("server did not start; log %s\n", s->log);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    forget_pid(pid);
-    return -1;
-}
-
-static int srv_start(srv *s, const char *args) { return srv_start_env(s, args, NULL); }
-
-/* Waits (bounded) for the process to exit; returns its exit code, or -1
- * after killing it when it did not exit within timeout_ms. */
-static int srv_wait(srv *s, int timeout_ms)
-{
-    int st;
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        pid_t r = waitpid(s->pid, &st, WNOHANG);
-        if (r == s->pid) {
-            forget_pid(s->pid);
-            close(s->out_fd);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-        }
-        poll(NULL, 0, 20);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &st, 0);
-    forget_pid(s->pid);
-    close(s->out_fd);
-    return -1;
-}
-
-static int srv_stop(srv *s)
-{
-    kill(s->pid, SIGTERM);
-    return srv_wait(s, 30000);
-}
+/* The server process, the HTTP client and the OpenAPI check are
+ * tests/util_server.c (shared with test_jobs.c); what only this suite needs: */
 
 static long rss_kb(pid_t pid)
 {
@@ -161,152 +50,11 @@ static long rss_kb(pid_t pid)
     return kb;
 }
 
-/* ------------------------------------------------------------ HTTP client */
-
-typedef struct {
-    long status;
-    int curl_rc;
-    char *body;
-    size_t len;
-    char ctype[128], rid[160], allow[128], retry_after[32], acao[256], www_auth[128];
-    json_t *json; /* parsed body when JSON, else NULL */
-} hresp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    hresp *r = ud;
-    size_t k = sz * n;
-    if (r->len + k > (8u << 20)) return 0; /* bounded */
-    char *nb = realloc(r->body, r->len + k + 1);
-    if (!nb) return 0;
-    memcpy(nb + r->len, p, k);
-    r->len += k;
-    nb[r->len] = 0;
-    r->body = nb;
-    return k;
-}
-
-static void grab(const char *line, size_t n, const char *name, char *dst, size_t dn)
-{
-    size_t ln = strlen(name);
-    if (n <= ln + 1 || strncasecmp(line, name, ln) || line[ln] != ':') return;
-    const char *v = line + ln + 1;
-    size_t vn = n - ln - 1;
-    while (vn && (*v == ' ')) v++, vn--;
-    while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n')) vn--;
-    snprintf(dst, dn, "%.*s", (int)vn, v);
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    hresp *r = ud;
-    size_t k = sz * n;
-    grab(p, k, "Content-Type", r->ctype, sizeof r->ctype);
-    grab(p, k, "X-Request-Id", r->rid, sizeof r->rid);
-    grab(p, k, "Allow", r->allow, sizeof r->allow);
-    grab(p, k, "Retry-After", r->retry_after, sizeof r->retry_after);
-    grab(p, k, "Access-Control-Allow-Origin", r->acao, sizeof r->acao);
-    grab(p, k, "WWW-Authenticate", r->www_auth, sizeof r->www_auth);
-    return k;
-}
-
-static void hresp_free(hresp *r)
-{
-    free(r->body);
-    json_decref(r->json);
-    memset(r, 0, sizeof *r);
-}
-
-/* Saves {method, path, status, content_type, body} for the OpenAPI check. */
-static void save(const char *method, const char *path, const hresp *r)
-{
-    json_t *body = r->json ? json_incref(r->json) : r->len ? json_string(r->body) : json_null();
-    if (!body) body = json_string("<non-UTF-8 body>");
-    json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:o}", "method", method, "path", path, "status", (int)r->status,
-                          "content_type", r->ctype, "body", body);
-    char fn[512];
-    snprintf(fn, sizeof fn, "%s/resp/%04d.json", g_dir, g_saved++);
-    json_dump_file(o, fn, JSON_COMPACT);
-    json_decref(o);
-}
-
-/* One request. h: a reused handle (keep-alive) or NULL for a fresh one.
- * hdrs: NULL-terminated extra header lines. body_len < 0: strlen(body).
- * Saves the response unless nosave. */
-static void hreq_x(CURL *h, const srv *s, const char *method, const char *path, const char *ctype, const char *body,
-                   long body_len, const char *const *hdrs, int nosave, hresp *r)
-{
-    memset(r, 0, sizeof *r);
-    CURL *c = h ? h : curl_easy_init();
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", s->base, path);
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    else curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    struct curl_slist *hl = NULL;
-    char ct[160];
-    if (ctype) {
-        snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-        hl = curl_slist_append(hl, ct);
-    }
-    hl = curl_slist_append(hl, "Expect:");
-    for (int i = 0; hdrs && hdrs[i]; i++) hl = curl_slist_append(hl, hdrs[i]);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body_len < 0 ? (long)strlen(body) : body_len));
-    }
-    r->curl_rc = (int)curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hl);
-    if (!h) curl_easy_cleanup(c);
-    if (r->body && !strncmp(r->ctype, "application/json", 16)) r->json = json_loadb(r->body, r->len, 0, NULL);
-    if (!nosave && r->curl_rc == 0) save(method, path, r);
-}
-
-static void hreq(const srv *s, const char *method, const char *path, const char *ctype, const char *body,
-                 const char *const *hdrs, hresp *r)
-{
-    hreq_x(NULL, s, method, path, ctype, body, -1, hdrs, 0, r);
-}
-
-static void post_json(const srv *s, const char *path, const char *body, hresp *r)
-{
-    hreq(s, "POST", path, "application/json", body, NULL, r);
-}
-
-static const char *jstr(const json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
-
-/* Asserts the error shape and returns the code. */
-static const char *expect_error(const hresp *r, long status, const char *code, const char *field)
-{
-    if (r->status != status || !r->json || (code && (!jstr(r->json, "code") || strcmp(jstr(r->json, "code"), code))))
-        print_message("expected %ld %s, got %ld body=%s\n", status, code ? code : "", r->status,
-                      r->body ? r->body : "(none)");
-    assert_int_equal(r->status, status);
-    assert_non_null(r->json);
-    assert_non_null(jstr(r->json, "error"));
-    assert_non_null(jstr(r->json, "code"));
-    if (code) assert_string_equal(jstr(r->json, "code"), code);
-    if (field) {
-        assert_non_null(jstr(r->json, "field"));
-        assert_string_equal(jstr(r->json, "field"), field);
-    }
-    return jstr(r->json, "code");
-}
-
 /* Value of a metric line "name{labels} value" or "name value" (-1 absent). */
-static double metric(const srv *s, const char *series)
+static double metric(const eps_t_srv *s, const char *series)
 {
-    hresp r;
-    hreq_x(NULL, s, "GET", "/metrics", NULL, NULL, 0, NULL, 1, &r);
+    eps_t_hresp r;
+    eps_t_hreq_x(NULL, s, "GET", "/metrics", NULL, NULL, 0, NULL, 1, &r);
     double v = -1;
     size_t n = strlen(series);
     for (char *p = r.body; p && *p;) {
@@ -314,12 +62,12 @@ static double metric(const srv *s, const char *series)
         if (!strncmp(p, series, n) && p[n] == ' ') v = atof(p + n + 1);
         p = nl ? nl + 1 : NULL;
     }
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     return v;
 }
 
 /* Polls until metric(series) == want (bounded); returns the last value. */
-static double await_metric(const srv *s, const char *series, double want)
+static double await_metric(const eps_t_srv *s, const char *series, double want)
 {
     double v = -1;
     for (int i = 0; i < 1500; i++) {
@@ -337,31 +85,23 @@ static char *score_body(const char *arch, const char *extra)
     return b;
 }
 
-static void nb201_arch(int index, char *buf)
-{
-    static const char *const ops[] = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"};
-    int o[6];
-    for (int e = 0; e < 6; e++, index /= 5) o[e] = index % 5;
-    sprintf(buf, "|%s~0|+|%s~0|%s~1|+|%s~0|%s~1|%s~2|", ops[o[0]], ops[o[1]], ops[o[2]], ops[o[3]], ops[o[4]], ops[o[5]]);
-}
-
 /* ------------------------------------------------------------ async requests */
 
 typedef struct {
-    const srv *s;
+    const eps_t_srv *s;
     char body[1024];
-    hresp r;
+    eps_t_hresp r;
     pthread_t t;
 } async_req;
 
 static void *async_main(void *arg)
 {
     async_req *a = arg;
-    post_json(a->s, "/v1/score", a->body, &a->r);
+    eps_t_post_json(a->s, "/v1/score", a->body, &a->r);
     return NULL;
 }
 
-static void async_start(async_req *a, const srv *s, const char *body)
+static void async_start(async_req *a, const eps_t_srv *s, const char *body)
 {
     memset(a, 0, sizeof *a);
     a->s = s;
@@ -424,14 +164,14 @@ static void test_config_errors(void **state)
     for (int i = 0; flags[i]; i++) assert_non_null(strstr(out, flags[i]));
     free(out);
     /* a flag overrides a bad environment value */
-    srv s;
+    eps_t_srv s;
     const char *env[] = {"EPSINAS_LISTEN=not-an-address", "EPSINAS_LOG_FORMAT=json", NULL};
-    assert_int_equal(srv_start_env(&s, "", env), 0);
-    hresp r;
-    hreq(&s, "GET", "/v2/health/live", NULL, NULL, NULL, &r);
+    assert_int_equal(eps_t_srv_start_env(&s, "", env), 0);
+    eps_t_hresp r;
+    eps_t_hreq(&s, "GET", "/v2/health/live", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
     /* EPSINAS_LOG_FORMAT=json took effect: the access line is JSON */
     FILE *f = fopen(s.log, "r");
     assert_non_null(f);
@@ -439,7 +179,7 @@ static void test_config_errors(void **state)
     int json_access = 0;
     while (fgets(line, sizeof line, f)) {
         json_t *j = json_loads(line, 0, NULL);
-        if (j && jstr(j, "msg") && !strcmp(jstr(j, "msg"), "access") && jstr(j, "request_id")) json_access = 1;
+        if (j && eps_t_jstr(j, "msg") && !strcmp(eps_t_jstr(j, "msg"), "access") && eps_t_jstr(j, "request_id")) json_access = 1;
         json_decref(j);
     }
     fclose(f);
@@ -449,32 +189,32 @@ static void test_config_errors(void **state)
 static void test_endpoints(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--body-limit 64K --json-depth 8 --max-batch-items 8 --cors-origins "
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--body-limit 64K --json-depth 8 --max-batch-items 8 --cors-origins "
                                     "http://allowed.test,http://other.test"),
                      0);
-    hresp r;
+    eps_t_hresp r;
     const char *probes[] = {"/v2/health/live", "/livez", "/v2/health/ready", "/readyz", NULL};
     for (int i = 0; probes[i]; i++) {
-        hreq(&s, "GET", probes[i], NULL, NULL, NULL, &r);
+        eps_t_hreq(&s, "GET", probes[i], NULL, NULL, NULL, &r);
         assert_int_equal(r.status, 200);
         assert_int_equal(r.len, 0);
         assert_true(strlen(r.rid) > 0);
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
     }
-    hreq(&s, "HEAD", "/v2/health/ready", NULL, NULL, NULL, &r);
+    eps_t_hreq(&s, "HEAD", "/v2/health/ready", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
-    hreq(&s, "GET", "/v2", NULL, NULL, NULL, &r);
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "GET", "/v2", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(r.json, "name"), "epsinas");
-    hresp_free(&r);
-    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    assert_string_equal(eps_t_jstr(r.json, "name"), "epsinas");
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     json_t *sp = json_object_get(r.json, "spaces");
     int has201 = 0;
     for (size_t i = 0; i < json_array_size(sp); i++)
-        if (!strcmp(jstr(json_array_get(sp, i), "name"), "nb201")) {
+        if (!strcmp(eps_t_jstr(json_array_get(sp, i), "name"), "nb201")) {
             has201 = 1;
             json_t *w = json_object_get(json_array_get(sp, i), "weights");
             assert_true(eps_t_close(json_number_value(json_array_get(w, 0)), 1e-7, 0, 0));
@@ -482,70 +222,70 @@ static void test_endpoints(void **state)
         }
     assert_true(has201);
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r.json, "limits"), "body_bytes")), 65536);
-    hresp_free(&r);
-    hreq(&s, "GET", "/v1/batches", NULL, NULL, NULL, &r);
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "GET", "/v1/batches", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     json_t *b0 = json_array_get(json_object_get(r.json, "batches"), 0);
-    assert_string_equal(jstr(b0, "name"), "default");
-    assert_string_equal(jstr(b0, "source"), "ramp");
+    assert_string_equal(eps_t_jstr(b0, "name"), "default");
+    assert_string_equal(eps_t_jstr(b0, "source"), "ramp");
     assert_int_equal(json_integer_value(json_object_get(b0, "size")), 256);
-    assert_int_equal(strlen(jstr(b0, "hash")), 16);
-    hresp_free(&r);
+    assert_int_equal(strlen(eps_t_jstr(b0, "hash")), 16);
+    eps_t_hresp_free(&r);
 
     /* 404, 405 (+Allow), 415, 413 (Content-Length and chunked) */
-    hreq(&s, "GET", "/v1/nothing", NULL, NULL, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
-    hresp_free(&r);
-    hreq(&s, "DELETE", "/v1/score", NULL, NULL, NULL, &r);
-    expect_error(&r, 405, "method_not_allowed", NULL);
+    eps_t_hreq(&s, "GET", "/v1/nothing", NULL, NULL, NULL, &r);
+    eps_t_expect_error(&r, 404, "not_found", NULL);
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "DELETE", "/v1/score", NULL, NULL, NULL, &r);
+    eps_t_expect_error(&r, 405, "method_not_allowed", NULL);
     assert_string_equal(r.allow, "POST, OPTIONS");
-    hresp_free(&r);
-    hreq(&s, "POST", "/v1/spaces", "application/json", "{}", NULL, &r);
-    expect_error(&r, 405, "method_not_allowed", NULL);
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "POST", "/v1/spaces", "application/json", "{}", NULL, &r);
+    eps_t_expect_error(&r, 405, "method_not_allowed", NULL);
     assert_string_equal(r.allow, "GET, HEAD, OPTIONS");
-    hresp_free(&r);
-    hreq(&s, "POST", "/v1/score", "text/plain", "{\"space\":\"nb201\"}", NULL, &r);
-    expect_error(&r, 415, "unsupported_media_type", NULL);
-    hresp_free(&r);
-    hreq(&s, "POST", "/v1/score", NULL, NULL, NULL, &r); /* no Content-Type at all */
-    expect_error(&r, 415, "unsupported_media_type", NULL);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "POST", "/v1/score", "text/plain", "{\"space\":\"nb201\"}", NULL, &r);
+    eps_t_expect_error(&r, 415, "unsupported_media_type", NULL);
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "POST", "/v1/score", NULL, NULL, NULL, &r); /* no Content-Type at all */
+    eps_t_expect_error(&r, 415, "unsupported_media_type", NULL);
+    eps_t_hresp_free(&r);
     size_t big = 200 * 1024;
     char *huge = malloc(big + 1);
     memset(huge, ' ', big);
     huge[big] = 0;
     huge[0] = '{';
     huge[big - 1] = '}';
-    hreq(&s, "POST", "/v1/score", "application/json", huge, NULL, &r);
-    expect_error(&r, 413, "too_large", NULL);
-    hresp_free(&r);
+    eps_t_hreq(&s, "POST", "/v1/score", "application/json", huge, NULL, &r);
+    eps_t_expect_error(&r, 413, "too_large", NULL);
+    eps_t_hresp_free(&r);
     const char *chunked[] = {"Transfer-Encoding: chunked", NULL};
-    hreq(&s, "POST", "/v1/score", "application/json", huge, chunked, &r);
-    expect_error(&r, 413, "too_large", NULL);
-    hresp_free(&r);
+    eps_t_hreq(&s, "POST", "/v1/score", "application/json", huge, chunked, &r);
+    eps_t_expect_error(&r, 413, "too_large", NULL);
+    eps_t_hresp_free(&r);
     free(huge);
 
     /* 400: bad JSON with line/column, depth, invalid fields */
-    post_json(&s, "/v1/score", "{\"space\": \"nb201\",\n  \"arch\": }", &r);
-    expect_error(&r, 400, "invalid_json", NULL);
+    eps_t_post_json(&s, "/v1/score", "{\"space\": \"nb201\",\n  \"arch\": }", &r);
+    eps_t_expect_error(&r, 400, "invalid_json", NULL);
     assert_int_equal(json_integer_value(json_object_get(r.json, "line")), 2);
     assert_true(json_integer_value(json_object_get(r.json, "column")) >= 10);
-    hresp_free(&r);
-    post_json(&s, "/v1/score", "{\"space\":\"nb201\",\"x\":[[[[[[[[[[[[1]]]]]]]]]]]}", &r);
-    expect_error(&r, 400, "json_too_deep", NULL);
-    hresp_free(&r);
-    post_json(&s, "/v1/score", "[1,2]", &r);
-    expect_error(&r, 400, "invalid_input", NULL);
-    hresp_free(&r);
-    post_json(&s, "/v1/score", "{\"space\":\"nb201\",\"arch\":\"|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|\"}", &r);
-    expect_error(&r, 400, "invalid_input", "arch");
-    hresp_free(&r);
-    post_json(&s, "/v1/score", "{\"space\":\"nb999\",\"arch\":\"x\"}", &r);
-    expect_error(&r, 400, "invalid_input", "space");
-    hresp_free(&r);
-    post_json(&s, "/v1/score", "{\"arch\":\"" ARCH_A "\"}", &r);
-    expect_error(&r, 400, "invalid_input", "space");
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score", "{\"space\":\"nb201\",\"x\":[[[[[[[[[[[[1]]]]]]]]]]]}", &r);
+    eps_t_expect_error(&r, 400, "json_too_deep", NULL);
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score", "[1,2]", &r);
+    eps_t_expect_error(&r, 400, "invalid_input", NULL);
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score", "{\"space\":\"nb201\",\"arch\":\"|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|\"}", &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "arch");
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score", "{\"space\":\"nb999\",\"arch\":\"x\"}", &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "space");
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score", "{\"arch\":\"" ARCH_A "\"}", &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "space");
+    eps_t_hresp_free(&r);
     const char *bad_fields[][2] = {
         {"\"weights\":[1,1]", "weights"},      {"\"weights\":[1]", "weights"},
         {"\"weights\":\"a\"", "weights"},      {"\"batch\":\"nope\"", "batch"},
@@ -554,39 +294,39 @@ static void test_endpoints(void **state)
     };
     for (size_t i = 0; i < sizeof bad_fields / sizeof bad_fields[0]; i++) {
         char *b = score_body(ARCH_A, bad_fields[i][0]);
-        post_json(&s, "/v1/score", b, &r);
-        expect_error(&r, 400, "invalid_input", bad_fields[i][1]);
-        hresp_free(&r);
+        eps_t_post_json(&s, "/v1/score", b, &r);
+        eps_t_expect_error(&r, 400, "invalid_input", bad_fields[i][1]);
+        eps_t_hresp_free(&r);
         free(b);
     }
 
     /* a score; the same again (cache hit); a reformatted equivalent (hit) */
     const char *rid_hdr[] = {"X-Request-Id: test-rid-1", NULL};
-    hreq(&s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"id\":\"first\"}",
+    eps_t_hreq(&s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"id\":\"first\"}",
          rid_hdr, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.rid, "test-rid-1");
-    assert_string_equal(jstr(r.json, "id"), "first");
+    assert_string_equal(eps_t_jstr(r.json, "id"), "first");
     assert_false(json_is_true(json_object_get(r.json, "cached")));
     assert_true(json_is_number(json_object_get(r.json, "epsilon")));
     assert_true(json_is_null(json_object_get(r.json, "nan_reason")));
     double eps1 = json_number_value(json_object_get(r.json, "epsilon"));
     assert_true(eps1 > 0 && eps1 < 10);
     char hash[33];
-    snprintf(hash, sizeof hash, "%s", jstr(r.json, "hash"));
+    snprintf(hash, sizeof hash, "%s", eps_t_jstr(r.json, "hash"));
     assert_int_equal(strlen(hash), 32);
     assert_int_equal(json_integer_value(json_object_get(r.json, "params")), 801841);
     assert_int_equal(json_integer_value(json_object_get(r.json, "batch_size")), 256);
-    assert_string_equal(jstr(r.json, "batch"), "ramp"); /* nb201's default (docs/batches.md) */
-    assert_string_equal(jstr(r.json, "engine"), "fast");
-    hresp_free(&r);
+    assert_string_equal(eps_t_jstr(r.json, "batch"), "ramp"); /* nb201's default (docs/batches.md) */
+    assert_string_equal(eps_t_jstr(r.json, "engine"), "fast");
+    eps_t_hresp_free(&r);
     double hits0 = metric(&s, "epsinas_cache_hits_total");
-    post_json(&s, "/v1/score", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"id\":\"first\"}", &r);
+    eps_t_post_json(&s, "/v1/score", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"id\":\"first\"}", &r);
     assert_int_equal(r.status, 200);
     assert_true(json_is_true(json_object_get(r.json, "cached")));
     assert_true(json_number_value(json_object_get(r.json, "epsilon")) == eps1);
-    hresp_free(&r);
-    post_json(&s, "/v1/score",
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score",
               "\n{ \"id\" : 42 ,\n  \"weights\": [1e-7, 1.0],\t\"engine\":\"fast\", \"arch\" : \"" ARCH_A
               "\" , \"space\":\"nb201\", \"batch\":\"default\" }\n",
               &r);
@@ -594,7 +334,7 @@ static void test_endpoints(void **state)
     assert_true(json_is_true(json_object_get(r.json, "cached")));
     assert_int_equal(json_integer_value(json_object_get(r.json, "id")), 42);
     assert_true(json_number_value(json_object_get(r.json, "epsilon")) == eps1);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     assert_true(metric(&s, "epsinas_cache_hits_total") == hits0 + 2);
 
     /* the service computes what the CLI computes (same batch: ramp, 256) */
@@ -607,81 +347,81 @@ static void test_endpoints(void **state)
         json_t *cli = json_loads(out, 0, NULL);
         assert_non_null(cli);
         assert_true(eps_t_close(eps1, json_number_value(json_object_get(cli, "epsilon")), 1e-12, 0));
-        assert_string_equal(jstr(cli, "hash"), hash);
+        assert_string_equal(eps_t_jstr(cli, "hash"), hash);
         json_decref(cli);
         free(out);
     }
 
     /* the other registered spaces go through the same path */
-    post_json(&s, "/v1/score",
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"nb101\",\"matrix\":[[0,1,1,0],[0,0,0,1],[0,0,0,1],[0,0,0,0]],"
               "\"ops\":[\"input\",\"conv3x3-bn-relu\",\"maxpool3x3\",\"output\"],\"batch_size\":16}",
               &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(r.json, "space"), "nb101");
+    assert_string_equal(eps_t_jstr(r.json, "space"), "nb101");
     assert_true(json_is_number(json_object_get(r.json, "epsilon")));
-    hresp_free(&r);
-    post_json(&s, "/v1/score",
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"nb101\",\"matrix\":[[0,1],[0,0,0]],\"ops\":[\"input\",\"output\"]}", &r);
-    expect_error(&r, 400, "invalid_input", NULL);
-    hresp_free(&r);
-    post_json(&s, "/v1/score",
+    eps_t_expect_error(&r, 400, "invalid_input", NULL);
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"nlp\",\"batch_size\":32,\"recipe\":{\"f\":{\"op\":\"linear\",\"input\":[\"x\",\"h_prev_0\"]},"
               "\"h_new_0\":{\"op\":\"activation_tanh\",\"input\":[\"f\"]}}}",
               &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(r.json, "batch"), "tokens:1"); /* nlp's default (docs/batches.md) */
-    hresp_free(&r);
-    post_json(&s, "/v1/score",
+    assert_string_equal(eps_t_jstr(r.json, "batch"), "tokens:1"); /* nlp's default (docs/batches.md) */
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"nlp\",\"batch\":\"default\",\"recipe\":{\"f\":{\"op\":\"linear\",\"input\":[\"x\",\"h_prev_0\"]},"
               "\"h_new_0\":{\"op\":\"activation_tanh\",\"input\":[\"f\"]}}}",
               &r);
-    expect_error(&r, 400, "invalid_input", "batch"); /* an image batch for a token space */
-    hresp_free(&r);
-    post_json(&s, "/v1/score",
+    eps_t_expect_error(&r, 400, "invalid_input", "batch"); /* an image batch for a token space */
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"graph\",\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"inputs\":[\"input\"],"
               "\"out_channels\":4,\"kernel\":3,\"padding\":1},{\"name\":\"b\",\"op\":\"batchnorm\",\"inputs\":[\"c\"]},"
               "{\"name\":\"g\",\"op\":\"global_avgpool\",\"inputs\":[\"b\"]},"
               "{\"name\":\"fc\",\"op\":\"linear\",\"inputs\":[\"g\"],\"out_features\":1}]}",
               &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(r.json, "space"), "graph");
-    hresp_free(&r);
-    post_json(&s, "/v1/score",
+    assert_string_equal(eps_t_jstr(r.json, "space"), "graph");
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"graph\",\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"inputs\":[\"input\"],"
               "\"out_channels\":4,\"kernel\":0}]}",
               &r);
-    expect_error(&r, 400, "invalid_input", NULL);
-    assert_non_null(strstr(jstr(r.json, "field"), "nodes[0]"));
-    hresp_free(&r);
+    eps_t_expect_error(&r, 400, "invalid_input", NULL);
+    assert_non_null(strstr(eps_t_jstr(r.json, "field"), "nodes[0]"));
+    eps_t_hresp_free(&r);
 
     /* NaN epsilon -> null with a reason */
-    post_json(&s, "/v1/score", "{\"space\":\"nb201\",\"arch\":\"" ARCH_NAN "\"}", &r);
+    eps_t_post_json(&s, "/v1/score", "{\"space\":\"nb201\",\"arch\":\"" ARCH_NAN "\"}", &r);
     assert_int_equal(r.status, 200);
     assert_true(json_is_null(json_object_get(r.json, "epsilon")));
     assert_true(json_string_length(json_object_get(r.json, "nan_reason")) > 0);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
 
     /* GET /v1/scores/{hash} */
     char path[128];
     snprintf(path, sizeof path, "/v1/scores/%s", hash);
-    hreq(&s, "GET", path, NULL, NULL, NULL, &r);
+    eps_t_hreq(&s, "GET", path, NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     json_t *res = json_object_get(r.json, "results");
     assert_true(json_array_size(res) >= 1);
-    assert_string_equal(jstr(json_array_get(res, 0), "hash"), hash);
+    assert_string_equal(eps_t_jstr(json_array_get(res, 0), "hash"), hash);
     assert_true(json_number_value(json_object_get(json_array_get(res, 0), "epsilon")) == eps1);
-    hresp_free(&r);
-    hreq(&s, "GET", "/v1/scores/0123456789abcdef0123456789abcdef", NULL, NULL, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
-    hresp_free(&r);
-    hreq(&s, "GET", "/v1/scores/XYZ", NULL, NULL, NULL, &r);
-    expect_error(&r, 400, "invalid_input", "hash");
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "GET", "/v1/scores/0123456789abcdef0123456789abcdef", NULL, NULL, NULL, &r);
+    eps_t_expect_error(&r, 404, "not_found", NULL);
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "GET", "/v1/scores/XYZ", NULL, NULL, NULL, &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "hash");
+    eps_t_hresp_free(&r);
 
     /* batch: cached, invalid, new, duplicate of new (one computation) */
     double comp0 = metric(&s, "epsinas_computations_total");
-    post_json(&s, "/v1/score/batch",
+    eps_t_post_json(&s, "/v1/score/batch",
               "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"id\":1},"
               "{\"space\":\"nb201\",\"arch\":\"|bogus~0|\",\"id\":2},"
               "{\"space\":\"nb201\",\"arch\":\"|nor_conv_1x1~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|avg_pool_3x3~2|\",\"batch_size\":32,\"id\":3},"
@@ -694,7 +434,7 @@ static void test_endpoints(void **state)
     for (int i = 0; i < 4; i++) assert_int_equal(json_integer_value(json_object_get(json_array_get(res, i), "id")), i + 1);
     assert_true(json_is_true(json_object_get(json_array_get(res, 0), "cached")));
     assert_int_equal(json_integer_value(json_object_get(json_array_get(res, 1), "status")), 400);
-    assert_string_equal(jstr(json_array_get(res, 1), "field"), "arch");
+    assert_string_equal(eps_t_jstr(json_array_get(res, 1), "field"), "arch");
     assert_true(json_is_number(json_object_get(json_array_get(res, 2), "epsilon")));
     assert_int_equal(json_integer_value(json_object_get(json_array_get(res, 2), "batch_size")), 32);
     assert_true(json_number_value(json_object_get(json_array_get(res, 2), "epsilon")) ==
@@ -702,34 +442,34 @@ static void test_endpoints(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_array_get(res, 4), "status")), 400);
     assert_int_equal(json_integer_value(json_object_get(r.json, "succeeded")), 3);
     assert_int_equal(json_integer_value(json_object_get(r.json, "failed")), 2);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     assert_true(metric(&s, "epsinas_computations_total") == comp0 + 1);
-    post_json(&s, "/v1/score/batch", "{\"items\":[1,2,3,4,5,6,7,8,9]}", &r);
-    expect_error(&r, 413, "too_large", "items");
-    hresp_free(&r);
-    post_json(&s, "/v1/score/batch", "{\"items\":[]}", &r);
-    expect_error(&r, 400, "invalid_input", "items");
-    hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score/batch", "{\"items\":[1,2,3,4,5,6,7,8,9]}", &r);
+    eps_t_expect_error(&r, 413, "too_large", "items");
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score/batch", "{\"items\":[]}", &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "items");
+    eps_t_hresp_free(&r);
 
     /* CORS: preflight and simple requests, allowed and not */
     const char *pre_ok[] = {"Origin: http://other.test", "Access-Control-Request-Method: POST",
                             "Access-Control-Request-Headers: content-type", NULL};
-    hreq(&s, "OPTIONS", "/v1/score", NULL, NULL, pre_ok, &r);
+    eps_t_hreq(&s, "OPTIONS", "/v1/score", NULL, NULL, pre_ok, &r);
     assert_int_equal(r.status, 204);
     assert_string_equal(r.acao, "http://other.test");
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     const char *pre_bad[] = {"Origin: http://evil.test", "Access-Control-Request-Method: POST", NULL};
-    hreq(&s, "OPTIONS", "/v1/score", NULL, NULL, pre_bad, &r);
+    eps_t_hreq(&s, "OPTIONS", "/v1/score", NULL, NULL, pre_bad, &r);
     assert_int_equal(r.acao[0], 0);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     const char *orig[] = {"Origin: http://allowed.test", NULL};
-    hreq(&s, "GET", "/v1/spaces", NULL, NULL, orig, &r);
+    eps_t_hreq(&s, "GET", "/v1/spaces", NULL, NULL, orig, &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.acao, "http://allowed.test");
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
 
     /* metrics */
-    hreq(&s, "GET", "/metrics", NULL, NULL, NULL, &r);
+    eps_t_hreq(&s, "GET", "/metrics", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.ctype, "text/plain"));
     const char *series[] = {"epsinas_requests_total{endpoint=\"/v1/score\",code=\"200\"}",
@@ -744,8 +484,8 @@ static void test_endpoints(void **state)
         if (!strstr(r.body, series[i])) print_message("missing metric %s\n", series[i]);
         assert_non_null(strstr(r.body, series[i]));
     }
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 
     /* the access log has one line per request with the request id */
     FILE *f = fopen(s.log, "r");
@@ -764,33 +504,33 @@ static void test_endpoints(void **state)
 static void test_auth(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--api-token s3cret-token"), 0);
-    hresp r;
-    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
-    expect_error(&r, 401, "unauthorized", NULL);
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--api-token s3cret-token"), 0);
+    eps_t_hresp r;
+    eps_t_hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    eps_t_expect_error(&r, 401, "unauthorized", NULL);
     assert_non_null(strstr(r.www_auth, "Bearer"));
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     const char *wrong[] = {"Authorization: Bearer s3cret-tokeX", NULL};
-    hreq(&s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"}", wrong, &r);
-    expect_error(&r, 401, "unauthorized", NULL);
-    hresp_free(&r);
+    eps_t_hreq(&s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"}", wrong, &r);
+    eps_t_expect_error(&r, 401, "unauthorized", NULL);
+    eps_t_hresp_free(&r);
     const char *right[] = {"Authorization: Bearer s3cret-token", NULL};
-    hreq(&s, "GET", "/v1/spaces", NULL, NULL, right, &r);
+    eps_t_hreq(&s, "GET", "/v1/spaces", NULL, NULL, right, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
-    hreq(&s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"batch_size\":16}",
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"batch_size\":16}",
          right, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     const char *open_paths[] = {"/v2/health/ready", "/livez", "/v2", "/metrics", NULL};
     for (int i = 0; open_paths[i]; i++) {
-        hreq(&s, "GET", open_paths[i], NULL, NULL, NULL, &r);
+        eps_t_hreq(&s, "GET", open_paths[i], NULL, NULL, NULL, &r);
         assert_int_equal(r.status, 200);
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
     }
     assert_true(metric(&s, "epsinas_rejected_total{reason=\"unauthorized\"}") == 2);
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 #define RNN_RECIPE                                                                                                   \
@@ -802,22 +542,22 @@ static void test_auth(void **state)
 static void test_cache_key_vocab(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, ""), 0);
-    hresp r;
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, ""), 0);
+    eps_t_hresp r;
     const long long vocab[] = {33278, 1000000, 33278}, params[] = {15066078, 402721600, 15066078};
     for (int i = 0; i < 3; i++) {
         char body[512];
         snprintf(body, sizeof body, "{\"space\":\"nlp\",\"recipe\":" RNN_RECIPE ",\"vocab_size\":%lld,\"batch_size\":2}",
                  vocab[i]);
-        post_json(&s, "/v1/score", body, &r);
+        eps_t_post_json(&s, "/v1/score", body, &r);
         if (r.status != 200) print_message("body %s\n", r.body ? r.body : "");
         assert_int_equal(r.status, 200);
         assert_int_equal(json_integer_value(json_object_get(r.json, "params")), params[i]);
         assert_int_equal(json_is_true(json_object_get(r.json, "cached")), i == 2); /* only the repeat is a hit */
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
     }
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* Two spellings of one canonical cell share the cached score but not their
@@ -826,9 +566,9 @@ static void test_cache_key_vocab(void **state)
 static void test_cache_params_per_spelling(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, ""), 0);
-    hresp r;
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, ""), 0);
+    eps_t_hresp r;
     const char *body[] = {
         "{\"space\":\"nb201\",\"arch\":\"|nor_conv_3x3~0|+|nor_conv_3x3~0|none~1|+|none~0|none~1|none~2|\",\"batch_size\":4}",
         "{\"space\":\"nb201\",\"arch\":\"|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|\",\"batch_size\":4}",
@@ -836,20 +576,20 @@ static void test_cache_params_per_spelling(void **state)
     };
     const long long params[] = {558801, 315761, 315761};
     for (int i = 0; i < 3; i++) {
-        post_json(&s, "/v1/score", body[i], &r);
+        eps_t_post_json(&s, "/v1/score", body[i], &r);
         assert_int_equal(r.status, 200);
         assert_int_equal(json_is_true(json_object_get(r.json, "cached")), i > 0);
         assert_int_equal(json_integer_value(json_object_get(r.json, "params")), params[i]);
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
     }
     char batch[600];
     snprintf(batch, sizeof batch, "{\"items\":[%s]}", body[1]);
-    post_json(&s, "/v1/score/batch", batch, &r);
+    eps_t_post_json(&s, "/v1/score/batch", batch, &r);
     assert_int_equal(r.status, 200);
     json_t *it = json_array_get(json_object_get(r.json, "results"), 0);
     assert_int_equal(json_integer_value(json_object_get(it, "params")), 315761);
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* Issue 13 items 4-5: every encoding of a cell scores as one cell (the
@@ -859,66 +599,66 @@ static void test_cache_params_per_spelling(void **state)
 static void test_encodings(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, ""), 0);
-    hresp r;
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, ""), 0);
+    eps_t_hresp r;
     static const int sample[] = {1, 777, 5000, 15624};
     for (size_t k = 0; k < sizeof sample / sizeof sample[0]; k++) {
         char arch[200], body[1024];
-        nb201_arch(sample[k], arch);
+        eps_t_nb201_arch(sample[k], arch);
         snprintf(body, sizeof body, "{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":8}", arch);
-        post_json(&s, "/v1/score", body, &r);
+        eps_t_post_json(&s, "/v1/score", body, &r);
         assert_int_equal(r.status, 200);
         json_t *first = json_incref(r.json);
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
         json_t *enc = json_object_get(first, "encodings");
-        assert_string_equal(jstr(enc, "arch"), jstr(first, "canonical"));
+        assert_string_equal(eps_t_jstr(enc, "arch"), eps_t_jstr(first, "canonical"));
         const char *other[] = {"op_indices", "nni"};
         for (int o = 0; o < 2; o++) {
             char *v = json_dumps(json_object_get(enc, other[o]), JSON_COMPACT);
             snprintf(body, sizeof body, "{\"space\":\"nb201\",\"%s\":%s,\"batch_size\":8}", other[o], v);
             free(v);
-            post_json(&s, "/v1/score", body, &r);
+            eps_t_post_json(&s, "/v1/score", body, &r);
             assert_int_equal(r.status, 200);
             assert_true(json_is_true(json_object_get(r.json, "cached")));
-            assert_string_equal(jstr(r.json, "hash"), jstr(first, "hash"));
+            assert_string_equal(eps_t_jstr(r.json, "hash"), eps_t_jstr(first, "hash"));
             assert_true(json_equal(json_object_get(r.json, "epsilon"), json_object_get(first, "epsilon")));
             assert_true(json_equal(json_object_get(r.json, "encodings"), enc));
-            hresp_free(&r);
+            eps_t_hresp_free(&r);
         }
         json_decref(first);
     }
     /* a NASLib NB101 tuple (one dead vertex): the dataset's hash, then its
      * matrix/ops spelling is a hit on the same entry */
-    post_json(&s, "/v1/score",
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"nb101\",\"batch_size\":2,\"naslib\":[0,1,1,1,1,0,1,0,0,0,0,0,1,1,0,0,0,0,0,0,1,0,0,0,0,1,"
               "1,0,0,0,0,0,0,1,1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,2,2,4,4,4,1]}",
               &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(r.json, "hash"), "4a0ab8bbe2441a002e07b0f445ec2d63");
+    assert_string_equal(eps_t_jstr(r.json, "hash"), "4a0ab8bbe2441a002e07b0f445ec2d63");
     json_t *enc = json_object_get(r.json, "encodings");
     assert_int_equal(json_array_size(json_object_get(enc, "naslib")), 42); /* pruned to 6 vertices */
     char *m = json_dumps(json_object_get(enc, "matrix"), JSON_COMPACT), *o = json_dumps(json_object_get(enc, "ops"), JSON_COMPACT);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     char body[1024];
     snprintf(body, sizeof body, "{\"space\":\"nb101\",\"batch_size\":2,\"matrix\":%s,\"ops\":%s}", m, o);
     free(m);
     free(o);
-    post_json(&s, "/v1/score", body, &r);
+    eps_t_post_json(&s, "/v1/score", body, &r);
     assert_int_equal(r.status, 200);
     assert_true(json_is_true(json_object_get(r.json, "cached")));
-    assert_string_equal(jstr(r.json, "hash"), "4a0ab8bbe2441a002e07b0f445ec2d63");
-    hresp_free(&r);
+    assert_string_equal(eps_t_jstr(r.json, "hash"), "4a0ab8bbe2441a002e07b0f445ec2d63");
+    eps_t_hresp_free(&r);
     /* a batch item in NNI form carries the encodings too */
-    post_json(&s, "/v1/score/batch",
+    eps_t_post_json(&s, "/v1/score/batch",
               "{\"items\":[{\"space\":\"nb201\",\"batch_size\":8,\"nni\":{\"0_1\":\"conv_3x3\",\"0_2\":\"conv_3x3\","
               "\"0_3\":\"skip_connect\",\"1_2\":\"avg_pool_3x3\",\"1_3\":\"conv_3x3\",\"2_3\":\"skip_connect\"}}]}",
               &r);
     assert_int_equal(r.status, 200);
     json_t *it = json_array_get(json_object_get(r.json, "results"), 0);
-    assert_string_equal(jstr(it, "canonical"), ARCH_A);
-    assert_string_equal(jstr(json_object_get(it, "encodings"), "arch"), ARCH_A);
-    hresp_free(&r);
+    assert_string_equal(eps_t_jstr(it, "canonical"), ARCH_A);
+    assert_string_equal(eps_t_jstr(json_object_get(it, "encodings"), "arch"), ARCH_A);
+    eps_t_hresp_free(&r);
     /* bad encodings: 400, field and position */
     const char *bad[][3] = {
         {"{\"space\":\"nb201\",\"op_indices\":[2,2,0,4,2,9]}", "op_indices", "op_indices[5]: op code 9 is not 0..4"},
@@ -928,21 +668,21 @@ static void test_encodings(void **state)
         {"{\"space\":\"nb101\",\"naslib\":[0,1,0,0,0,7]}", "naslib", "naslib[5]: op code 7 is not 0..4"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        post_json(&s, "/v1/score", bad[k][0], &r);
-        expect_error(&r, 400, "invalid_input", bad[k][1]);
-        if (!strstr(jstr(r.json, "error"), bad[k][2])) fail_msg("'%s' lacks '%s'", jstr(r.json, "error"), bad[k][2]);
-        hresp_free(&r);
+        eps_t_post_json(&s, "/v1/score", bad[k][0], &r);
+        eps_t_expect_error(&r, 400, "invalid_input", bad[k][1]);
+        if (!strstr(eps_t_jstr(r.json, "error"), bad[k][2])) fail_msg("'%s' lacks '%s'", eps_t_jstr(r.json, "error"), bad[k][2]);
+        eps_t_hresp_free(&r);
     }
     /* /v1/spaces lists the fields each space reads */
-    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    eps_t_hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     json_t *sp = json_array_get(json_object_get(r.json, "spaces"), 0);
     char *f = json_dumps(json_object_get(sp, "fields"), JSON_COMPACT);
-    assert_string_equal(jstr(sp, "name"), "nb201");
+    assert_string_equal(eps_t_jstr(sp, "name"), "nb201");
     assert_non_null(strstr(f, "\"op_indices\",\"nni\""));
     free(f);
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* Issue 17 defect 8: what used to be accepted silently (or refused
@@ -950,9 +690,9 @@ static void test_encodings(void **state)
 static void test_request_strictness(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, ""), 0);
-    hresp r;
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, ""), 0);
+    eps_t_hresp r;
     /* a typo'd field used to score with the default weights */
     const char *bad[][2] = {
         {"\"weight\":[1e-6,2]", "weight"},       {"\"vocab_size\":100", "vocab_size"}, /* not an nb201 field */
@@ -964,9 +704,9 @@ static void test_request_strictness(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *b = score_body(ARCH_A, bad[i][0]);
-        post_json(&s, "/v1/score", b, &r);
-        expect_error(&r, 400, "invalid_input", bad[i][1]);
-        hresp_free(&r);
+        eps_t_post_json(&s, "/v1/score", b, &r);
+        eps_t_expect_error(&r, 400, "invalid_input", bad[i][1]);
+        eps_t_hresp_free(&r);
         free(b);
     }
     /* accepted: an x- extension, an integral real batch_size, an id of 256
@@ -977,20 +717,20 @@ static void test_request_strictness(void **state)
     const char *good[] = {"\"x-client\":{\"trace\":1},\"batch_size\":16", "\"batch_size\":16.0", id};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         char *b = score_body(ARCH_A, good[i]);
-        post_json(&s, "/v1/score", b, &r);
+        eps_t_post_json(&s, "/v1/score", b, &r);
         if (r.status != 200) print_message("body %s\n", r.body ? r.body : "");
         assert_int_equal(r.status, 200);
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
         free(b);
     }
     strcpy(id + strlen(id) - 1, "\xc3\xa9\""); /* 257 characters */
     char *b = score_body(ARCH_A, id);
-    post_json(&s, "/v1/score", b, &r);
-    expect_error(&r, 400, "invalid_input", "id");
-    hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score", b, &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "id");
+    eps_t_hresp_free(&r);
     free(b);
     /* every batch item is checked; errors name the item */
-    post_json(&s, "/v1/score/batch",
+    eps_t_post_json(&s, "/v1/score/batch",
               "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"batch_size\":16},"
               "{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"wieghts\":[1,2],\"id\":7}]}",
               &r);
@@ -1000,16 +740,16 @@ static void test_request_strictness(void **state)
     assert_true(json_is_number(json_object_get(json_array_get(res, 0), "epsilon")));
     assert_int_equal(json_integer_value(json_object_get(json_array_get(res, 1), "status")), 400);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(res, 1), "id")), 7);
-    assert_string_equal(jstr(json_array_get(res, 1), "field"), "wieghts");
-    hresp_free(&r);
-    post_json(&s, "/v1/score/batch",
+    assert_string_equal(eps_t_jstr(json_array_get(res, 1), "field"), "wieghts");
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score/batch",
               "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"},{\"space\":\"nlp\",\"vocab_size\":1e400}]}", &r);
-    expect_error(&r, 400, "invalid_input", "items[1].vocab_size");
-    hresp_free(&r);
-    post_json(&s, "/v1/score/batch", "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"}],\"itmes\":[]}", &r);
-    expect_error(&r, 400, "invalid_input", "itmes");
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_expect_error(&r, 400, "invalid_input", "items[1].vocab_size");
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score/batch", "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\"}],\"itmes\":[]}", &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "itmes");
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* workers 1, queue 1: a slow dense job fills the queue -> 429; identical
@@ -1017,13 +757,13 @@ static void test_request_strictness(void **state)
 static void test_backpressure_single_flight(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--workers 1 --queue-capacity 1"), 0);
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --queue-capacity 1"), 0);
     char *warm = score_body(ARCH_NAN, "\"batch_size\":16");
-    hresp w;
-    post_json(&s, "/v1/score", warm, &w);
+    eps_t_hresp w;
+    eps_t_post_json(&s, "/v1/score", warm, &w);
     assert_int_equal(w.status, 200);
-    hresp_free(&w);
+    eps_t_hresp_free(&w);
     double comp0 = metric(&s, "epsinas_computations_total");
     char *slow = score_body(ARCH_A, "\"engine\":\"dense\",\"batch_size\":8");
     async_req lead, join[3];
@@ -1031,22 +771,22 @@ static void test_backpressure_single_flight(void **state)
     assert_true(await_metric(&s, "epsinas_queue_depth", 1) == 1);
     for (int i = 0; i < 3; i++) async_start(&join[i], &s, slow);
     /* cache hits, probes and metrics never wait behind the queue */
-    hresp h;
-    post_json(&s, "/v1/score", warm, &h);
+    eps_t_hresp h;
+    eps_t_post_json(&s, "/v1/score", warm, &h);
     assert_int_equal(h.status, 200);
     assert_true(json_is_true(json_object_get(h.json, "cached")));
-    hresp_free(&h);
-    hreq(&s, "GET", "/readyz", NULL, NULL, NULL, &h);
+    eps_t_hresp_free(&h);
+    eps_t_hreq(&s, "GET", "/readyz", NULL, NULL, NULL, &h);
     assert_int_equal(h.status, 200);
-    hresp_free(&h);
+    eps_t_hresp_free(&h);
     /* a different request cannot queue: 429 */
-    hresp r;
+    eps_t_hresp r;
     char *other = score_body("|nor_conv_1x1~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
                              "\"engine\":\"dense\",\"batch_size\":8");
-    post_json(&s, "/v1/score", other, &r);
-    expect_error(&r, 429, "queue_full", NULL);
+    eps_t_post_json(&s, "/v1/score", other, &r);
+    eps_t_expect_error(&r, 429, "queue_full", NULL);
     assert_string_equal(r.retry_after, "1");
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     async_join(&lead);
     assert_int_equal(lead.r.status, 200);
     double e = json_number_value(json_object_get(lead.r.json, "epsilon"));
@@ -1056,16 +796,16 @@ static void test_backpressure_single_flight(void **state)
         assert_int_equal(join[i].r.status, 200);
         assert_true(json_number_value(json_object_get(join[i].r.json, "epsilon")) == e);
         joined_uncached += !json_is_true(json_object_get(join[i].r.json, "cached"));
-        hresp_free(&join[i].r);
+        eps_t_hresp_free(&join[i].r);
     }
-    hresp_free(&lead.r);
+    eps_t_hresp_free(&lead.r);
     assert_int_equal(joined_uncached, 3); /* they waited on the running job, not on the cache */
     assert_true(metric(&s, "epsinas_computations_total") == comp0 + 1);
     assert_true(metric(&s, "epsinas_rejected_total{reason=\"queue_full\"}") == 1);
     free(slow);
     free(other);
     free(warm);
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* --cache-entries 2: the third result evicts the least recently used one,
@@ -1073,38 +813,38 @@ static void test_backpressure_single_flight(void **state)
 static void test_cache_bounds(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--cache-entries 2"), 0);
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--cache-entries 2"), 0);
     const char *archs[] = {ARCH_A, ARCH_NAN, "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"};
     char hashes[3][33];
-    hresp r;
+    eps_t_hresp r;
     for (int i = 0; i < 3; i++) {
         char *b = score_body(archs[i], "\"batch_size\":16");
-        post_json(&s, "/v1/score", b, &r);
+        eps_t_post_json(&s, "/v1/score", b, &r);
         assert_int_equal(r.status, 200);
-        snprintf(hashes[i], sizeof hashes[i], "%s", jstr(r.json, "hash"));
-        hresp_free(&r);
+        snprintf(hashes[i], sizeof hashes[i], "%s", eps_t_jstr(r.json, "hash"));
+        eps_t_hresp_free(&r);
         free(b);
     }
     assert_true(metric(&s, "epsinas_cache_evictions_total") == 1);
     assert_true(metric(&s, "epsinas_cache_entries") == 2);
     char path[128];
     snprintf(path, sizeof path, "/v1/scores/%s", hashes[0]);
-    hreq(&s, "GET", path, NULL, NULL, NULL, &r);
-    expect_error(&r, 404, "not_found", NULL);
-    hresp_free(&r);
+    eps_t_hreq(&s, "GET", path, NULL, NULL, NULL, &r);
+    eps_t_expect_error(&r, 404, "not_found", NULL);
+    eps_t_hresp_free(&r);
     snprintf(path, sizeof path, "/v1/scores/%s", hashes[2]);
-    hreq(&s, "GET", path, NULL, NULL, NULL, &r);
+    eps_t_hreq(&s, "GET", path, NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     char *b = score_body(archs[0], "\"batch_size\":16");
-    post_json(&s, "/v1/score", b, &r); /* evicted: computed again */
+    eps_t_post_json(&s, "/v1/score", b, &r); /* evicted: computed again */
     assert_int_equal(r.status, 200);
     assert_false(json_is_true(json_object_get(r.json, "cached")));
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     free(b);
     assert_true(metric(&s, "epsinas_cache_evictions_total") == 2);
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* A tiny deadline. One worker, one batch request with three distinct dense
@@ -1121,10 +861,10 @@ static void test_cache_bounds(void **state)
 static void test_request_memory_413(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, ""), 0);
-    hresp r;
-    post_json(&s, "/v1/score",
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, ""), 0);
+    eps_t_hresp r;
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"graph\",\"engine\":\"dense\",\"input\":{\"channels\":3,\"height\":32,\"width\":32},"
               "\"nodes\":[{\"name\":\"c\",\"op\":\"conv2d\",\"inputs\":[\"input\"],\"out_channels\":32,\"kernel\":1,"
               "\"padding\":112},{\"name\":\"i1\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i2\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i3\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i4\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i5\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i6\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i7\",\"op\":\"identity\",\"inputs\":[\"c\"]},{\"name\":\"i8\",\"op\":\"identity\",\"inputs\":[\"c\"]},"
@@ -1132,19 +872,19 @@ static void test_request_memory_413(void **state)
               "{\"name\":\"p\",\"op\":\"global_avgpool\",\"inputs\":[\"s\"]},"
               "{\"name\":\"fc\",\"op\":\"linear\",\"inputs\":[\"p\"],\"out_features\":1}],\"output\":\"fc\"}",
               &r);
-    expect_error(&r, 413, "too_large", "batch_size");
-    assert_non_null(strstr(jstr(r.json, "error"), "--max-request-memory"));
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_expect_error(&r, 413, "too_large", "batch_size");
+    assert_non_null(strstr(eps_t_jstr(r.json, "error"), "--max-request-memory"));
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 static void test_deadline_long_layer(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--workers 1 --deadline-ms 1500"), 0);
-    hresp r;
-    post_json(&s, "/v1/score/batch",
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --deadline-ms 1500"), 0);
+    eps_t_hresp r;
+    eps_t_post_json(&s, "/v1/score/batch",
               "{\"items\":[{\"space\":\"graph\",\"engine\":\"dense\",\"batch_size\":64,"
               "\"input\":{\"channels\":3,\"height\":32,\"width\":32},\"nodes\":["
               "{\"name\":\"a\",\"op\":\"conv2d\",\"inputs\":[\"input\"],\"out_channels\":1400,\"kernel\":1},"
@@ -1164,18 +904,18 @@ static void test_deadline_long_layer(void **state)
     print_message("# both 504 after %.0f ms (deadline 1500 ms)\n", ms);
     /* the layer alone takes ~18 s here (4.5 s at batch 16); 8 s leaves room for a slow machine */
     assert_true(ms < 8000);
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 static void test_deadline(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--workers 1 --deadline-ms 300"), 0);
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --deadline-ms 300"), 0);
     double comp0 = metric(&s, "epsinas_computations_total");
-    hresp r;
-    post_json(&s, "/v1/score/batch",
+    eps_t_hresp r;
+    eps_t_post_json(&s, "/v1/score/batch",
               "{\"items\":[{\"space\":\"nb201\",\"arch\":\"" ARCH_A "\",\"engine\":\"dense\",\"batch_size\":64},"
               "{\"space\":\"nb201\",\"arch\":\"" ARCH_NAN "\",\"engine\":\"dense\",\"batch_size\":64},"
               "{\"space\":\"nb201\",\"arch\":\"|skip_connect~0|+|none~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|\","
@@ -1188,30 +928,30 @@ static void test_deadline(void **state)
     for (int i = 0; i < 3; i++) {
         json_t *it = json_array_get(res, (size_t)i);
         assert_int_equal(json_integer_value(json_object_get(it, "status")), 504);
-        assert_string_equal(jstr(it, "code"), "deadline_exceeded");
-        ran += strstr(jstr(it, "error"), "computed") != NULL;
-        queued += strstr(jstr(it, "error"), "queue") != NULL;
+        assert_string_equal(eps_t_jstr(it, "code"), "deadline_exceeded");
+        ran += strstr(eps_t_jstr(it, "error"), "computed") != NULL;
+        queued += strstr(eps_t_jstr(it, "error"), "queue") != NULL;
     }
     assert_int_equal(ran, 1);
     assert_int_equal(queued, 2);
     /* cancelled long before the ~20 s the dense job needs */
     assert_true(json_number_value(json_object_get(r.json, "elapsed_ms")) < 15000);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     assert_true(metric(&s, "epsinas_computations_total") == comp0 + 1);
     assert_true(metric(&s, "epsinas_rejected_total{reason=\"deadline\"}") == 3);
     /* a single request: 504 with the error shape */
     char *b1 = score_body(ARCH_A, "\"engine\":\"dense\",\"batch_size\":64");
-    post_json(&s, "/v1/score", b1, &r);
-    expect_error(&r, 504, "deadline_exceeded", NULL);
-    hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score", b1, &r);
+    eps_t_expect_error(&r, 504, "deadline_exceeded", NULL);
+    eps_t_hresp_free(&r);
     /* a fast request still gets through afterwards */
     char *b3 = score_body(ARCH_A, "\"batch_size\":16");
-    post_json(&s, "/v1/score", b3, &r);
+    eps_t_post_json(&s, "/v1/score", b3, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     free(b1);
     free(b3);
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* SIGTERM with a request in flight: readiness turns 503 on a kept-alive
@@ -1220,13 +960,13 @@ static void test_deadline(void **state)
 static void test_drain(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--workers 1 --shutdown-timeout-ms 60000"), 0);
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --shutdown-timeout-ms 60000"), 0);
     CURL *keep = curl_easy_init();
-    hresp r;
-    hreq_x(keep, &s, "GET", "/v2/health/ready", NULL, NULL, 0, NULL, 0, &r);
+    eps_t_hresp r;
+    eps_t_hreq_x(keep, &s, "GET", "/v2/health/ready", NULL, NULL, 0, NULL, 0, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     char *slow = score_body(ARCH_A, "\"engine\":\"dense\",\"batch_size\":8");
     async_req a;
     async_start(&a, &s, slow);
@@ -1234,31 +974,31 @@ static void test_drain(void **state)
     assert_int_equal(kill(s.pid, SIGTERM), 0);
     long st = 0;
     for (int i = 0; i < 500 && st != 503; i++) {
-        hreq_x(keep, &s, "GET", "/v2/health/ready", NULL, NULL, 0, NULL, 1, &r);
+        eps_t_hreq_x(keep, &s, "GET", "/v2/health/ready", NULL, NULL, 0, NULL, 1, &r);
         assert_int_equal(r.curl_rc, 0);
         st = r.status;
-        if (st == 503) save("GET", "/v2/health/ready", &r);
-        hresp_free(&r);
+        if (st == 503) eps_t_save_response("GET", "/v2/health/ready", &r);
+        eps_t_hresp_free(&r);
         if (st != 503) poll(NULL, 0, 10);
     }
     assert_int_equal(st, 503);
     /* The 503 said "Connection: close" (draining), so curl opens a new
      * connection for the next request, and that is refused: no request is
      * ever sent on a connection the server is about to close. */
-    hreq_x(keep, &s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"" ARCH_NAN "\"}", -1,
+    eps_t_hreq_x(keep, &s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"" ARCH_NAN "\"}", -1,
            NULL, 0, &r);
     assert_int_equal(r.curl_rc, CURLE_COULDNT_CONNECT);
-    hresp_free(&r);
-    hreq(&s, "GET", "/livez", NULL, NULL, NULL, &r); /* fresh connection: refused */
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "GET", "/livez", NULL, NULL, NULL, &r); /* fresh connection: refused */
     assert_int_equal(r.curl_rc, CURLE_COULDNT_CONNECT);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     async_join(&a);
     assert_int_equal(a.r.status, 200);
     assert_true(json_is_number(json_object_get(a.r.json, "epsilon")));
-    hresp_free(&a.r);
+    eps_t_hresp_free(&a.r);
     curl_easy_cleanup(keep);
     free(slow);
-    assert_int_equal(srv_wait(&s, 30000), 0);
+    assert_int_equal(eps_t_srv_wait(&s, 30000), 0);
 }
 
 /* ---- robustness: 10,000 mixed requests, 20% malformed or oversized ---- */
@@ -1266,7 +1006,7 @@ static void test_drain(void **state)
 #define ROB_ARCHS 150
 
 typedef struct {
-    const srv *s;
+    const eps_t_srv *s;
     int from, to;
     int bad_ok, good_ok, failures;
     char first_fail[512];
@@ -1276,7 +1016,7 @@ static pthread_mutex_t rob_mu = PTHREAD_MUTEX_INITIALIZER;
 static double rob_eps[ROB_ARCHS];
 static int rob_seen[ROB_ARCHS];
 
-static void rob_fail(rob_worker *w, int i, const hresp *r)
+static void rob_fail(rob_worker *w, int i, const eps_t_hresp *r)
 {
     if (!w->failures++)
         snprintf(w->first_fail, sizeof w->first_fail, "request %d: status %ld curl %d body %.300s", i, r->status,
@@ -1295,34 +1035,34 @@ static void *rob_main(void *arg)
     big[big_n] = 0;
     char arch[128], body[512];
     for (int i = w->from; i < w->to; i++) {
-        hresp r;
+        eps_t_hresp r;
         if (i % 5 == 0) { /* malformed or oversized */
             int kind = (i / 5) % 6;
             switch (kind) {
-            case 0: hreq_x(h, w->s, "POST", "/v1/score", "application/json", "{\"space\": nb201", -1, NULL, 1, &r); break;
-            case 1: hreq_x(h, w->s, "POST", "/v1/score", "application/json", big, (long)big_n, NULL, 1, &r); break;
-            case 2: hreq_x(h, w->s, "POST", "/v1/score", "text/plain", "{}", -1, NULL, 1, &r); break;
+            case 0: eps_t_hreq_x(h, w->s, "POST", "/v1/score", "application/json", "{\"space\": nb201", -1, NULL, 1, &r); break;
+            case 1: eps_t_hreq_x(h, w->s, "POST", "/v1/score", "application/json", big, (long)big_n, NULL, 1, &r); break;
+            case 2: eps_t_hreq_x(h, w->s, "POST", "/v1/score", "text/plain", "{}", -1, NULL, 1, &r); break;
             case 3:
-                hreq_x(h, w->s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"|x~9|\"}", -1,
+                eps_t_hreq_x(h, w->s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"|x~9|\"}", -1,
                        NULL, 1, &r);
                 break;
             case 4:
-                hreq_x(h, w->s, "POST", "/v1/score", "application/json", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]",
+                eps_t_hreq_x(h, w->s, "POST", "/v1/score", "application/json", "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]",
                        -1, NULL, 1, &r);
                 break;
             default:
-                hreq_x(h, w->s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"\xff\xfe\"}",
+                eps_t_hreq_x(h, w->s, "POST", "/v1/score", "application/json", "{\"space\":\"nb201\",\"arch\":\"\xff\xfe\"}",
                        -1, NULL, 1, &r);
                 break;
             }
-            if (r.status >= 400 && r.status < 500 && r.json && jstr(r.json, "error") && jstr(r.json, "code"))
+            if (r.status >= 400 && r.status < 500 && r.json && eps_t_jstr(r.json, "error") && eps_t_jstr(r.json, "code"))
                 w->bad_ok++;
             else rob_fail(w, i, &r);
         } else {
             int a = (int)(((unsigned)i * 2654435761u) % ROB_ARCHS);
-            nb201_arch(a * 97 + 13, arch);
+            eps_t_nb201_arch(a * 97 + 13, arch);
             snprintf(body, sizeof body, "{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":32,\"id\":%d}", arch, i);
-            hreq_x(h, w->s, "POST", "/v1/score", "application/json", body, -1, NULL, 1, &r);
+            eps_t_hreq_x(h, w->s, "POST", "/v1/score", "application/json", body, -1, NULL, 1, &r);
             json_t *e = r.json ? json_object_get(r.json, "epsilon") : NULL;
             int ok = r.status == 200 && e && (json_is_number(e) || json_is_null(e)) &&
                      json_integer_value(json_object_get(r.json, "id")) == i;
@@ -1336,14 +1076,14 @@ static void *rob_main(void *arg)
             if (ok) w->good_ok++;
             else rob_fail(w, i, &r);
         }
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
     }
     free(big);
     curl_easy_cleanup(h);
     return NULL;
 }
 
-static void rob_run(const srv *s, int from, int to, int nthreads, int *good, int *bad)
+static void rob_run(const eps_t_srv *s, int from, int to, int nthreads, int *good, int *bad)
 {
     rob_worker w[8];
     pthread_t t[8];
@@ -1367,8 +1107,8 @@ static void rob_run(const srv *s, int from, int to, int nthreads, int *good, int
 static void test_robustness(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--body-limit 16K --json-depth 16 --log-level warn"), 0);
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--body-limit 16K --json-depth 16 --log-level warn"), 0);
     int total = eps_t_asan() ? 2000 : 10000, warm = total / 5;
     int good = 0, bad = 0;
     rob_run(&s, 0, warm, 4, &good, &bad);
@@ -1384,12 +1124,12 @@ static void test_robustness(void **state)
      * freed memory by design, so there LeakSanitizer at the server's exit
      * (srv_stop must see exit code 0) is the check instead. */
     if (!eps_t_asan()) assert_true(rss1 - rss0 < 16 * 1024);
-    hresp r;
-    hreq(&s, "GET", "/v2/health/live", NULL, NULL, NULL, &r);
+    eps_t_hresp r;
+    eps_t_hreq(&s, "GET", "/v2/health/live", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     assert_true(metric(&s, "epsinas_computations_total") <= ROB_ARCHS);
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* ------------------------------------------------------------ default batches */
@@ -1459,30 +1199,30 @@ static void test_default_batches(void **state)
     char dsp[8][32], dspec[8][96];
     int nd = doc_defaults(dsp, dspec, 8);
     assert_true(nd >= 4); /* nb201, nb101, graph, nlp */
-    srv s;
-    assert_int_equal(srv_start(&s, ""), 0);
-    hresp r, rb;
-    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, ""), 0);
+    eps_t_hresp r, rb;
+    eps_t_hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    hreq(&s, "GET", "/v1/batches", NULL, NULL, NULL, &rb);
+    eps_t_hreq(&s, "GET", "/v1/batches", NULL, NULL, NULL, &rb);
     assert_int_equal(rb.status, 200);
     json_t *spaces = json_object_get(r.json, "spaces"), *bl = json_object_get(rb.json, "batches");
     for (int d = 0; d < nd; d++) {
         const json_t *sp = NULL;
         for (size_t i = 0; i < json_array_size(spaces); i++)
-            if (!strcmp(jstr(json_array_get(spaces, i), "name"), dsp[d])) sp = json_array_get(spaces, i);
+            if (!strcmp(eps_t_jstr(json_array_get(spaces, i), "name"), dsp[d])) sp = json_array_get(spaces, i);
         if (!sp) fail_msg("docs name space %s, /v1/spaces does not", dsp[d]);
-        if (strcmp(jstr(sp, "default_batch"), dspec[d]))
-            fail_msg("%s: /v1/spaces default_batch %s, docs %s", dsp[d], jstr(sp, "default_batch"), dspec[d]);
-        assert_string_equal(jstr(json_object_get(rb.json, "defaults"), dsp[d]), dspec[d]);
+        if (strcmp(eps_t_jstr(sp, "default_batch"), dspec[d]))
+            fail_msg("%s: /v1/spaces default_batch %s, docs %s", dsp[d], eps_t_jstr(sp, "default_batch"), dspec[d]);
+        assert_string_equal(eps_t_jstr(json_object_get(rb.json, "defaults"), dsp[d]), dspec[d]);
         const json_t *b = NULL;
         for (size_t i = 0; i < json_array_size(bl); i++)
-            if (!strcmp(jstr(json_array_get(bl, i), "name"), dspec[d])) b = json_array_get(bl, i);
+            if (!strcmp(eps_t_jstr(json_array_get(bl, i), "name"), dspec[d])) b = json_array_get(bl, i);
         if (!b) fail_msg("%s: default %s is not in /v1/batches", dsp[d], dspec[d]);
-        assert_string_equal(jstr(b, "source"), dspec[d]);
+        assert_string_equal(eps_t_jstr(b, "source"), dspec[d]);
         assert_true(json_is_true(json_object_get(b, "builtin")));
-        assert_true(strlen(jstr(b, "generator")) > 20);
-        assert_int_equal(strlen(jstr(b, "hash")), 16);
+        assert_true(strlen(eps_t_jstr(b, "generator")) > 20);
+        assert_int_equal(strlen(eps_t_jstr(b, "hash")), 16);
     }
     /* a score without batch: the space's default, the same as the CLI's */
     for (size_t c = 0; c < sizeof default_cases / sizeof default_cases[0]; c++) {
@@ -1492,33 +1232,33 @@ static void test_default_batches(void **state)
         assert_non_null(want);
         char body[1024];
         snprintf(body, sizeof body, "%s}", default_cases[c].body);
-        hresp q;
-        post_json(&s, "/v1/score", body, &q);
+        eps_t_hresp q;
+        eps_t_post_json(&s, "/v1/score", body, &q);
         if (q.status != 200) fail_msg("%s: %ld %s", default_cases[c].space, q.status, q.body);
-        assert_string_equal(jstr(q.json, "batch"), want);
+        assert_string_equal(eps_t_jstr(q.json, "batch"), want);
         json_t *cli = cli_score(default_cases[c].cli);
-        assert_string_equal(jstr(cli, "batch"), want);
-        assert_string_equal(jstr(cli, "batch_hash"), jstr(q.json, "batch_hash"));
+        assert_string_equal(eps_t_jstr(cli, "batch"), want);
+        assert_string_equal(eps_t_jstr(cli, "batch_hash"), eps_t_jstr(q.json, "batch_hash"));
         assert_true(eps_t_close(json_number_value(json_object_get(q.json, "epsilon")),
                                 json_number_value(json_object_get(cli, "epsilon")), 1e-12, 0));
         json_decref(cli);
-        hresp_free(&q);
+        eps_t_hresp_free(&q);
         /* batch_size 16: one batch for both (nb201's ramp is i/16, not the first 16 of ramp(256)) */
         snprintf(body, sizeof body, "%s,\"batch_size\":16}", default_cases[c].body);
-        post_json(&s, "/v1/score", body, &q);
+        eps_t_post_json(&s, "/v1/score", body, &q);
         if (q.status != 200) fail_msg("%s at 16: %ld %s", default_cases[c].space, q.status, q.body);
         char args[1024];
         snprintf(args, sizeof args, "%s --batch-size 16", default_cases[c].cli);
         cli = cli_score(args);
-        assert_string_equal(jstr(cli, "batch_hash"), jstr(q.json, "batch_hash"));
+        assert_string_equal(eps_t_jstr(cli, "batch_hash"), eps_t_jstr(q.json, "batch_hash"));
         assert_true(eps_t_close(json_number_value(json_object_get(q.json, "epsilon")),
                                 json_number_value(json_object_get(cli, "epsilon")), 1e-12, 0));
         json_decref(cli);
-        hresp_free(&q);
+        eps_t_hresp_free(&q);
     }
-    hresp_free(&r);
-    hresp_free(&rb);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    eps_t_hresp_free(&rb);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 
     /* score --help prints each space's default */
     int rc;
@@ -1534,72 +1274,36 @@ static void test_default_batches(void **state)
     free(help);
 
     /* the operator's own "default" is what image spaces use without "batch" */
-    assert_int_equal(srv_start(&s, "--batch default=gaussian:3"), 0);
+    assert_int_equal(eps_t_srv_start(&s, "--batch default=gaussian:3"), 0);
     char body[1024];
     snprintf(body, sizeof body, "%s}", default_cases[1].body);
-    post_json(&s, "/v1/score", body, &r);
+    eps_t_post_json(&s, "/v1/score", body, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(r.json, "batch"), "default");
-    hresp_free(&r);
-    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
-    assert_string_equal(jstr(json_array_get(json_object_get(r.json, "spaces"), 0), "default_batch"), "default");
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    assert_string_equal(eps_t_jstr(r.json, "batch"), "default");
+    eps_t_hresp_free(&r);
+    eps_t_hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    assert_string_equal(eps_t_jstr(json_array_get(json_object_get(r.json, "spaces"), 0), "default_batch"), "default");
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* openapi.yaml is valid OpenAPI 3.1 and every saved response matches it. */
 static void test_openapi(void **state)
 {
     (void)state;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/tests/node/validate.sh' '%s/resp' 2>&1", eps_t_root(), g_dir);
-    int rc;
-    char *out = eps_t_run(cmd, &rc);
-    print_message("%s", out);
-    if (rc == 77) {
-        free(out);
-        print_message("SKIP: node/npm not installed: cannot validate openapi.yaml\n");
-        skip();
-    }
-    assert_non_null(strstr(out, "is a valid OpenAPI 3.1"));
-    assert_non_null(strstr(out, " 0 invalid"));
-    assert_true(g_saved > 50);
-    assert_int_equal(rc, 0);
-    free(out);
+    eps_t_validate_saved(50);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/epsinas-test-http-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    char d[300];
-    snprintf(d, sizeof d, "%s/resp", g_dir);
-    mkdir(d, 0755);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
-    if (access(eps_t_bin(), X_OK) != 0) {
-        fprintf(stderr, "epsinas binary not found at %s (set EPS_BIN)\n", eps_t_bin());
-        return -1;
-    }
-    return 0;
+    return eps_t_server_setup("http");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    while (g_n_live > 0) {
-        pid_t pid = g_live[--g_n_live];
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    char cmd[400];
-    if (!getenv("EPS_KEEP_TMP")) {
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-        if (system(cmd) != 0) return -1;
-    }
-    curl_global_cleanup();
-    return 0;
+    return eps_t_server_teardown();
 }
 
 int main(void)

@@ -28,243 +28,24 @@
 
 #include "util.h"
 
-static char g_dir[256];
-static pid_t g_live[16];
-static int g_n_live;
+/* The server process, the HTTP client and the OpenAPI check are
+ * tests/util_server.c (shared with test_http.c). */
 
-static void forget_pid(pid_t pid)
+/* A jobs API request: a JSON body when body is set, an Accept header when
+ * accept is. */
+static void jreq(const eps_t_srv *s, const char *method, const char *path, const char *body, const char *accept,
+                 eps_t_hresp *r)
 {
-    for (int i = 0; i < g_n_live; i++)
-        if (g_live[i] == pid) g_live[i] = g_live[--g_n_live];
-}
-
-/* ------------------------------------------------------------ server process (as in test_http.c) */
-
-typedef struct {
-    pid_t pid;
-    int port;
-    int out_fd;
-    char base[64];
-    char log[300];
-} srv;
-
-static int srv_start(srv *s, const char *args)
-{
-    memset(s, 0, sizeof *s);
-    static int n_srv;
-    snprintf(s->log, sizeof s->log, "%s/server%d.log", g_dir, ++n_srv);
-    char *copy = strdup(args ? args : "");
-    char *argv[64];
-    int argc = 0;
-    argv[argc++] = (char *)eps_t_bin();
-    argv[argc++] = "serve";
-    argv[argc++] = "--listen";
-    argv[argc++] = "127.0.0.1";
-    argv[argc++] = "--port";
-    argv[argc++] = "0";
-    for (char *save = NULL, *t = strtok_r(copy, " ", &save); t && argc < 62; t = strtok_r(NULL, " ", &save))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    int p[2];
-    if (pipe(p) != 0) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        dup2(p[1], 1);
-        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) dup2(fd, 2);
-        close(p[0]);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    close(p[1]);
-    free(copy);
-    s->pid = pid;
-    if (g_n_live < 16) g_live[g_n_live++] = pid;
-    s->out_fd = p[0];
-    char line[256];
-    size_t n = 0;
-    for (int tries = 0; tries < 600 && n < sizeof line - 1; tries++) {
-        struct pollfd pf = {p[0], POLLIN, 0};
-        if (poll(&pf, 1, 100) <= 0) continue;
-        ssize_t k = read(p[0], line + n, 1);
-        if (k <= 0) break;
-        if (line[n] == '\n') {
-            line[n] = 0;
-            char *colon = strrchr(line, ':');
-            if (strncmp(line, "listening on ", 13) || !colon) break;
-            s->port = atoi(colon + 1);
-            snprintf(s->base, sizeof s->base, "http://127.0.0.1:%d", s->port);
-            return 0;
-        }
-        n++;
-    }
-    print_message("server did not start; log %s\n", s->log);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    forget_pid(pid);
-    return -1;
-}
-
-static int srv_wait(srv *s, int timeout_ms)
-{
-    int st;
-    for (int waited = 0; waited <= timeout_ms; waited += 20) {
-        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
-            forget_pid(s->pid);
-            close(s->out_fd);
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-        }
-        poll(NULL, 0, 20);
-    }
-    kill(s->pid, SIGKILL);
-    waitpid(s->pid, &st, 0);
-    forget_pid(s->pid);
-    close(s->out_fd);
-    return -1;
-}
-
-static int srv_stop(srv *s)
-{
-    kill(s->pid, SIGTERM);
-    return srv_wait(s, 30000);
-}
-
-static void srv_kill9(srv *s)
-{
-    kill(s->pid, SIGKILL);
-    srv_wait(s, 10000);
-}
-
-/* ------------------------------------------------------------ HTTP client */
-
-typedef struct {
-    long status;
-    int curl_rc;
-    char *body;
-    size_t len;
-    char ctype[128], location[160], retry_after[32];
-    json_t *json;
-} hresp;
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    hresp *r = ud;
-    size_t k = sz * n;
-    if (r->len + k > (16u << 20)) return 0;
-    char *nb = realloc(r->body, r->len + k + 1);
-    if (!nb) return 0;
-    memcpy(nb + r->len, p, k);
-    r->len += k;
-    nb[r->len] = 0;
-    r->body = nb;
-    return k;
-}
-
-static void grab(const char *line, size_t n, const char *name, char *dst, size_t dn)
-{
-    size_t ln = strlen(name);
-    if (n <= ln + 1 || strncasecmp(line, name, ln) || line[ln] != ':') return;
-    const char *v = line + ln + 1;
-    size_t vn = n - ln - 1;
-    while (vn && (*v == ' ')) v++, vn--;
-    while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n')) vn--;
-    snprintf(dst, dn, "%.*s", (int)vn, v);
-}
-
-static size_t on_header(char *p, size_t sz, size_t n, void *ud)
-{
-    hresp *r = ud;
-    size_t k = sz * n;
-    grab(p, k, "Content-Type", r->ctype, sizeof r->ctype);
-    grab(p, k, "Location", r->location, sizeof r->location);
-    grab(p, k, "Retry-After", r->retry_after, sizeof r->retry_after);
-    return k;
-}
-
-static void hresp_free(hresp *r)
-{
-    free(r->body);
-    json_decref(r->json);
-    memset(r, 0, sizeof *r);
-}
-
-static void save(const char *method, const char *path, const hresp *r);
-
-static void hreq(const srv *s, const char *method, const char *path, const char *body, const char *accept, hresp *r)
-{
-    memset(r, 0, sizeof *r);
-    CURL *c = curl_easy_init();
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", s->base, path);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
-    if (body) hl = curl_slist_append(hl, "Content-Type: application/json");
     char ah[100];
+    const char *hdrs[2] = {NULL, NULL};
     if (accept) {
         snprintf(ah, sizeof ah, "Accept: %s", accept);
-        hl = curl_slist_append(hl, ah);
+        hdrs[0] = ah;
     }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
-    }
-    r->curl_rc = (int)curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(c);
-    if (r->body && !strncmp(r->ctype, "application/json", 16)) r->json = json_loadb(r->body, r->len, 0, NULL);
-    if (r->curl_rc == 0) save(method, path, r);
+    eps_t_hreq(s, method, path, body ? "application/json" : NULL, body, hdrs, r);
 }
 
-/* Saves {method, path, status, content_type, body} for the OpenAPI check
- * (path without the query: the validator matches path templates). */
-static int g_saved;
-static void save(const char *method, const char *path, const hresp *r)
-{
-    char p[256];
-    snprintf(p, sizeof p, "%.*s", (int)strcspn(path, "?"), path);
-    json_t *body = r->json ? json_incref(r->json) : r->len ? json_string(r->body) : json_null();
-    if (!body) body = json_string("<non-UTF-8 body>");
-    json_t *o = json_pack("{s:s,s:s,s:i,s:s,s:o}", "method", method, "path", p, "status", (int)r->status,
-                          "content_type", r->ctype, "body", body);
-    char fn[512];
-    snprintf(fn, sizeof fn, "%s/resp/%04d.json", g_dir, g_saved++);
-    json_dump_file(o, fn, JSON_COMPACT);
-    json_decref(o);
-}
-
-static const char *jstr(const json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
 static long jint(const json_t *j, const char *k) { return (long)json_integer_value(json_object_get(j, k)); }
-
-static void expect_error(const hresp *r, long status, const char *code, const char *field)
-{
-    if (r->status != status || !r->json) print_message("expected %ld, got %ld: %s\n", status, r->status, r->body);
-    assert_int_equal(r->status, status);
-    assert_non_null(r->json);
-    assert_non_null(jstr(r->json, "error"));
-    if (code) assert_string_equal(jstr(r->json, "code"), code);
-    if (field) {
-        assert_non_null(jstr(r->json, "field"));
-        assert_string_equal(jstr(r->json, "field"), field);
-    }
-}
-
-static void nb201_arch(int index, char *buf)
-{
-    static const char *const ops[] = {"none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"};
-    int o[6];
-    for (int e = 0; e < 6; e++, index /= 5) o[e] = index % 5;
-    sprintf(buf, "|%s~0|+|%s~0|%s~1|+|%s~0|%s~1|%s~2|", ops[o[0]], ops[o[1]], ops[o[2]], ops[o[3]], ops[o[4]], ops[o[5]]);
-}
 
 /* {"items":[cells first..first+n-1]<extra>} (malloc'd). */
 static char *items_body(int first, int n, const char *extra)
@@ -273,7 +54,7 @@ static char *items_body(int first, int n, const char *extra)
     char *b = malloc(cap), arch[160];
     size_t k = (size_t)snprintf(b, cap, "{\"items\":[");
     for (int i = 0; i < n; i++) {
-        nb201_arch(first + i, arch);
+        eps_t_nb201_arch(first + i, arch);
         k += (size_t)snprintf(b + k, cap - k, "%s{\"space\":\"nb201\",\"arch\":\"%s\"}", i ? "," : "", arch);
     }
     snprintf(b + k, cap - k, "]%s}", extra ? extra : "");
@@ -281,41 +62,41 @@ static char *items_body(int first, int n, const char *extra)
 }
 
 /* POSTs a job, asserts 202 + Location, returns its id (static buffer). */
-static const char *submit(const srv *s, const char *body)
+static const char *submit(const eps_t_srv *s, const char *body)
 {
     static char id[64];
-    hresp r;
-    hreq(s, "POST", "/v1/jobs", body, NULL, &r);
+    eps_t_hresp r;
+    jreq(s, "POST", "/v1/jobs", body, NULL, &r);
     if (r.status != 202) print_message("submit: %ld %s\n", r.status, r.body);
     assert_int_equal(r.status, 202);
     assert_non_null(r.json);
-    snprintf(id, sizeof id, "%s", jstr(r.json, "id"));
+    snprintf(id, sizeof id, "%s", eps_t_jstr(r.json, "id"));
     char loc[128];
     snprintf(loc, sizeof loc, "/v1/jobs/%s", id);
     assert_string_equal(r.location, loc);
-    assert_string_equal(jstr(r.json, "status"), "queued");
-    hresp_free(&r);
+    assert_string_equal(eps_t_jstr(r.json, "status"), "queued");
+    eps_t_hresp_free(&r);
     return id;
 }
 
-static json_t *get_job(const srv *s, const char *id)
+static json_t *get_job(const eps_t_srv *s, const char *id)
 {
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    hresp r;
-    hreq(s, "GET", path, NULL, NULL, &r);
+    eps_t_hresp r;
+    jreq(s, "GET", path, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     json_t *j = json_incref(r.json);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     return j;
 }
 
 /* Polls (bounded, 60 s) until the job's status is final; returns it. */
-static json_t *await_final(const srv *s, const char *id)
+static json_t *await_final(const eps_t_srv *s, const char *id)
 {
     for (int i = 0; i < 6000; i++) {
         json_t *j = get_job(s, id);
-        const char *st = jstr(j, "status");
+        const char *st = eps_t_jstr(j, "status");
         if (strcmp(st, "queued") && strcmp(st, "running")) return j;
         json_decref(j);
         poll(NULL, 0, 10);
@@ -324,17 +105,17 @@ static json_t *await_final(const srv *s, const char *id)
     return NULL;
 }
 
-static char *results_csv(const srv *s, const char *id, long after)
+static char *results_csv(const eps_t_srv *s, const char *id, long after)
 {
     char path[160];
     if (after >= 0) snprintf(path, sizeof path, "/v1/jobs/%s/results?after=%ld", id, after);
     else snprintf(path, sizeof path, "/v1/jobs/%s/results", id);
-    hresp r;
-    hreq(s, "GET", path, NULL, NULL, &r);
+    eps_t_hresp r;
+    jreq(s, "GET", path, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_true(!strncmp(r.ctype, "text/csv", 8));
     char *b = r.body ? strdup(r.body) : strdup("");
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     return b;
 }
 
@@ -381,39 +162,39 @@ static void test_matches_sweep(void **state)
 {
     (void)state;
     char path[400], cmd[1400];
-    snprintf(path, sizeof path, "%s/cells.txt", g_dir);
+    snprintf(path, sizeof path, "%s/cells.txt", eps_t_dir());
     FILE *f = fopen(path, "w");
     char arch[160];
     for (int i = 0; i < N_CELLS; i++) {
-        nb201_arch(i, arch);
+        eps_t_nb201_arch(i, arch);
         fprintf(f, "%s\n", arch);
     }
     fclose(f);
     snprintf(cmd, sizeof cmd, "%s sweep --space nb201 --archs %s --out %s/sweep.csv --batch-size 16 --threads 2 2>&1",
-             eps_t_bin(), path, g_dir);
+             eps_t_bin(), path, eps_t_dir());
     int code = -1;
     char *out = eps_t_run(cmd, &code);
     if (code != 0) print_message("sweep: %s\n", out);
     assert_int_equal(code, 0);
     free(out);
-    snprintf(path, sizeof path, "%s/sweep.csv", g_dir);
+    snprintf(path, sizeof path, "%s/sweep.csv", eps_t_dir());
     char *sweep = eps_t_read_file(path);
     assert_non_null(sweep);
 
-    srv s;
+    eps_t_srv s;
     char args[400];
-    snprintf(args, sizeof args, "--workers 2 --batch-size 16 --data-dir %s/d1", g_dir);
-    assert_int_equal(srv_start(&s, args), 0);
+    snprintf(args, sizeof args, "--workers 2 --batch-size 16 --data-dir %s/d1", eps_t_dir());
+    assert_int_equal(eps_t_srv_start(&s, args), 0);
     char *body = items_body(0, N_CELLS, ",\"label\":\"sweep-300\"");
     char id[64];
     snprintf(id, sizeof id, "%s", submit(&s, body));
     free(body);
     json_t *j = await_final(&s, id);
-    assert_string_equal(jstr(j, "status"), "succeeded");
+    assert_string_equal(eps_t_jstr(j, "status"), "succeeded");
     assert_int_equal(jint(j, "total"), N_CELLS);
     assert_int_equal(jint(j, "done"), N_CELLS);
     assert_int_equal(jint(j, "errors"), 0);
-    assert_string_equal(jstr(j, "label"), "sweep-300");
+    assert_string_equal(eps_t_jstr(j, "label"), "sweep-300");
     long nan_job = jint(j, "nan");
     json_decref(j);
     char *csv = results_csv(&s, id, -1);
@@ -452,8 +233,8 @@ static void test_matches_sweep(void **state)
     /* NDJSON of the same job, and paging with after: rows > 99 only */
     char p2[160];
     snprintf(p2, sizeof p2, "/v1/jobs/%s/results?after=99", id);
-    hresp r;
-    hreq(&s, "GET", p2, NULL, "application/x-ndjson", &r);
+    eps_t_hresp r;
+    jreq(&s, "GET", p2, NULL, "application/x-ndjson", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.ctype, "application/x-ndjson");
     long n = 0, expect = 100;
@@ -464,30 +245,30 @@ static void test_matches_sweep(void **state)
         json_decref(o);
     }
     assert_int_equal(n, N_CELLS - 100);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     char *tail = results_csv(&s, id, N_CELLS - 1); /* past the end: header only */
     assert_string_equal(tail, "index,arch,epsilon,nan_reason,params,macs,hash\n");
     free(tail);
 
     /* listed, and the job's results filled the cache: a /v1/score of cell 7 is a hit */
-    hreq(&s, "GET", "/v1/jobs", NULL, NULL, &r);
+    jreq(&s, "GET", "/v1/jobs", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(json_array_get(json_object_get(r.json, "jobs"), 0), "id"), id);
-    hresp_free(&r);
-    nb201_arch(7, arch);
+    assert_string_equal(eps_t_jstr(json_array_get(json_object_get(r.json, "jobs"), 0), "id"), id);
+    eps_t_hresp_free(&r);
+    eps_t_nb201_arch(7, arch);
     char sb[300];
     snprintf(sb, sizeof sb, "{\"space\":\"nb201\",\"arch\":\"%s\"}", arch);
-    hreq(&s, "POST", "/v1/score", sb, NULL, &r);
+    jreq(&s, "POST", "/v1/score", sb, NULL, &r);
     assert_int_equal(r.status, 200);
     assert_true(json_is_true(json_object_get(r.json, "cached")));
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* ------------------------------------------------------------ SSE + cancel */
 
 typedef struct {
-    const srv *s;
+    const eps_t_srv *s;
     char id[64];
     char *buf;
     size_t len;
@@ -522,7 +303,7 @@ static size_t on_sse(char *p, size_t sz, size_t n, void *ud)
         if (!strcmp(ev, "progress") && d) R->progress++;
         if (!strcmp(ev, "end") && d) {
             R->ended = 1;
-            snprintf(R->end_status, sizeof R->end_status, "%s", jstr(d, "status"));
+            snprintf(R->end_status, sizeof R->end_status, "%s", eps_t_jstr(d, "status"));
         }
         json_decref(d);
         size_t rest = R->len - (size_t)(blk + 2 - R->buf);
@@ -557,8 +338,8 @@ static void *sse_main(void *arg)
 static void test_sse_cancel(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--workers 2 --batch-size 64"), 0); /* no --data-dir: in memory */
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 2 --batch-size 64"), 0); /* no --data-dir: in memory */
     char id[64];
     snprintf(id, sizeof id, "%s", submit(&s, "{\"space\":\"nb201\",\"all\":true}"));
     sse_reader R = {.s = &s};
@@ -575,16 +356,16 @@ static void test_sse_cancel(void **state)
     assert_true(progress >= 2);
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    hresp r;
-    hreq(&s, "DELETE", path, NULL, NULL, &r);
+    eps_t_hresp r;
+    jreq(&s, "DELETE", path, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     pthread_join(t, NULL);
     assert_true(R.ended & 1);
     assert_string_equal(R.end_status, "cancelled");
     free(R.buf);
     json_t *j = get_job(&s, id);
-    assert_string_equal(jstr(j, "status"), "cancelled");
+    assert_string_equal(eps_t_jstr(j, "status"), "cancelled");
     long done = jint(j, "done");
     assert_true(done > 0 && done < 15625);
     json_decref(j);
@@ -604,13 +385,13 @@ static void test_sse_cancel(void **state)
     free(csv);
     free(rest);
     /* cancelling again is harmless; unknown ids are 404 */
-    hreq(&s, "DELETE", path, NULL, NULL, &r);
+    jreq(&s, "DELETE", path, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
-    hreq(&s, "GET", "/v1/jobs/nosuchjob/results", NULL, NULL, &r);
-    expect_error(&r, 404, "not_found", "id");
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    jreq(&s, "GET", "/v1/jobs/nosuchjob/results", NULL, NULL, &r);
+    eps_t_expect_error(&r, 404, "not_found", "id");
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* ------------------------------------------------------------ kill -9 */
@@ -621,11 +402,11 @@ static void test_sse_cancel(void **state)
 static void test_kill9_resume(void **state)
 {
     (void)state;
-    srv s;
+    eps_t_srv s;
     char args[400];
     int N_KILL = eps_t_asan() ? 600 : N_KILL_MAX;
-    snprintf(args, sizeof args, "--workers 1 --batch-size %d --data-dir %s/d2", eps_t_asan() ? 64 : 256, g_dir);
-    assert_int_equal(srv_start(&s, args), 0);
+    snprintf(args, sizeof args, "--workers 1 --batch-size %d --data-dir %s/d2", eps_t_asan() ? 64 : 256, eps_t_dir());
+    assert_int_equal(eps_t_srv_start(&s, args), 0);
     char *body = items_body(1000, N_KILL, NULL);
     char id[64];
     snprintf(id, sizeof id, "%s", submit(&s, body));
@@ -638,11 +419,11 @@ static void test_kill9_resume(void **state)
         if (done < 40) poll(NULL, 0, 10);
     }
     assert_true(done >= 40);
-    srv_kill9(&s);
+    eps_t_srv_kill9(&s);
     assert_true(done < N_KILL); /* it really died mid-job */
-    assert_int_equal(srv_start(&s, args), 0);
+    assert_int_equal(eps_t_srv_start(&s, args), 0);
     json_t *j = await_final(&s, id);
-    assert_string_equal(jstr(j, "status"), "succeeded");
+    assert_string_equal(eps_t_jstr(j, "status"), "succeeded");
     assert_int_equal(jint(j, "done"), N_KILL);
     json_decref(j);
     char *csv = results_csv(&s, id, -1);
@@ -650,12 +431,12 @@ static void test_kill9_resume(void **state)
     assert_int_equal(csv_rows(csv, by, N_KILL), N_KILL); /* each index < N_KILL exactly once */
     for (int i = 0; i < N_KILL; i++) {
         char arch[160], want[200];
-        nb201_arch(1000 + i, arch);
+        eps_t_nb201_arch(1000 + i, arch);
         snprintf(want, sizeof want, "%d,%s,", i, arch);
         assert_true(!strncmp(by[i], want, strlen(want)));
     }
     free(csv);
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* ------------------------------------------------------------ validation, limits */
@@ -663,119 +444,128 @@ static void test_kill9_resume(void **state)
 static void test_invalid_and_limits(void **state)
 {
     (void)state;
-    srv s;
-    assert_int_equal(srv_start(&s, "--workers 1 --batch-size 64 --max-jobs 1 --max-job-items 400"), 0);
-    hresp r;
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --batch-size 64 --max-jobs 1 --max-job-items 400"), 0);
+    eps_t_hresp r;
     char arch[160], body[1200];
-    nb201_arch(3, arch);
+    eps_t_nb201_arch(3, arch);
     snprintf(body, sizeof body, "{\"items\":[{\"space\":\"nb201\",\"arch\":\"%s\"},{\"space\":\"nb201\",\"arch\":\"|bogus~0|\"}]}", arch);
-    hreq(&s, "POST", "/v1/jobs", body, NULL, &r);
-    expect_error(&r, 400, "invalid_input", "items[1].arch");
-    assert_non_null(strstr(jstr(r.json, "error"), "item 1"));
-    hresp_free(&r);
+    jreq(&s, "POST", "/v1/jobs", body, NULL, &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "items[1].arch");
+    assert_non_null(strstr(eps_t_jstr(r.json, "error"), "item 1"));
+    eps_t_hresp_free(&r);
     snprintf(body, sizeof body, "{\"items\":[{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":0}]}", arch);
-    hreq(&s, "POST", "/v1/jobs", body, NULL, &r);
-    expect_error(&r, 400, "invalid_input", "items[0].batch_size");
-    hresp_free(&r);
+    jreq(&s, "POST", "/v1/jobs", body, NULL, &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "items[0].batch_size");
+    eps_t_hresp_free(&r);
     snprintf(body, sizeof body, "{\"items\":[{\"space\":\"nb201\",\"arch\":\"%s\"}],\"weights\":[1,1]}", arch);
-    hreq(&s, "POST", "/v1/jobs", body, NULL, &r); /* shared fields are checked per item */
-    expect_error(&r, 400, "invalid_input", "items[0].weights");
-    hresp_free(&r);
-    hreq(&s, "POST", "/v1/jobs", "{\"space\":\"graph\",\"all\":true}", NULL, &r);
-    expect_error(&r, 400, "invalid_input", "space");
-    assert_non_null(strstr(jstr(r.json, "error"), "not enumerable"));
-    hresp_free(&r);
-    hreq(&s, "POST", "/v1/jobs", "{\"items\":[", NULL, &r);
-    expect_error(&r, 400, "invalid_json", NULL);
-    hresp_free(&r);
-    hreq(&s, "POST", "/v1/jobs", "{\"items\":[]}", NULL, &r);
-    expect_error(&r, 400, "invalid_input", "items");
-    hresp_free(&r);
-    hreq(&s, "POST", "/v1/jobs", "{\"items\":[{}], \"colour\":1}", NULL, &r);
-    expect_error(&r, 400, "invalid_input", "colour");
-    hresp_free(&r);
+    jreq(&s, "POST", "/v1/jobs", body, NULL, &r); /* shared fields are checked per item */
+    eps_t_expect_error(&r, 400, "invalid_input", "items[0].weights");
+    eps_t_hresp_free(&r);
+    jreq(&s, "POST", "/v1/jobs", "{\"space\":\"graph\",\"all\":true}", NULL, &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "space");
+    assert_non_null(strstr(eps_t_jstr(r.json, "error"), "not enumerable"));
+    eps_t_hresp_free(&r);
+    jreq(&s, "POST", "/v1/jobs", "{\"items\":[", NULL, &r);
+    eps_t_expect_error(&r, 400, "invalid_json", NULL);
+    eps_t_hresp_free(&r);
+    jreq(&s, "POST", "/v1/jobs", "{\"items\":[]}", NULL, &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "items");
+    eps_t_hresp_free(&r);
+    jreq(&s, "POST", "/v1/jobs", "{\"items\":[{}], \"colour\":1}", NULL, &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "colour");
+    eps_t_hresp_free(&r);
     /* 15,625 cells > --max-job-items 400 */
-    hreq(&s, "POST", "/v1/jobs", "{\"space\":\"nb201\",\"all\":true}", NULL, &r);
-    expect_error(&r, 413, "too_large", "all");
-    hresp_free(&r);
+    jreq(&s, "POST", "/v1/jobs", "{\"space\":\"nb201\",\"all\":true}", NULL, &r);
+    eps_t_expect_error(&r, 413, "too_large", "all");
+    eps_t_hresp_free(&r);
     char *big = items_body(0, 401, NULL);
-    hreq(&s, "POST", "/v1/jobs", big, NULL, &r);
+    jreq(&s, "POST", "/v1/jobs", big, NULL, &r);
     free(big);
-    expect_error(&r, 413, "too_large", "items");
-    hresp_free(&r);
+    eps_t_expect_error(&r, 413, "too_large", "items");
+    eps_t_hresp_free(&r);
     /* --max-jobs 1: a second job while the first runs is 429 */
     big = items_body(2000, 400, NULL);
     char id[64];
     snprintf(id, sizeof id, "%s", submit(&s, big));
-    hreq(&s, "POST", "/v1/jobs", big, NULL, &r);
-    expect_error(&r, 429, "too_many_jobs", NULL);
+    jreq(&s, "POST", "/v1/jobs", big, NULL, &r);
+    eps_t_expect_error(&r, 429, "too_many_jobs", NULL);
     assert_string_equal(r.retry_after, "1");
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     free(big);
     char path[128];
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
-    hreq(&s, "PUT", path, "{}", NULL, &r);
-    expect_error(&r, 405, "method_not_allowed", NULL);
-    hresp_free(&r);
-    hreq(&s, "DELETE", path, NULL, NULL, &r);
+    jreq(&s, "PUT", path, "{}", NULL, &r);
+    eps_t_expect_error(&r, 405, "method_not_allowed", NULL);
+    eps_t_hresp_free(&r);
+    jreq(&s, "DELETE", path, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     json_decref(await_final(&s, id));
-    assert_int_equal(srv_stop(&s), 0);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
+}
+
+/* Every job item passes the same checks as a /v1/score request (one
+ * function, eps_score_req_prepare): the same request gives the same status
+ * and message, the job's field prefixed with items[0]. */
+static void test_items_checked_as_score(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "\"weights\":[1e-50,1]",  /* finite but not a normal float32 */
+        "\"weights\":[1,1]",      "\"weights\":\"1,2\"",      "\"engine\":\"turbo\"",
+        "\"batch\":\"nope\"",    "\"batch\":7",               "\"batch_size\":0",
+        "\"batch_size\":2.5",     "\"batch_size\":\"x\"",     "\"arch\":\"|bogus~0|\"",
+    };
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --batch-size 64"), 0);
+    char arch[160], item[600], body[800];
+    eps_t_nb201_arch(7, arch);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        /* the bad-arch case brings its own arch (duplicate keys are refused) */
+        if (strstr(bad[i], "\"arch\"")) snprintf(item, sizeof item, "{\"space\":\"nb201\",%s}", bad[i]);
+        else snprintf(item, sizeof item, "{\"space\":\"nb201\",\"arch\":\"%s\",%s}", arch, bad[i]);
+        eps_t_hresp one, job;
+        eps_t_post_json(&s, "/v1/score", item, &one);
+        snprintf(body, sizeof body, "{\"items\":[%s]}", item);
+        jreq(&s, "POST", "/v1/jobs", body, NULL, &job);
+        const char *code = eps_t_expect_error(&one, 400, NULL, NULL);
+        eps_t_expect_error(&job, 400, code, NULL);
+        const char *f1 = eps_t_jstr(one.json, "field");
+        char want_field[96], want_msg[700];
+        snprintf(want_field, sizeof want_field, "items[0]%s%s", f1 && *f1 ? "." : "", f1 ? f1 : "");
+        snprintf(want_msg, sizeof want_msg, "item 0: %s", eps_t_jstr(one.json, "error"));
+        if (!eps_t_jstr(job.json, "field") || strcmp(eps_t_jstr(job.json, "field"), want_field) ||
+            strcmp(eps_t_jstr(job.json, "error"), want_msg))
+            fail_msg("%s: /v1/score says %s, the job says %s", bad[i], one.body, job.body);
+        eps_t_hresp_free(&one);
+        eps_t_hresp_free(&job);
+    }
+    /* An integral real batch size is an integer for both (JSON Schema). */
+    snprintf(body, sizeof body, "{\"items\":[{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":32.0}]}", arch);
+    json_t *j = await_final(&s, submit(&s, body));
+    assert_string_equal(eps_t_jstr(j, "status"), "succeeded");
+    json_decref(j);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 /* openapi.yaml is valid and every response saved above matches it. */
 static void test_openapi(void **state)
 {
     (void)state;
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "sh '%s/tests/node/validate.sh' '%s/resp' 2>&1", eps_t_root(), g_dir);
-    int rc;
-    char *out = eps_t_run(cmd, &rc);
-    print_message("%s", out);
-    if (rc == 77) {
-        free(out);
-        print_message("SKIP: node/npm not installed: cannot validate openapi.yaml\n");
-        skip();
-    }
-    assert_non_null(strstr(out, " 0 invalid"));
-    assert_true(g_saved > 20);
-    assert_int_equal(rc, 0);
-    free(out);
+    eps_t_validate_saved(20);
 }
 
 static int setup(void **state)
 {
     (void)state;
-    snprintf(g_dir, sizeof g_dir, "/tmp/epsinas-test-jobs-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
-    char d[300];
-    snprintf(d, sizeof d, "%s/resp", g_dir);
-    mkdir(d, 0755);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
-    if (access(eps_t_bin(), X_OK) != 0) {
-        fprintf(stderr, "epsinas binary not found at %s (set EPS_BIN)\n", eps_t_bin());
-        return -1;
-    }
-    return 0;
+    return eps_t_server_setup("jobs");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    while (g_n_live > 0) {
-        pid_t pid = g_live[--g_n_live];
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    if (!getenv("EPS_KEEP_TMP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-        if (system(cmd) != 0) return -1;
-    }
-    curl_global_cleanup();
-    return 0;
+    return eps_t_server_teardown();
 }
 
 int main(void)
@@ -785,6 +575,7 @@ int main(void)
         cmocka_unit_test(test_sse_cancel),
         cmocka_unit_test(test_kill9_resume),
         cmocka_unit_test(test_invalid_and_limits),
+        cmocka_unit_test(test_items_checked_as_score),
         cmocka_unit_test(test_openapi),
     };
     return cmocka_run_group_tests_name("jobs", tests, setup, teardown);

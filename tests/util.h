@@ -2,6 +2,9 @@
 #ifndef EPS_TEST_UTIL_H
 #define EPS_TEST_UTIL_H
 
+#include <stddef.h>
+#include <sys/types.h>
+
 #include <jansson.h>
 
 /* Path of the shared data directory (env EPS_SHARED, else ../shared from
@@ -41,5 +44,72 @@ typedef struct {
     size_t len;
 } eps_t_body;
 size_t eps_t_body_write(char *p, size_t sz, size_t n, void *body);
+
+/* ---- the server under test and an HTTP client (tests/util_server.c) ---- */
+
+/* A temp dir /tmp/epsinas-test-NAME-XXXXXX (with resp/ for saved
+ * responses), libcurl initialised, SIGPIPE ignored, the binary present.
+ * For a suite's setup; 0 or -1. */
+int eps_t_server_setup(const char *name);
+/* Kills servers still running (a failed assertion skipped their stop),
+ * removes the temp dir unless EPS_KEEP_TMP is set. For teardown. */
+int eps_t_server_teardown(void);
+/* The temp dir (static string); responses saved so far. */
+const char *eps_t_dir(void);
+int eps_t_saved(void);
+
+typedef struct {
+    pid_t pid;
+    int port;
+    int out_fd;
+    char base[64]; /* "http://127.0.0.1:PORT" */
+    char log[300]; /* the server's stderr */
+} eps_t_srv;
+
+/* Starts `epsinas serve --listen 127.0.0.1 --port 0 ARGS` (ARGS split on
+ * spaces) with extra environment entries env[] ("K=V", NULL-terminated, or
+ * NULL) and waits (bounded) for its "listening on" line. 0 or -1. */
+int eps_t_srv_start_env(eps_t_srv *s, const char *args, const char *const *env);
+int eps_t_srv_start(eps_t_srv *s, const char *args);
+/* Waits (bounded) for the process to exit; returns its exit code, or -1
+ * after killing it when it did not exit within timeout_ms. */
+int eps_t_srv_wait(eps_t_srv *s, int timeout_ms);
+/* SIGTERM and wait (30 s); SIGKILL and wait. */
+int eps_t_srv_stop(eps_t_srv *s);
+void eps_t_srv_kill9(eps_t_srv *s);
+
+typedef struct {
+    long status;
+    int curl_rc;
+    char *body; /* NUL-terminated, at most 16 MiB */
+    size_t len;
+    char ctype[128], rid[160], allow[128], retry_after[32], acao[256], www_auth[128], location[160];
+    json_t *json; /* parsed body when JSON, else NULL */
+} eps_t_hresp;
+
+/* One request. handle: a reused CURL * (keep-alive) or NULL for a fresh
+ * one. hdrs: NULL-terminated extra header lines. body_len < 0: strlen(body).
+ * Saves the response for eps_t_validate_saved unless nosave. The caller
+ * frees r (eps_t_hresp_free). */
+void eps_t_hreq_x(void *handle, const eps_t_srv *s, const char *method, const char *path, const char *ctype,
+                  const char *body, long body_len, const char *const *hdrs, int nosave, eps_t_hresp *r);
+void eps_t_hreq(const eps_t_srv *s, const char *method, const char *path, const char *ctype, const char *body,
+                const char *const *hdrs, eps_t_hresp *r);
+void eps_t_post_json(const eps_t_srv *s, const char *path, const char *body, eps_t_hresp *r);
+void eps_t_hresp_free(eps_t_hresp *r);
+/* Saves {method, path, status, content_type, body} for the OpenAPI check
+ * (path without the query: the validator matches path templates). */
+void eps_t_save_response(const char *method, const char *path, const eps_t_hresp *r);
+/* String member k of j, or NULL. */
+const char *eps_t_jstr(const json_t *j, const char *k);
+/* Asserts the error shape {error, code[, field]} with this status (and
+ * code and field when not NULL); returns the code. */
+const char *eps_t_expect_error(const eps_t_hresp *r, long status, const char *code, const char *field);
+/* NB201 cell `index` in our enumeration order (op (i / 5^e) % 5 on edge e). */
+void eps_t_nb201_arch(int index, char *buf);
+/* openapi.yaml is valid OpenAPI 3.1 and every saved response matches it
+ * (tests/node/validate.sh); more than min_saved were saved. Skips with a
+ * printed reason when node is not installed. */
+void eps_t_validate_saved(int min_saved);
 
 #endif

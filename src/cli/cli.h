@@ -1,6 +1,7 @@
 /* cli.h — subcommand entry points of the epsinas binary (src/cli/main.c
- * dispatches on argv[1]). Each returns the process exit code:
- * 0 ok, 2 bad input (one line on stderr saying what is wrong), 1 internal. */
+ * dispatches on argv[1]). Each returns the process exit code from
+ * eps_cli_exit_code: 0 ok, 2 bad input (one line on stderr saying what is
+ * wrong), 130 interrupted, 1 internal. */
 #ifndef EPSINAS_CLI_H
 #define EPSINAS_CLI_H
 

@@ -1,4 +1,5 @@
-/* eps_cli_common.c — argument parsing shared by the CLI subcommands. */
+/* eps_cli_common.c — argument parsing, error reporting and output helpers
+ * shared by the CLI subcommands. */
 #include "eps_cli_common.h"
 
 #include "epsinas/spaces/space.h"
@@ -6,22 +7,30 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define EPS_CLI_SPEC_MAX (16L << 20)
 
+int eps_cli_exit_code(int code)
+{
+    switch (code) {
+    case EPS_OK: return 0;
+    case EPS_EINVAL:
+    case EPS_ELIMIT:
+    case EPS_EIO: return 2;
+    case EPS_ECANCELED: return 130;
+    default: return 1; /* EPS_ENOMEM, EPS_EINTERNAL, anything unknown */
+    }
+}
+
 int eps_cli_fail(const char *cmd, const eps_error *err)
 {
     if (err->field[0]) fprintf(stderr, "epsinas %s: %s: %s\n", cmd, err->field, err->msg);
     else fprintf(stderr, "epsinas %s: %s\n", cmd, err->msg);
-    switch (err->code) {
-    case EPS_EINVAL:
-    case EPS_ELIMIT:
-    case EPS_EIO: return 2;
-    default: return 1;
-    }
+    return eps_cli_exit_code(err->code ? err->code : EPS_EINTERNAL);
 }
 
 int eps_cli_int(const char *flag, const char *s, long lo, long hi, long *out, eps_error *err)
@@ -157,4 +166,96 @@ int eps_cli_request_encoding(json_t *req, const char *flag, const char *field, c
     if (rc) return rc;
     if (json_object_set_new(req, field, v)) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     return 0;
+}
+
+/* ---- the evaluation commands' helpers ---------------------------------- */
+
+int eps_cli_report(const char *cmd, int code, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = ' ';
+    fprintf(stderr, "epsinas %s: %s\n", cmd, msg);
+    return eps_cli_exit_code(code ? code : EPS_EINTERNAL);
+}
+
+int eps_cli_report_err(const char *cmd, const eps_error *e)
+{
+    return eps_cli_report(cmd, e->code ? e->code : EPS_EINTERNAL, "%s", e->msg[0] ? e->msg : "error");
+}
+
+int eps_cli_parse_opts(const char *cmd, int argc, char **argv, const eps_cli_opt *specs, void (*help)(FILE *))
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            help(stdout);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            return eps_cli_report(cmd, EPS_EINVAL, "unexpected argument '%.80s' (options start with --; try --help)", a);
+        const char *eq = strchr(a, '=');
+        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+        const eps_cli_opt *s = NULL;
+        for (int k = 0; specs[k].name; k++)
+            if (strlen(specs[k].name) == nlen && !strncmp(specs[k].name, a, nlen)) s = &specs[k];
+        if (!s)
+            return eps_cli_report(cmd, EPS_EINVAL, "unknown option '%.*s' (try --help)", (int)(nlen > 60 ? 60 : nlen), a);
+        if (s->has_arg) {
+            if (eq) {
+                *s->val = eq + 1;
+            } else {
+                if (i + 1 >= argc) return eps_cli_report(cmd, EPS_EINVAL, "option %s needs a value", s->name);
+                *s->val = argv[++i];
+            }
+        } else {
+            if (eq) return eps_cli_report(cmd, EPS_EINVAL, "option %s takes no value", s->name);
+            *s->flag = 1;
+        }
+    }
+    return -1;
+}
+
+int eps_cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < lo || v > hi)
+        return eps_cli_report(cmd, EPS_EINVAL, "%s must be an integer in %ld..%ld, got '%.40s'", flag, lo, hi, s);
+    *out = v;
+    return 0;
+}
+
+int eps_cli_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || errno || *s == '-')
+        return eps_cli_report(cmd, EPS_EINVAL, "%s must be a non-negative integer, got '%.40s'", flag, s);
+    *out = v;
+    return 0;
+}
+
+json_t *eps_cli_jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+void eps_cli_print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(17) | JSON_PRESERVE_ORDER);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        free(s);
+    }
+}
+
+void eps_cli_fmt_stat(char *buf, size_t n, double v, const char *fmt)
+{
+    if (isnan(v)) snprintf(buf, n, "n/a");
+    else snprintf(buf, n, fmt, v);
 }

@@ -2,12 +2,20 @@
 #ifndef EPS_CLI_COMMON_H
 #define EPS_CLI_COMMON_H
 
-#include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
+
+#include <jansson.h>
 #include "epsinas/core/error.h"
 
-/* Prints "epsinas <cmd>: <msg>" (with the field when set) and returns the
- * exit code for err->code: 2 for bad input/limits/io, 1 otherwise. */
+/* The one mapping from an EPS_E* code to the process exit status (README,
+ * "Exit status"): 0 EPS_OK; 2 bad input (EPS_EINVAL, EPS_ELIMIT, EPS_EIO: a
+ * file that cannot be read or written); 130 interrupted (EPS_ECANCELED: Ctrl-C
+ * or SIGTERM, as a shell reports SIGINT); 1 anything else (EPS_ENOMEM,
+ * EPS_EINTERNAL, an unknown code). */
+int eps_cli_exit_code(int code);
+/* Prints "epsinas <cmd>: <msg>" (with the field when set) and returns
+ * eps_cli_exit_code(err->code). */
 int eps_cli_fail(const char *cmd, const eps_error *err);
 /* Strict integer / weights parsing; return 0 or EPS_EINVAL with a message. */
 int eps_cli_int(const char *flag, const char *s, long lo, long hi, long *out, eps_error *err);
@@ -31,5 +39,36 @@ int eps_cli_request_encoding(json_t *req, const char *flag, const char *field, c
 /* Turns "(a, b, ...)" into "[a, b, ...]" in place (leading/trailing blanks
  * allowed); other text is left as it is. */
 void eps_cli_tuple_to_array(char *text);
+
+/* ---- the evaluation commands' helpers (eval, select, search, search-weights) */
+
+/* Prints "epsinas CMD: message" as ONE line (control characters from file
+ * contents become spaces) and returns eps_cli_exit_code(code). */
+int eps_cli_report(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* eps_cli_report of err's message and code (EPS_EINTERNAL when unset). */
+int eps_cli_report_err(const char *cmd, const eps_error *e);
+
+/* One command-line option: "--name VALUE", "--name=VALUE" or a flag. */
+typedef struct {
+    const char *name;
+    int has_arg;
+    const char **val; /* has_arg: set to the value (borrowed from argv) */
+    int *flag;        /* !has_arg: set to 1 */
+} eps_cli_opt;
+
+/* Parses argv[1..] against specs (ended by a NULL name). Returns -1 when
+ * parsed, else the exit code (0 after --help, 2 on error, message printed). */
+int eps_cli_parse_opts(const char *cmd, int argc, char **argv, const eps_cli_opt *specs, void (*help)(FILE *));
+/* An integer option in [lo, hi] / a non-negative 64-bit one; return 0, or
+ * print and return 2. */
+int eps_cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+int eps_cli_parse_u64(const char *cmd, const char *flag, const char *s, uint64_t *out);
+
+/* A JSON real, or null when v is not finite. Caller owns the reference. */
+json_t *eps_cli_jnum(double v);
+/* Prints j indented, 17 significant digits, keys in insertion order. */
+void eps_cli_print_json(json_t *j);
+/* v with fmt, or "n/a" for NaN. */
+void eps_cli_fmt_stat(char *buf, size_t n, double v, const char *fmt);
 
 #endif

@@ -719,7 +719,7 @@ int eps_cmd_sweep(int argc, char **argv)
         eps_error_set(&err, S.failed, "", "%s", S.fail_msg);
         code = eps_cli_fail("sweep", &err);
     } else if (stop_flag) {
-        code = 130;
+        code = eps_cli_exit_code(EPS_ECANCELED); /* interrupted: 130 */
     }
     pthread_mutex_destroy(&S.mu);
     free_rows(&S);

@@ -37,6 +37,7 @@ static void usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
     fprintf(f,
+            "\nexit status: 0 done, 2 bad input (one line on stderr), 130 interrupted, 1 internal error\n"
             "\nexample:\n"
             "  epsinas score --space nb201 --arch "
             "'|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|'\n");

@@ -290,3 +290,17 @@ int eps_table_number(const char *s, double *out)
     *out = v;
     return 0;
 }
+
+FILE *eps_table_open_out(const char *path, eps_error *err)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) eps_error_set(err, EPS_EIO, "", "cannot write %s: %s", path, strerror(errno));
+    return f;
+}
+
+int eps_table_close_out(FILE *f, const char *path, eps_error *err)
+{
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    return bad ? eps_error_set(err, EPS_EIO, "", "error writing %s", path) : 0;
+}

@@ -29,9 +29,9 @@
 #include "epsinas/service/http_static.h"
 #include "epsinas/service/log.h"
 #include "epsinas/service/jobs.h"
-#include "epsinas/engine/memest.h"
 #include "epsinas/service/metrics.h"
 #include "epsinas/service/queue.h"
+#include "epsinas/service/request.h"
 #include "epsinas/service/redis.h"
 #include "epsinas/spaces/space.h"
 #include "epsinas/core/util.h"
@@ -824,100 +824,33 @@ static void start_item(req *r, int idx, json_t *o)
     }
     if (eps_request_check_fields(o, eps_request_common_fields, &err) < 0)
         return item_fail(it, 400, "invalid_input", err.msg, err.field);
-    eps_engine_kind engine = EPS_ENGINE_FAST;
-    json_t *je = json_object_get(o, "engine");
-    if (je && (!json_is_string(je) || eps_engine_parse(json_string_value(je), &engine) != 0))
-        return item_fail(it, 400, "invalid_input", "'engine' must be \"fast\" or \"dense\"", "engine");
-    double w[2];
-    json_t *jw = json_object_get(o, "weights");
-    if (jw) {
-        if (!json_is_array(jw) || json_array_size(jw) != 2 || !json_is_number(json_array_get(jw, 0)) ||
-            !json_is_number(json_array_get(jw, 1)))
-            return item_fail(it, 400, "invalid_input", "'weights' must be an array of two numbers [w1, w2]",
-                             "weights");
-        w[0] = json_number_value(json_array_get(jw, 0));
-        w[1] = json_number_value(json_array_get(jw, 1));
-        if (eps_weights_check(w, "weights", &err) < 0) return item_fail(it, 400, "invalid_input", err.msg, "weights");
-    }
-    sjob *sj = calloc(1, sizeof *sj);
-    if (!sj) return item_fail(it, 500, "out_of_memory", "out of memory", "");
-    if (eps_arch_from_json(o, &sj->arch, &err) < 0) {
-        free(sj);
-        int st = err.code == EPS_ELIMIT ? 413 : err.code == EPS_EINVAL ? 400 : 500;
-        json_t *eo = error_obj(eps_error_code_name(err.code), err.msg, *err.field ? err.field : "arch", err.line,
-                               err.column);
+    eps_score_req q;
+    if (eps_score_req_prepare(o, s->batches, s->n_batches, s->max_request_memory, &q, &err) < 0) {
+        json_t *eo = error_obj(eps_error_code_name(err.code), err.msg, err.field, err.line, err.column);
         it->val = json_dumps(eo, JFLAGS);
         json_decref(eo);
-        it->status = it->val ? st : 500;
+        it->status = it->val ? eps_score_req_status(err.code) : 500;
         return;
     }
-    /* no "batch": the space's default (per dataset where it has them) */
-    json_t *jb = json_object_get(o, "batch"), *jd = json_object_get(o, "dataset");
-    if (jb && !json_is_string(jb)) {
-        eps_arch_free(&sj->arch);
-        free(sj);
-        return item_fail(it, 400, "invalid_input", "'batch' must be a string", "batch");
+    sjob *sj = calloc(1, sizeof *sj);
+    if (!sj) {
+        eps_arch_free(&q.arch);
+        return item_fail(it, 500, "out_of_memory", "out of memory", "");
     }
-    const char *bname = jb ? json_string_value(jb) : NULL;
-    const char *dflt = eps_space_default_batch(sj->arch.space, json_is_string(jd) ? json_string_value(jd) : NULL);
-    const eps_named_batch *nb =
-        eps_named_batch_pick(s->batches, s->n_batches, bname, dflt, sj->arch.space->batch_kind);
-    if (!nb) {
-        char names[512] = "", msg[700];
-        for (int i = 0; i < s->n_batches; i++) {
-            if (i) strncat(names, ", ", sizeof names - strlen(names) - 1);
-            strncat(names, s->batches[i].name, sizeof names - strlen(names) - 1);
-        }
-        snprintf(msg, sizeof msg, "unknown batch '%.64s' (loaded: %s; see GET /v1/batches)", bname ? bname : dflt,
-                 names);
-        eps_arch_free(&sj->arch);
-        free(sj);
-        return item_fail(it, 400, "invalid_input", msg, "batch");
-    }
+    const eps_named_batch *nb = q.nb;
+    double *w = q.w;
+    int bs = q.batch_size;
+    eps_engine_kind engine = q.engine;
+    sj->arch = q.arch;
     it->nb = nb;
     it->params = sj->arch.params;
     it->macs = sj->arch.macs;
-    int bs = nb->batch.n;
-    json_t *jbs = json_object_get(o, "batch_size");
-    if (jbs) {
-        /* JSON Schema's integer includes integral reals (64.0) */
-        double v = json_is_integer(jbs) ? (double)json_integer_value(jbs) : json_is_real(jbs) ? json_real_value(jbs) : NAN;
-        if (!(v >= 1 && v <= nb->batch.n && v == floor(v))) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "'batch_size' must be an integer in 1..%d (the size of batch '%s')", nb->batch.n,
-                     nb->name);
-            eps_arch_free(&sj->arch);
-            free(sj);
-            return item_fail(it, 400, "invalid_input", msg, "batch_size");
-        }
-        bs = (int)v;
-    }
-    if (sj->arch.space->batch_kind != nb->batch.kind) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "space '%s' needs %s batch; '%s' holds %s", sj->arch.space->name,
-                 sj->arch.space->batch_kind == EPS_BATCH_IMAGES ? "an image" : "a token", nb->name,
-                 nb->batch.kind == EPS_BATCH_IMAGES ? "images" : "tokens");
-        eps_arch_free(&sj->arch);
-        free(sj);
-        return item_fail(it, 400, "invalid_input", msg, "batch");
-    }
-    if (sj->arch.graph.n > 0 &&
-        eps_memest_check(&sj->arch.graph, bs, engine, s->max_request_memory, &err) < 0) { /* before any work */
-        eps_arch_free(&sj->arch);
-        free(sj);
-        return item_fail(it, err.code == EPS_ELIMIT ? 413 : 500, eps_error_code_name(err.code), err.msg, err.field);
-    }
-    if (!jw) w[0] = sj->arch.space->w1, w[1] = sj->arch.space->w2;
     sj->w[0] = w[0], sj->w[1] = w[1];
     sj->nb = nb;
     sj->batch_size = bs;
     sj->engine = engine;
     sj->s = s;
-    if (eps_named_batch_hash(nb, bs, sj->batch_hash, &err) < 0) {
-        eps_arch_free(&sj->arch);
-        free(sj);
-        return item_fail(it, err.code == EPS_EINVAL ? 400 : 500, eps_error_code_name(err.code), err.msg, err.field);
-    }
+    memcpy(sj->batch_hash, q.batch_hash, sizeof sj->batch_hash);
 
     eps_cache_key key;
     if (eps_cache_key_for_arch(&key, &sj->arch, w, sj->batch_hash, bs, eps_engine_name(engine)) < 0) {

@@ -144,14 +144,14 @@ json_t *eps_arch_encodings(const eps_arch *a)
     return a && a->space && a->space->encodings ? a->space->encodings(a) : NULL;
 }
 
-static long output_count(const eps_arch *a, const eps_batch *b)
+long eps_arch_output_count(const eps_arch *a, const eps_batch *b)
 {
     if (a->space && a->space->output_count) return a->space->output_count(a, b);
     return (long)b->n * (long)eps_graph_output_size(&a->graph);
 }
 
-static int forward(const eps_arch *a, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
-                   eps_error *err)
+int eps_arch_forward(const eps_arch *a, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
+                     eps_error *err)
 {
     if (a->space && a->space->forward) return a->space->forward(a, b, w, opts, y, err);
     return eps_engine_forward(&a->graph, b, w, opts, y, err);
@@ -169,11 +169,11 @@ int eps_arch_score(const eps_arch *a, const eps_batch *b, const double *weights,
         return eps_error_set(err, EPS_EINVAL, "batch", "space '%s' needs %s batch, '%s' is %s", a->space->name,
                              a->space->batch_kind == EPS_BATCH_IMAGES ? "an image" : "a token",
                              b->source, b->kind == EPS_BATCH_IMAGES ? "images" : "tokens");
-    long n = output_count(a, b);
+    long n = eps_arch_output_count(a, b);
     if (n <= 0) return eps_error_set(err, EPS_EINTERNAL, "", "network has no outputs");
     float *y = malloc(sizeof(float) * (size_t)n * 2);
     if (!y) return eps_error_set(err, EPS_ENOMEM, "", "out of memory for %ld outputs", n);
-    int rc = forward(a, b, (float)w[0], opts, y, err);
+    int rc = eps_arch_forward(a, b, (float)w[0], opts, y, err);
     /* A constant (or all-NaN) first pass makes epsilon NaN whatever the
      * second gives: callers that only need epsilon may skip the second. */
     int skip = 0;
@@ -186,7 +186,7 @@ int eps_arch_score(const eps_arch *a, const eps_batch *b, const double *weights,
             }
         skip = isnan(lo) || hi - lo == 0.0f;
     }
-    if (rc == 0 && !skip) rc = forward(a, b, (float)w[1], opts, y + n, err);
+    if (rc == 0 && !skip) rc = eps_arch_forward(a, b, (float)w[1], opts, y + n, err);
     if (rc == 0 && skip)
         for (long i = 0; i < n; i++) y[n + i] = NAN;
     if (rc == 0) {

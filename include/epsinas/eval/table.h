@@ -1,4 +1,5 @@
-/* table.h — a small, bounded CSV reader (RFC 4180) for score and truth tables.
+/* table.h — a small, bounded CSV reader (RFC 4180) for score and truth tables,
+ * and the output files the evaluation commands write.
  *
  * Accepted: a header line naming the columns, then one record per line;
  * fields separated by ',', optionally quoted with '"' (a quoted field may hold
@@ -10,6 +11,7 @@
 #define EPSINAS_TABLE_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include "epsinas/core/error.h"
 
 #define EPS_TABLE_MAX_BYTES (512L << 20) /* whole file */
@@ -43,5 +45,11 @@ const char *eps_table_cell(const eps_table *t, long row, int col);
  * "null", "NA" (any case); 0 for a finite or infinite number; -1 (and *out
  * untouched) when the text is not a number. Leading/trailing blanks allowed. */
 int eps_table_number(const char *s, double *out);
+
+/* The output files of the evaluation commands (CSV curves, SVG plots):
+ * open path for writing (NULL and EPS_EIO naming the path and the reason),
+ * and close it, EPS_EIO when anything failed to be written. */
+FILE *eps_table_open_out(const char *path, eps_error *err);
+int eps_table_close_out(FILE *f, const char *path, eps_error *err);
 
 #endif

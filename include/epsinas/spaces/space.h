@@ -111,6 +111,13 @@ void eps_arch_free(eps_arch *a);
  * answers the same encodings. */
 json_t *eps_arch_encodings(const eps_arch *a);
 
+/* Floats one pass writes for batch b (the space's count, else batch x the
+ * graph's output size), and one pass at constant weight w into y (the
+ * space's forward, else the engine's). */
+long eps_arch_output_count(const eps_arch *a, const eps_batch *b);
+int eps_arch_forward(const eps_arch *a, const eps_batch *b, float w, const eps_run_opts *opts, float *y,
+                     eps_error *err);
+
 /* Runs both passes and computes epsilon. weights NULL -> space defaults. */
 int eps_arch_score(const eps_arch *a, const eps_batch *b, const double *weights,
                    const eps_run_opts *opts, eps_score *out, eps_error *err);

@@ -1,0 +1,38 @@
+/* request.h — one score request object -> what to compute (src/service/
+ * eps_request.c): the checks /v1/score (eps_http.c) and every job item
+ * (eps_jobs.c) share, so both answer the same request with the same error. */
+#ifndef EPSINAS_SERVICE_REQUEST_H
+#define EPSINAS_SERVICE_REQUEST_H
+
+#include <jansson.h>
+
+#include "epsinas/core/batch.h"
+#include "epsinas/core/error.h"
+#include "epsinas/engine/engine.h"
+#include "epsinas/spaces/space.h"
+
+typedef struct eps_score_req {
+    eps_arch arch;             /* the caller's on success (eps_arch_free) */
+    const eps_named_batch *nb; /* borrowed from the batches given */
+    int batch_size;
+    char batch_hash[17];       /* nb's content hash at batch_size (part of the cache key) */
+    double w[2];               /* the request's, else the space's defaults */
+    eps_engine_kind engine;
+} eps_score_req;
+
+/* Validates score request o, in this order: a JSON object; 'engine'; 'weights'
+ * (two numbers eps_weights_check accepts); the architecture (the space's
+ * parser); 'batch' by name (without one: eps_named_batch_pick of the space's
+ * default for 'dataset'); 'batch_size' (an integer, integral reals included
+ * as JSON Schema's integer, in 1..the batch's size); the batch's kind for the
+ * space; the pass's memory estimate against max_memory (0 = no limit); the
+ * batch's hash at that size. Fills *r. On error err names the
+ * field ("arch" when the space names none; line/column for JSON text) and
+ * the code gives the HTTP status (eps_score_req_status). The request's
+ * other fields ('id', unknown ones) are the caller's to check. */
+int eps_score_req_prepare(const json_t *o, const eps_named_batch *batches, int n_batches, long long max_memory,
+                          eps_score_req *r, eps_error *err);
+/* 400 for EPS_EINVAL, 413 for EPS_ELIMIT, else 500. */
+int eps_score_req_status(int code);
+
+#endif

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* CIFAR-10's image shape: the records of cifar10: files, and the shape of
+ * eps_batch_load (every other shape goes through eps_batch_load_shape). */
 #define IMG_C 3
 #define IMG_H 32
 #define IMG_W 32
@@ -38,14 +40,18 @@ void eps_batch_set_hash(eps_batch *b)
     snprintf(b->hash, sizeof b->hash, "%016" PRIx64, h);
 }
 
-static int alloc_images(eps_batch *b, int n, eps_error *err)
+static int alloc_images(eps_batch *b, int n, eps_image_shape sh, eps_error *err)
 {
     b->kind = EPS_BATCH_IMAGES;
-    b->n = n, b->c = IMG_C, b->h = IMG_H, b->w = IMG_W;
-    b->data = malloc(sizeof(float) * (size_t)n * IMG_PIX);
+    b->n = n, b->c = sh.c, b->h = sh.h, b->w = sh.w;
+    b->data = malloc(sizeof(float) * (size_t)n * (size_t)sh.c * (size_t)sh.h * (size_t)sh.w);
     if (!b->data) return eps_error_set(err, EPS_ENOMEM, "batch", "out of memory for %d images", n);
     return 0;
 }
+
+static size_t pixels(eps_image_shape sh) { return (size_t)sh.c * (size_t)sh.h * (size_t)sh.w; }
+
+static int same_shape(eps_image_shape a, eps_image_shape b) { return a.c == b.c && a.h == b.h && a.w == b.w; }
 
 /* uint8 pixel -> [0,1] -> per-channel normalised, in float32 like torchvision. */
 static float normalise(unsigned char v, int c)
@@ -54,13 +60,14 @@ static float normalise(unsigned char v, int c)
     return (x - (float)cifar_mean[c]) / (float)cifar_std[c];
 }
 
-static int load_ramp(eps_batch *b, int n, eps_error *err)
+static int load_ramp(eps_batch *b, int n, eps_image_shape sh, eps_error *err)
 {
-    int rc = alloc_images(b, n, err);
+    int rc = alloc_images(b, n, sh, err);
     if (rc) return rc;
+    const size_t pix = pixels(sh);
     for (int i = 0; i < n; i++) {
         float v = (float)i / (float)n;
-        for (int k = 0; k < IMG_PIX; k++) b->data[(size_t)i * IMG_PIX + k] = v;
+        for (size_t k = 0; k < pix; k++) b->data[(size_t)i * pix + k] = v;
     }
     return 0;
 }
@@ -77,24 +84,25 @@ static uint64_t splitmix64(uint64_t *state)
 static double uniform01(uint64_t *state) { return (double)(splitmix64(state) >> 11) * 0x1.0p-53; }
 
 /* Standard normal by Box-Muller in double: u1 = 1 - U, u2 = U; the pair
- * (r cos 2πu2, r sin 2πu2) fills consecutive NCHW positions. */
-static int load_gaussian(eps_batch *b, int n, const char *arg, eps_error *err)
+ * (r cos 2πu2, r sin 2πu2) fills consecutive NCHW positions (an odd total
+ * drops the last sine). */
+static int load_gaussian(eps_batch *b, int n, eps_image_shape sh, const char *arg, eps_error *err)
 {
     char *end;
     errno = 0;
     if (!*arg || *arg == '-') return eps_error_set(err, EPS_EINVAL, "batch", "gaussian:SEED needs a non-negative integer seed");
     unsigned long long seed = strtoull(arg, &end, 10);
     if (errno || *end) return eps_error_set(err, EPS_EINVAL, "batch", "gaussian seed '%.40s' is not a non-negative integer", arg);
-    int rc = alloc_images(b, n, err);
+    int rc = alloc_images(b, n, sh, err);
     if (rc) return rc;
     uint64_t st = seed;
-    size_t total = (size_t)n * IMG_PIX;
+    size_t total = (size_t)n * pixels(sh);
     for (size_t k = 0; k < total; k += 2) {
         double u1 = 1.0 - uniform01(&st);
         double u2 = uniform01(&st);
         double r = sqrt(-2.0 * log(u1));
         b->data[k] = (float)(r * cos(2.0 * M_PI * u2));
-        b->data[k + 1] = (float)(r * sin(2.0 * M_PI * u2));
+        if (k + 1 < total) b->data[k + 1] = (float)(r * sin(2.0 * M_PI * u2));
     }
     return 0;
 }
@@ -134,57 +142,80 @@ static void standardise(double *p, int n)
 #define SMOOTH_SIGMA 2.0
 #define SMOOTH_R 6
 
+/* What a generator draws one image into: the image shape, the image (c x h
+ * x w floats) and double scratch of gen_scratch(shape) values. */
+typedef struct gen_ctx {
+    eps_image_shape sh;
+    float *img;
+    double *scratch;
+} gen_ctx;
+
+/* Scratch a generator needs: two planes (smooth), a plane plus the largest
+ * octave grid (pink), every channel's plane (leaves). */
+static size_t gen_scratch(eps_image_shape sh)
+{
+    size_t hw = (size_t)sh.h * sh.w, g = (size_t)(sh.h > sh.w ? sh.h : sh.w);
+    size_t need = 2 * hw;
+    if (hw + g * g > need) need = hw + g * g;
+    if ((size_t)sh.c * hw > need) need = (size_t)sh.c * hw;
+    return need;
+}
+
 /* smooth: white normal noise per plane, blurred by a separable Gaussian
  * (sigma 2 px, radius 6, weights summing to 1, wrapping around the edges),
  * then standardised per plane. */
-static void gen_smooth(uint64_t *st, float *img)
+static void gen_smooth(uint64_t *st, const gen_ctx *g)
 {
+    const int H = g->sh.h, W = g->sh.w;
     double k[2 * SMOOTH_R + 1], ks = 0;
     for (int d = -SMOOTH_R; d <= SMOOTH_R; d++) ks += k[d + SMOOTH_R] = exp(-(d * d) / (2 * SMOOTH_SIGMA * SMOOTH_SIGMA));
     for (int d = 0; d <= 2 * SMOOTH_R; d++) k[d] /= ks;
-    for (int c = 0; c < IMG_C; c++) {
-        double a[IMG_H * IMG_W], t[IMG_H * IMG_W];
-        for (int q = 0; q < IMG_H * IMG_W; q++) a[q] = normal01(st);
-        for (int y = 0; y < IMG_H; y++)
-            for (int x = 0; x < IMG_W; x++) {
+    double *a = g->scratch, *t = g->scratch + (size_t)H * W;
+    for (int c = 0; c < g->sh.c; c++) {
+        for (int q = 0; q < H * W; q++) a[q] = normal01(st);
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
                 double s = 0;
-                for (int d = -SMOOTH_R; d <= SMOOTH_R; d++) s += k[d + SMOOTH_R] * a[y * IMG_W + (x + d + IMG_W) % IMG_W];
-                t[y * IMG_W + x] = s;
+                /* ((x + d) mod W + W) mod W: the radius may exceed a small W */
+                for (int d = -SMOOTH_R; d <= SMOOTH_R; d++) s += k[d + SMOOTH_R] * a[y * W + ((x + d) % W + W) % W];
+                t[y * W + x] = s;
             }
-        for (int y = 0; y < IMG_H; y++)
-            for (int x = 0; x < IMG_W; x++) {
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
                 double s = 0;
-                for (int d = -SMOOTH_R; d <= SMOOTH_R; d++) s += k[d + SMOOTH_R] * t[((y + d + IMG_H) % IMG_H) * IMG_W + x];
-                a[y * IMG_W + x] = s;
+                for (int d = -SMOOTH_R; d <= SMOOTH_R; d++) s += k[d + SMOOTH_R] * t[(((y + d) % H + H) % H) * W + x];
+                a[y * W + x] = s;
             }
-        standardise(a, IMG_H * IMG_W);
-        for (int q = 0; q < IMG_H * IMG_W; q++) img[c * IMG_H * IMG_W + q] = (float)a[q];
+        standardise(a, H * W);
+        for (int q = 0; q < H * W; q++) g->img[(size_t)c * H * W + q] = (float)a[q];
     }
 }
 
-/* pink: 1/f noise by octaves: for g = 2, 4, 8, 16, 32, a g x g grid of
- * normals (row-major) is bilinearly interpolated (wrapping) to 32 x 32 at
- * grid coordinates (x * g / 32, y * g / 32) and added with amplitude 1/g
- * (amplitude proportional to wavelength); the sum is standardised per
- * plane. */
-static void gen_pink(uint64_t *st, float *img)
+/* pink: 1/f noise by octaves: for g = 2, 4, 8, ... up to the larger image
+ * side (32 for CIFAR), a g x g grid of normals (row-major) is bilinearly
+ * interpolated (wrapping) to H x W at grid coordinates (x * g / W,
+ * y * g / H) and added with amplitude 1/g (amplitude proportional to
+ * wavelength); the sum is standardised per plane. */
+static void gen_pink(uint64_t *st, const gen_ctx *gc)
 {
-    for (int c = 0; c < IMG_C; c++) {
-        double a[IMG_H * IMG_W] = {0}, grid[IMG_H * IMG_W];
-        for (int g = 2; g <= IMG_W; g *= 2) {
+    const int H = gc->sh.h, W = gc->sh.w, side = H > W ? H : W;
+    double *a = gc->scratch, *grid = gc->scratch + (size_t)H * W;
+    for (int c = 0; c < gc->sh.c; c++) {
+        for (int q = 0; q < H * W; q++) a[q] = 0;
+        for (int g = 2; g <= side; g *= 2) {
             for (int q = 0; q < g * g; q++) grid[q] = normal01(st);
-            for (int y = 0; y < IMG_H; y++)
-                for (int x = 0; x < IMG_W; x++) {
-                    double gy = (double)y * g / IMG_H, gx = (double)x * g / IMG_W;
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    double gy = (double)y * g / H, gx = (double)x * g / W;
                     int y0 = (int)gy, x0 = (int)gx, y1 = (y0 + 1) % g, x1 = (x0 + 1) % g;
                     double fy = gy - y0, fx = gx - x0;
                     double v = (1 - fy) * ((1 - fx) * grid[y0 * g + x0] + fx * grid[y0 * g + x1]) +
                                fy * ((1 - fx) * grid[y1 * g + x0] + fx * grid[y1 * g + x1]);
-                    a[y * IMG_W + x] += v / g;
+                    a[y * W + x] += v / g;
                 }
         }
-        standardise(a, IMG_H * IMG_W);
-        for (int q = 0; q < IMG_H * IMG_W; q++) img[c * IMG_H * IMG_W + q] = (float)a[q];
+        standardise(a, H * W);
+        for (int q = 0; q < H * W; q++) gc->img[(size_t)c * H * W + q] = (float)a[q];
     }
 }
 
@@ -194,50 +225,53 @@ static void gen_pink(uint64_t *st, float *img)
 
 /* leaves: dead-leaves image: a uniform random RGB background, then 128
  * discs painted in order (later ones on top), each with centre uniform in
- * [0,32)^2, radius r with density proportional to r^-3 on [1, 16] (inverse
- * CDF: r = (1 - u (1 - 16^-2))^(-1/2)) and a uniform RGB colour; pixel
- * (x, y) is covered when the wrapped distance from (x + 0.5, y + 0.5) to
- * the centre is below r. Draw order per disc: cx, cy, u, R, G, B. Pixels in
- * [0,1] are then normalised with the CIFAR-10 mean and std (in double). */
-static void gen_leaves(uint64_t *st, float *img)
+ * [0,W) x [0,H), radius r with density proportional to r^-3 on [1, 16]
+ * (inverse CDF: r = (1 - u (1 - 16^-2))^(-1/2)) and a uniform RGB colour;
+ * pixel (x, y) is covered when the wrapped distance from (x + 0.5, y + 0.5)
+ * to the centre is below r. Draw order per disc: cx, cy, u, R, G, B. Pixels
+ * in [0,1] are then normalised with the CIFAR-10 mean and std (in double).
+ * RGB only: three channels (checked by the loader). */
+static void gen_leaves(uint64_t *st, const gen_ctx *g)
 {
-    double px[IMG_C][IMG_H * IMG_W];
+    const int H = g->sh.h, W = g->sh.w;
+    double *px[IMG_C] = {g->scratch, g->scratch + (size_t)H * W, g->scratch + 2 * (size_t)H * W};
     double bg[IMG_C];
     for (int c = 0; c < IMG_C; c++) bg[c] = uniform01(st);
     for (int c = 0; c < IMG_C; c++)
-        for (int q = 0; q < IMG_H * IMG_W; q++) px[c][q] = bg[c];
+        for (int q = 0; q < H * W; q++) px[c][q] = bg[c];
     const double a = 1.0 / (LEAVES_RMIN * LEAVES_RMIN), b = 1.0 / (LEAVES_RMAX * LEAVES_RMAX);
     for (int d = 0; d < LEAVES_N; d++) {
-        double cx = uniform01(st) * IMG_W, cy = uniform01(st) * IMG_H, u = uniform01(st);
+        double cx = uniform01(st) * W, cy = uniform01(st) * H, u = uniform01(st);
         double col[IMG_C];
         for (int c = 0; c < IMG_C; c++) col[c] = uniform01(st);
         double r = 1.0 / sqrt(a - u * (a - b));
-        for (int y = 0; y < IMG_H; y++) {
+        for (int y = 0; y < H; y++) {
             double dy = fabs(y + 0.5 - cy);
-            if (dy > IMG_H / 2.0) dy = IMG_H - dy;
+            if (dy > H / 2.0) dy = H - dy;
             if (dy >= r) continue;
-            for (int x = 0; x < IMG_W; x++) {
+            for (int x = 0; x < W; x++) {
                 double dx = fabs(x + 0.5 - cx);
-                if (dx > IMG_W / 2.0) dx = IMG_W - dx;
+                if (dx > W / 2.0) dx = W - dx;
                 if (dx * dx + dy * dy < r * r)
-                    for (int c = 0; c < IMG_C; c++) px[c][y * IMG_W + x] = col[c];
+                    for (int c = 0; c < IMG_C; c++) px[c][y * W + x] = col[c];
             }
         }
     }
     for (int c = 0; c < IMG_C; c++)
-        for (int q = 0; q < IMG_H * IMG_W; q++) img[c * IMG_H * IMG_W + q] = (float)((px[c][q] - cifar_mean[c]) / cifar_std[c]);
+        for (int q = 0; q < H * W; q++)
+            g->img[(size_t)c * H * W + q] = (float)((px[c][q] - cifar_mean[c]) / cifar_std[c]);
 }
 
 /* levels: image i is one grey level u (a single uniform from its stream)
  * in every pixel of every channel, not normalised: a ramp in random order
  * that does not depend on the batch size. */
-static void gen_levels(uint64_t *st, float *img)
+static void gen_levels(uint64_t *st, const gen_ctx *g)
 {
     float v = (float)uniform01(st);
-    for (int k = 0; k < IMG_PIX; k++) img[k] = v;
+    for (size_t k = 0; k < pixels(g->sh); k++) g->img[k] = v;
 }
 
-typedef void (*image_gen)(uint64_t *st, float *img);
+typedef void (*image_gen)(uint64_t *st, const gen_ctx *g);
 
 static int parse_seed(const char *gen, const char *arg, uint64_t *seed, eps_error *err)
 {
@@ -252,16 +286,27 @@ static int parse_seed(const char *gen, const char *arg, uint64_t *seed, eps_erro
     return 0;
 }
 
-static int load_generated(eps_batch *b, int n, const char *gen, const char *arg, image_gen fn, eps_error *err)
+static int load_generated(eps_batch *b, int n, eps_image_shape sh, const char *gen, const char *arg, image_gen fn,
+                          eps_error *err)
 {
     uint64_t seed = 0;
     int rc = parse_seed(gen, arg, &seed, err);
     if (rc) return rc;
-    if ((rc = alloc_images(b, n, err))) return rc;
+    if (fn == gen_leaves && sh.c != IMG_C)
+        return eps_error_set(err, EPS_EINVAL, "batch",
+                             "leaves:SEED makes RGB images (3 channels); the network needs %dx%dx%d", sh.c, sh.h, sh.w);
+    double *scratch = malloc(sizeof(double) * gen_scratch(sh));
+    if (!scratch) return eps_error_set(err, EPS_ENOMEM, "batch", "out of memory for a %dx%d image", sh.h, sh.w);
+    if ((rc = alloc_images(b, n, sh, err))) {
+        free(scratch);
+        return rc;
+    }
     for (int i = 0; i < n; i++) {
         uint64_t st = image_state(seed, i);
-        fn(&st, b->data + (size_t)i * IMG_PIX);
+        gen_ctx g = {sh, b->data + (size_t)i * pixels(sh), scratch};
+        fn(&st, &g);
     }
+    free(scratch);
     return 0;
 }
 
@@ -277,8 +322,19 @@ static int read_file(const char *path, long max, unsigned char **out, long *len,
     return 0;
 }
 
-static int load_cifar(eps_batch *b, int n, const char *path, eps_error *err)
+/* A file's images have the shape they have: one the network does not take
+ * is an error naming the batch and both shapes. */
+static int shape_mismatch(const char *prefix, const char *path, int c, int h, int w, eps_image_shape want,
+                          eps_error *err)
 {
+    return eps_error_set(err, EPS_EINVAL, "batch", "batch '%s%.300s' holds %dx%dx%d images; the network needs %dx%dx%d",
+                         prefix, path, c, h, w, want.c, want.h, want.w);
+}
+
+static int load_cifar(eps_batch *b, int n, eps_image_shape sh, const char *path, eps_error *err)
+{
+    if (!same_shape(sh, (eps_image_shape){IMG_C, IMG_H, IMG_W}))
+        return shape_mismatch("cifar10:", path, IMG_C, IMG_H, IMG_W, sh, err); /* CIFAR-10 records are 3x32x32 */
     unsigned char *buf;
     long len;
     int rc = read_file(path, EPS_BATCH_FILE_MAX, &buf, &len, err);
@@ -293,7 +349,7 @@ static int load_cifar(eps_batch *b, int n, const char *path, eps_error *err)
         free(buf);
         return eps_error_set(err, EPS_EINVAL, "batch", "'%.300s' holds %ld images, batch size is %d", path, len / rec, n);
     }
-    rc = alloc_images(b, n, err);
+    rc = alloc_images(b, n, sh, err);
     if (rc == 0)
         for (int i = 0; i < n; i++) {
             const unsigned char *r = buf + (size_t)i * rec + 1;
@@ -303,8 +359,9 @@ static int load_cifar(eps_batch *b, int n, const char *path, eps_error *err)
     return rc;
 }
 
-/* Minimal .npy (v1/v2/v3) reader: '<f4' NCHW (n,3,32,32) or '|u1' NHWC (n,32,32,3), C order. */
-static int load_npy(eps_batch *b, int n, const char *path, eps_error *err)
+/* Minimal .npy (v1/v2/v3) reader: '<f4' NCHW (n,C,H,W) or '|u1' NHWC
+ * (n,H,W,3), C order, at the shape the network needs. */
+static int load_npy(eps_batch *b, int n, eps_image_shape sh, const char *path, eps_error *err)
 {
     unsigned char *buf;
     long len;
@@ -341,9 +398,19 @@ static int load_npy(eps_batch *b, int n, const char *path, eps_error *err)
         eps_error_set(err, rc, "batch", "'%.300s': shape must have 4 dimensions", path);
         goto out;
     }
-    if (is_f4 ? (d[1] != 3 || d[2] != 32 || d[3] != 32) : (d[1] != 32 || d[2] != 32 || d[3] != 3)) {
-        eps_error_set(err, rc, "batch", "'%.300s': shape (%ld, %ld, %ld, %ld) is not %s", path, d[0], d[1], d[2], d[3],
-                      is_f4 ? "(N, 3, 32, 32) float32 NCHW" : "(N, 32, 32, 3) uint8 NHWC");
+    /* the image shape the file holds, as C x H x W */
+    long fc = is_f4 ? d[1] : d[3], fh = is_f4 ? d[2] : d[1], fw = is_f4 ? d[3] : d[2];
+    if (fc != sh.c || fh != sh.h || fw != sh.w) {
+        if (fc > 0 && fh > 0 && fw > 0 && fc <= 65536 && fh <= 65536 && fw <= 65536)
+            shape_mismatch("npy:", path, (int)fc, (int)fh, (int)fw, sh, err);
+        else
+            eps_error_set(err, rc, "batch", "'%.300s': shape (%ld, %ld, %ld, %ld) is not %s", path, d[0], d[1], d[2],
+                          d[3], is_f4 ? "(N, C, H, W) float32 NCHW" : "(N, H, W, 3) uint8 NHWC");
+        goto out;
+    }
+    if (!is_f4 && sh.c != IMG_C) {
+        eps_error_set(err, rc, "batch", "'%.300s': uint8 images are RGB (N, H, W, 3); the network needs %d channels",
+                      path, sh.c);
         goto out;
     }
     if (d[0] < n) {
@@ -352,44 +419,50 @@ static int load_npy(eps_batch *b, int n, const char *path, eps_error *err)
     }
     /* The header's count is checked against the bytes really there by
      * division: d[0] * bytes-per-image could overflow for a lying header. */
-    const long per_image = (long)IMG_PIX * (is_f4 ? 4 : 1), data_len = len - off - hlen;
+    const long pix = (long)pixels(sh), per_image = pix * (is_f4 ? 4 : 1), data_len = len - off - hlen;
     if (d[0] > data_len / per_image) {
         eps_error_set(err, rc, "batch", "'%.300s' is truncated: its header says %ld images, its %ld data bytes hold %ld",
                       path, d[0], data_len, data_len / per_image);
         goto out;
     }
-    rc = alloc_images(b, n, err);
+    rc = alloc_images(b, n, sh, err);
     if (rc) goto out;
     const unsigned char *p = buf + off + hlen;
     if (is_f4) {
-        memcpy(b->data, p, sizeof(float) * (size_t)n * IMG_PIX);
+        memcpy(b->data, p, sizeof(float) * (size_t)n * (size_t)pix);
     } else {
+        const int H = sh.h, W = sh.w;
         for (int i = 0; i < n; i++)
-            for (int y = 0; y < IMG_H; y++)
-                for (int x = 0; x < IMG_W; x++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++)
                     for (int c = 0; c < IMG_C; c++)
-                        b->data[(((size_t)i * IMG_C + c) * IMG_H + y) * IMG_W + x] =
-                            normalise(p[(((size_t)i * IMG_H + y) * IMG_W + x) * IMG_C + c], c);
+                        b->data[(((size_t)i * IMG_C + c) * H + y) * W + x] =
+                            normalise(p[(((size_t)i * H + y) * W + x) * IMG_C + c], c);
     }
 out:
     free(buf);
     return rc;
 }
 
-/* Loads spec at n >= 1 images (the public entry point asks n >= 2; the
- * service's batch_size may narrow to 1). */
-static int load_spec(const char *spec, int n, eps_batch *out, eps_error *err)
+/* Loads spec at n >= 1 images of shape sh (the public entry points ask
+ * n >= 2; the service's batch_size may narrow to 1). */
+static int load_spec(const char *spec, int n, eps_image_shape sh, eps_batch *out, eps_error *err)
 {
     memset(out, 0, sizeof *out);
     int rc;
-    if (!strcmp(spec, "ramp")) rc = load_ramp(out, n, err);
-    else if (!strncmp(spec, "gaussian:", 9)) rc = load_gaussian(out, n, spec + 9, err);
-    else if (!strncmp(spec, "smooth:", 7)) rc = load_generated(out, n, "smooth", spec + 7, gen_smooth, err);
-    else if (!strncmp(spec, "pink:", 5)) rc = load_generated(out, n, "pink", spec + 5, gen_pink, err);
-    else if (!strncmp(spec, "leaves:", 7)) rc = load_generated(out, n, "leaves", spec + 7, gen_leaves, err);
-    else if (!strncmp(spec, "levels:", 7)) rc = load_generated(out, n, "levels", spec + 7, gen_levels, err);
-    else if (!strncmp(spec, "cifar10:", 8)) rc = load_cifar(out, n, spec + 8, err);
-    else if (!strncmp(spec, "npy:", 4)) rc = load_npy(out, n, spec + 4, err);
+    if (sh.c < 1 || sh.h < 1 || sh.w < 1 || sh.c > EPS_BATCH_MAX_SIDE || sh.h > EPS_BATCH_MAX_SIDE ||
+        sh.w > EPS_BATCH_MAX_SIDE || (double)n * pixels(sh) > (double)EPS_BATCH_MAX_VALUES)
+        return eps_error_set(err, EPS_ELIMIT, "batch",
+                             "a batch of %d images of %dx%dx%d exceeds the limit of %ld values (each side at most %d)", n,
+                             sh.c, sh.h, sh.w, (long)EPS_BATCH_MAX_VALUES, EPS_BATCH_MAX_SIDE);
+    if (!strcmp(spec, "ramp")) rc = load_ramp(out, n, sh, err);
+    else if (!strncmp(spec, "gaussian:", 9)) rc = load_gaussian(out, n, sh, spec + 9, err);
+    else if (!strncmp(spec, "smooth:", 7)) rc = load_generated(out, n, sh, "smooth", spec + 7, gen_smooth, err);
+    else if (!strncmp(spec, "pink:", 5)) rc = load_generated(out, n, sh, "pink", spec + 5, gen_pink, err);
+    else if (!strncmp(spec, "leaves:", 7)) rc = load_generated(out, n, sh, "leaves", spec + 7, gen_leaves, err);
+    else if (!strncmp(spec, "levels:", 7)) rc = load_generated(out, n, sh, "levels", spec + 7, gen_levels, err);
+    else if (!strncmp(spec, "cifar10:", 8)) rc = load_cifar(out, n, sh, spec + 8, err);
+    else if (!strncmp(spec, "npy:", 4)) rc = load_npy(out, n, sh, spec + 4, err);
     else if (!strncmp(spec, "tokens:", 7) || !strncmp(spec, "tokens-file:", 12))
         rc = eps_tokens_load(spec, n, out, err);
     else
@@ -406,13 +479,18 @@ static int load_spec(const char *spec, int n, eps_batch *out, eps_error *err)
     return 0;
 }
 
-int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err)
+int eps_batch_load_shape(const char *spec, int n, eps_image_shape shape, eps_batch *out, eps_error *err)
 {
     memset(out, 0, sizeof *out);
     if (!spec || !*spec) return eps_error_set(err, EPS_EINVAL, "batch", "empty batch spec");
     if (n < 2 || n > EPS_BATCH_MAX)
         return eps_error_set(err, EPS_EINVAL, "batch_size", "batch size %d is out of range [2, %d]", n, EPS_BATCH_MAX);
-    return load_spec(spec, n, out, err);
+    return load_spec(spec, n, shape, out, err);
+}
+
+int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err)
+{
+    return eps_batch_load_shape(spec, n, EPS_IMAGE_SHAPE_CIFAR, out, err);
 }
 
 static const eps_batch_generator generators[] = {
@@ -469,7 +547,27 @@ int eps_batch_at_size(const eps_batch *b, int n, eps_batch *out, int *owned, eps
         return eps_error_set(err, EPS_EINVAL, "batch_size",
                              "a tokens-file batch is scored at the size it was loaded with (%d streams); load it at "
                              "%d streams instead", b->n, n);
-    int rc = load_spec(b->source, n, out, err);
+    int rc = load_spec(b->source, n, (eps_image_shape){b->c, b->h, b->w}, out, err);
+    if (rc == 0) *owned = 1;
+    return rc;
+}
+
+int eps_batch_is_file(const eps_batch *b)
+{
+    return !strncmp(b->source, "cifar10:", 8) || !strncmp(b->source, "npy:", 4) ||
+           !strncmp(b->source, "tokens-file:", 12);
+}
+
+int eps_batch_at(const eps_batch *b, int n, eps_image_shape shape, eps_batch *out, int *owned, eps_error *err)
+{
+    *owned = 0;
+    if (b->kind != EPS_BATCH_IMAGES || same_shape(shape, (eps_image_shape){b->c, b->h, b->w}))
+        return eps_batch_at_size(b, n, out, owned, err);
+    if (n < 1 || n > b->n)
+        return eps_error_set(err, EPS_EINVAL, "batch_size", "batch size %d is out of range [1, %d]", n, b->n);
+    if (eps_batch_is_file(b)) return shape_mismatch("", b->source, b->c, b->h, b->w, shape, err);
+    /* a generator: the same spec drawn at the network's shape */
+    int rc = load_spec(b->source, n, shape, out, err);
     if (rc == 0) *owned = 1;
     return rc;
 }
@@ -500,6 +598,52 @@ int eps_named_batch_hash(const eps_named_batch *nb, int n, char out[17], eps_err
         memcpy(nb->size_hash[n], out, 17);
         pthread_mutex_unlock(&memo_mu);
     }
+    return 0;
+}
+
+/* Content hashes of named batches at shapes other than their own (a
+ * network with another input, e.g. nb201 imagenet16-120): a small table,
+ * overwritten round-robin, so a busy service does not regenerate a batch
+ * per request just to name it in a cache key. Keyed by what determines the
+ * content (the generator spec and the batch's own hash), not by address. */
+#define SHAPE_MEMO 64
+static struct {
+    char source[sizeof ((eps_batch *)0)->source];
+    char own_hash[17];
+    int n;
+    eps_image_shape sh;
+    char hash[17];
+} shape_memo[SHAPE_MEMO];
+static int shape_memo_next;
+
+int eps_named_batch_hash_at(const eps_named_batch *nb, int n, eps_image_shape shape, char out[17], eps_error *err)
+{
+    const eps_batch *b = &nb->batch;
+    if (b->kind != EPS_BATCH_IMAGES || same_shape(shape, (eps_image_shape){b->c, b->h, b->w}))
+        return eps_named_batch_hash(nb, n, out, err);
+    int have = 0;
+    pthread_mutex_lock(&memo_mu);
+    for (int i = 0; i < SHAPE_MEMO && !have; i++)
+        if (shape_memo[i].n == n && same_shape(shape_memo[i].sh, shape) && !strcmp(shape_memo[i].own_hash, b->hash) &&
+            !strcmp(shape_memo[i].source, b->source)) {
+            memcpy(out, shape_memo[i].hash, 17);
+            have = 1;
+        }
+    pthread_mutex_unlock(&memo_mu);
+    if (have) return 0;
+    eps_batch v;
+    int owned;
+    int rc = eps_batch_at(b, n, shape, &v, &owned, err);
+    if (rc) return rc;
+    memcpy(out, v.hash, 17);
+    if (owned) eps_batch_free(&v);
+    pthread_mutex_lock(&memo_mu);
+    int k = shape_memo_next++ % SHAPE_MEMO;
+    memcpy(shape_memo[k].source, b->source, sizeof b->source);
+    memcpy(shape_memo[k].own_hash, b->hash, 17);
+    shape_memo[k].n = n, shape_memo[k].sh = shape;
+    memcpy(shape_memo[k].hash, out, 17);
+    pthread_mutex_unlock(&memo_mu);
     return 0;
 }
 

@@ -17,6 +17,10 @@
  *   tokens:SEED        NLP: streams x steps token ids (see nlp.h)
  *   tokens-file:PATH   NLP: whitespace-tokenised text file
  * The first B images are used; a file with fewer than B is an error.
+ * Shapes: every generator draws its images at the shape the network takes
+ * (eps_batch_load_shape; e.g. 3x16x16 for nb201 imagenet16-120, where the
+ * 32-pixel constants above read "the image side"); a file holds the shape
+ * it holds, and another one is an error naming `batch` and both shapes.
  * "The spec at size B" is one batch everywhere (CLI --batch-size, the
  * service's batch_size): for every source but ramp and token files image i
  * does not depend on B, so it is also the first B images of a larger one. */
@@ -28,6 +32,14 @@
 
 #define EPS_BATCH_MAX 4096          /* images / streams */
 #define EPS_BATCH_FILE_MAX (1L << 30)
+#define EPS_BATCH_MAX_VALUES (1L << 25)  /* n * c * h * w of a generated batch (128 MB of float) */
+#define EPS_BATCH_MAX_SIDE 4096          /* any of c, h, w */
+
+/* The shape of one image (channels, height, width). */
+typedef struct eps_image_shape {
+    int c, h, w;
+} eps_image_shape;
+#define EPS_IMAGE_SHAPE_CIFAR ((eps_image_shape){3, 32, 32})
 
 typedef enum { EPS_BATCH_IMAGES = 0, EPS_BATCH_TOKENS = 1 } eps_batch_kind;
 
@@ -44,7 +56,11 @@ typedef struct eps_batch {
     char hash[17];              /* content hash, 16 hex chars (FNV-1a 64 of shape + data) */
 } eps_batch;
 
-/* Loads spec with batch size n into *out (caller frees with eps_batch_free). */
+/* Loads spec with batch size n into *out (caller frees with eps_batch_free),
+ * images at shape (generators) or checked to have it (files: EPS_EINVAL,
+ * field "batch", naming both shapes). Token specs ignore shape.
+ * eps_batch_load is the 3x32x32 (CIFAR) shape. */
+int eps_batch_load_shape(const char *spec, int n, eps_image_shape shape, eps_batch *out, eps_error *err);
 int eps_batch_load(const char *spec, int n, eps_batch *out, eps_error *err);
 void eps_batch_free(eps_batch *b);
 /* Sets b->hash from its shape and content (loaders call it last). */
@@ -69,6 +85,14 @@ int eps_batch_prefix_stable(const eps_batch *b);
  * with eps_batch_free). A tokens-file batch cannot be narrowed (EPS_EINVAL,
  * field batch_size): re-reading the file per request is not done. */
 int eps_batch_at_size(const eps_batch *b, int n, eps_batch *out, int *owned, eps_error *err);
+/* 1 when b was read from a file (cifar10:, npy:, tokens-file:): it cannot be
+ * drawn at another shape. */
+int eps_batch_is_file(const eps_batch *b);
+/* eps_batch_at_size at image shape `shape`: b's own shape -> the same;
+ * another shape -> a generator's spec drawn anew at n images of that shape
+ * (*owned = 1), a file's -> EPS_EINVAL naming `batch` and both shapes.
+ * Token batches ignore shape. */
+int eps_batch_at(const eps_batch *b, int n, eps_image_shape shape, eps_batch *out, int *owned, eps_error *err);
 
 /* A batch under the name requests use for it: a built-in (the spec of a
  * space's default, e.g. "ramp", or the aliases "default" and "tokens") or a
@@ -85,6 +109,10 @@ typedef struct eps_named_batch {
 /* The content hash of nb's batch at size n (eps_batch_at_size), remembered
  * in nb->size_hash when there is one (thread-safe). out: 17 chars. */
 int eps_named_batch_hash(const eps_named_batch *nb, int n, char out[17], eps_error *err);
+/* The same for nb's batch at image shape `shape` (eps_batch_at; a file's
+ * batch at another shape is its EPS_EINVAL), remembered in a small
+ * thread-safe table. */
+int eps_named_batch_hash_at(const eps_named_batch *nb, int n, eps_image_shape shape, char out[17], eps_error *err);
 /* The batch named name in b[0..n), or NULL. */
 const eps_named_batch *eps_named_batch_find(const eps_named_batch *b, int n, const char *name);
 /* The batch a request uses: the one it names (requested != NULL; NULL when

@@ -129,6 +129,36 @@ int eps_cli_request(const char *space, const char *arch, const char *matrix, con
     return 0;
 }
 
+int eps_cli_request_dataset(json_t *req, const char *name, eps_error *err)
+{
+    if (!name) return 0;
+    const char *sn = json_string_value(json_object_get(req, "space"));
+    const eps_space *s = eps_space_find(sn);
+    char names[128];
+    eps_space_dataset_names(s, names, sizeof names);
+    if (s && !s->datasets)
+        return eps_error_set(err, EPS_EINVAL, "--dataset", "space '%s' has no datasets (--dataset is for nb201)", s->name);
+    if (s && !eps_space_dataset_find(s, name))
+        return eps_error_set(err, EPS_EINVAL, "--dataset", "unknown dataset '%.40s' for space %s (expected one of %s)",
+                             name, s->name, names);
+    json_t *v = json_string(name);
+    if (!v) return eps_error_set(err, EPS_EINVAL, "--dataset", "the dataset name is not valid UTF-8");
+    json_object_set_new(req, "dataset", v);
+    return 0;
+}
+
+void eps_cli_dataset_help(FILE *f)
+{
+    for (const eps_space *const *p = eps_space_all(); *p; p++) {
+        if (!(*p)->datasets) continue;
+        fprintf(f, "  --dataset NAME      %s network for dataset NAME (default %s):\n", (*p)->name, (*p)->datasets[0].dataset);
+        for (const eps_space_dataset *d = (*p)->datasets; d->dataset; d++)
+            fprintf(f, "                        %-15s input %dx%dx%d (%d classes; the network has one output)\n",
+                    d->dataset, d->c, d->h, d->w, d->classes);
+        fprintf(f, "                      generated batches are drawn at the input shape; a file batch must have it\n");
+    }
+}
+
 void eps_cli_batch_help(FILE *f)
 {
     fprintf(f, "  --batch SPEC        the input batch; default: the space's (docs/batches.md):\n");

@@ -36,6 +36,12 @@ void eps_cli_batch_help(FILE *f);
  * flag (--op-indices, --nni, --naslib). An array may also be written as a
  * Python tuple "(0, 1, ...)", as NASLib prints it. Errors name the flag. */
 int eps_cli_request_encoding(json_t *req, const char *flag, const char *field, const char *text, eps_error *err);
+/* Sets req["dataset"] from --dataset NAME (NULL: leaves req as it is; the
+ * flag wins over a --spec file's field). Errors name --dataset: a space
+ * without datasets, a name the space does not have. */
+int eps_cli_request_dataset(json_t *req, const char *name, eps_error *err);
+/* One --help line per space with datasets: "--dataset NAME ...". */
+void eps_cli_dataset_help(FILE *f);
 /* Turns "(a, b, ...)" into "[a, b, ...]" in place (leading/trailing blanks
  * allowed); other text is left as it is. */
 void eps_cli_tuple_to_array(char *text);

@@ -35,6 +35,7 @@ static void score_usage(FILE *f)
             "  --space nlp --recipe FILE      NAS-Bench-NLP recipe\n"
             "  --spec FILE                    any request object {\"space\": ..., ...}\n\n"
             "options:\n");
+    eps_cli_dataset_help(f);
     eps_cli_batch_help(f);
     fprintf(f,
             "  --weights A,B       the two constant weights (default: the space's, nb201 1e-7,1)\n"
@@ -57,9 +58,10 @@ int eps_cmd_score(int argc, char **argv)
         {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
         {"repeat", required_argument, 0, 'R'}, {"op-indices", required_argument, 0, 'I'},
         {"nni", required_argument, 0, 'N'},   {"naslib", required_argument, 0, 'L'},
+        {"dataset", required_argument, 0, 'D'},
         {0, 0, 0, 0}};
     const char *space = NULL, *arch = NULL, *matrix = NULL, *ops = NULL, *spec = NULL, *recipe = NULL;
-    const char *op_indices = NULL, *nni = NULL, *naslib = NULL;
+    const char *op_indices = NULL, *nni = NULL, *naslib = NULL, *dataset = NULL;
     const char *batch_spec = NULL;
     long bs = 256, repeat = 1;
     double w[2];
@@ -79,6 +81,7 @@ int eps_cmd_score(int argc, char **argv)
         case 'I': op_indices = optarg; break;
         case 'N': nni = optarg; break;
         case 'L': naslib = optarg; break;
+        case 'D': dataset = optarg; break;
         case 'b': batch_spec = optarg; break;
         case 'n':
             if (eps_cli_int("--batch-size", optarg, 2, EPS_BATCH_MAX, &bs, &err)) return eps_cli_fail("score", &err);
@@ -116,7 +119,8 @@ int eps_cmd_score(int argc, char **argv)
     if (eps_cli_request(space, arch, matrix, ops, spec, recipe, &req, &err)) return eps_cli_fail("score", &err);
     if (eps_cli_request_encoding(req, "--op-indices", "op_indices", op_indices, &err) ||
         eps_cli_request_encoding(req, "--nni", "nni", nni, &err) ||
-        eps_cli_request_encoding(req, "--naslib", "naslib", naslib, &err)) {
+        eps_cli_request_encoding(req, "--naslib", "naslib", naslib, &err) ||
+        eps_cli_request_dataset(req, dataset, &err)) {
         json_decref(req);
         return eps_cli_fail("score", &err);
     }
@@ -134,12 +138,11 @@ int eps_cmd_score(int argc, char **argv)
         json_decref(req);
         return eps_cli_fail("score", &err);
     }
-    if (!batch_spec) {
-        json_t *jd = json_object_get(req, "dataset");
-        batch_spec = eps_space_default_batch(arch_v.space, json_is_string(jd) ? json_string_value(jd) : NULL);
-    }
+    if (!batch_spec) batch_spec = eps_space_default_batch(arch_v.space, arch_v.dataset);
     eps_batch batch;
-    if (eps_batch_load(batch_spec, (int)bs, &batch, &err)) {
+    eps_image_shape shape = EPS_IMAGE_SHAPE_CIFAR; /* drawn at the network's input (tokens: ignored) */
+    eps_arch_input_shape(&arch_v, &shape);
+    if (eps_batch_load_shape(batch_spec, (int)bs, shape, &batch, &err)) {
         eps_arch_free(&arch_v);
         json_decref(req);
         return eps_cli_fail("score", &err);
@@ -184,6 +187,7 @@ int eps_cmd_score(int argc, char **argv)
                                   "batch_hash", batch.hash, "batch_size", batch.n,
                                   "engine", eps_engine_name(ro.engine), "elapsed_ms", elapsed);
             if (!json_object_get(o, "nan_reason")) json_object_set_new(o, "nan_reason", json_null());
+            if (arch_v.dataset) json_object_set_new(o, "dataset", json_string(arch_v.dataset));
             if (repeat > 1) json_object_set_new(o, "fastest_ms", json_real(fastest));
             json_t *enc = eps_arch_encodings(&arch_v);
             if (enc) json_object_set_new(o, "encodings", enc);
@@ -199,6 +203,7 @@ int eps_cmd_score(int argc, char **argv)
                    arch_v.params, arch_v.macs, sc.weights[0], sc.weights[1], batch.source, batch.n, batch.hash,
                    eps_engine_name(ro.engine), arch_v.hash, elapsed);
             if (repeat > 1) printf("fastest     %.1f ms (of %ld runs)\n", fastest, repeat);
+            if (arch_v.dataset) printf("dataset     %s\n", arch_v.dataset);
             json_t *enc = eps_arch_encodings(&arch_v);
             const char *k;
             json_t *v;

@@ -1,7 +1,8 @@
 /* eps_nb201.c — NAS-Bench-201: arch-string parsing with positioned errors,
  * the NASLib (op_indices) and NNI encodings both ways, canonical (live-edge)
- * form, enumeration, the C=16/N=5 one-output network (spec §3) and the
- * "nb201" space registration. */
+ * form, enumeration, the C=16/N=5 one-output network (spec §3) at each
+ * dataset's input size, and the "nb201" space registration with its table
+ * of datasets. */
 #include "epsinas/spaces/nb201.h"
 
 #include <stdio.h>
@@ -177,7 +178,12 @@ static int resblock(eps_graph *g, int x, int out_c, eps_error *err)
 
 int eps_nb201_build(const eps_nb201_cell *cell, eps_graph *g, eps_error *err)
 {
-    int rc = eps_graph_init(g, 3, 32, 32, err);
+    return eps_nb201_build_at(cell, 32, g, err);
+}
+
+int eps_nb201_build_at(const eps_nb201_cell *cell, int side, eps_graph *g, eps_error *err)
+{
+    int rc = eps_graph_init(g, 3, side, side, err);
     if (rc < 0) return rc;
     int x = eps_g_conv(g, 0, 16, 3, 1, 1, 0, err);
     if (x >= 0) x = eps_g_bn(g, x, err);
@@ -347,24 +353,50 @@ json_t *eps_nb201_encodings(const eps_nb201_cell *cell)
 
 /* ---- the "nb201" space ---- */
 
+/* The request's "dataset" (absent: the default, cifar10). */
+static int dataset_from_request(const json_t *req, const eps_space_dataset **out, eps_error *err)
+{
+    const json_t *v = json_object_get(req, "dataset");
+    char names[128];
+    eps_space_dataset_names(&eps_nb201_space, names, sizeof names);
+    if (v && !json_is_string(v))
+        return eps_error_set(err, EPS_EINVAL, "dataset", "'dataset' must be a string, one of %s", names);
+    *out = eps_space_dataset_find(&eps_nb201_space, v ? json_string_value(v) : NULL);
+    if (!*out) {
+        const char *s = json_string_value(v);
+        size_t n = strlen(s) < 40 ? strlen(s) : 40; /* cut to whole UTF-8 characters: it goes into JSON */
+        while (n > 0 && s[n] && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
+        int printable = 1;
+        for (size_t i = 0; i < n; i++) printable &= (unsigned char)s[i] >= 0x20;
+        return eps_error_set(err, EPS_EINVAL, "dataset", "unknown dataset '%.*s' for space nb201 (expected one of %s)",
+                             printable ? (int)n : 0, s, names);
+    }
+    return 0;
+}
+
 static int nb201_from_json(const json_t *req, eps_arch *out, eps_error *err)
 {
     eps_nb201_cell cell, canon;
     int rc = eps_nb201_cell_from_request(req, &cell, err); /* arch, op_indices or nni */
     if (rc < 0) return rc;
+    const eps_space_dataset *ds;
+    if ((rc = dataset_from_request(req, &ds, err)) < 0) return rc;
+    out->dataset = ds->dataset;
     /* params and MACs are those of the network as written (dead convs still
      * have weights); the engines run the canonical network, which computes
      * the same values. */
-    rc = eps_nb201_build(&cell, &out->graph, err);
+    rc = eps_nb201_build_at(&cell, ds->h, &out->graph, err);
     if (rc < 0) return rc;
     out->params = eps_graph_params(&out->graph);
     out->macs = eps_graph_macs(&out->graph);
     eps_graph_free(&out->graph);
     eps_nb201_canonical(&cell, &canon);
-    rc = eps_nb201_build(&canon, &out->graph, err);
+    rc = eps_nb201_build_at(&canon, ds->h, &out->graph, err);
     if (rc < 0) return rc;
-    char buf[EPS_NB201_STR_MAX];
+    char buf[EPS_NB201_STR_MAX + 64];
     eps_nb201_format(&canon, buf);
+    if (ds != &eps_nb201_space.datasets[0]) /* the default dataset keeps the plain cell (and its hash) */
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", EPS_NB201_DATASET_SEP, ds->dataset);
     out->canonical = strdup(buf);
     if (!out->canonical) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     eps_md5_hex(buf, strlen(buf), out->hash);
@@ -383,16 +415,19 @@ static json_t *nb201_encodings(const eps_arch *a)
 
 /* Request fields this space reads (see eps_space.fields); the cell is in
  * exactly one of arch, op_indices, nni (nb201.h). */
-static const char *const nb201_fields[] = {"arch", "op_indices", "nni", NULL};
+static const char *const nb201_fields[] = {"arch", "op_indices", "nni", "dataset", NULL};
 
-/* NB201's default batch per dataset (docs/batches.md): the study ran on
- * CIFAR-10 accuracy; CIFAR-100 shares it until it is measured on its own,
- * and a dataset not listed (ImageNet16-120) falls back to the space's. */
+/* NB201's datasets, the first the default: the input shape the network
+ * takes (ImageNet16-120 is 16x16; same cell, C=16, N=5, one output: the
+ * classes do not change the network, spec §1/§3) and the default batch
+ * (docs/batches.md: the study ran on CIFAR-10 accuracy; CIFAR-100 and
+ * ImageNet16-120 share it until measured on their own). */
 #define EPS_NB201_DEFAULT_BATCH "ramp"
 static const eps_space_dataset nb201_datasets[] = {
-    {"cifar10", EPS_NB201_DEFAULT_BATCH},
-    {"cifar100", EPS_NB201_DEFAULT_BATCH},
-    {NULL, NULL},
+    {"cifar10", EPS_NB201_DEFAULT_BATCH, 3, 32, 32, 10},
+    {"cifar100", EPS_NB201_DEFAULT_BATCH, 3, 32, 32, 100},
+    {"imagenet16-120", EPS_NB201_DEFAULT_BATCH, 3, 16, 16, 120},
+    {NULL, NULL, 0, 0, 0, 0},
 };
 
 const eps_space eps_nb201_space = {
@@ -405,7 +440,8 @@ const eps_space eps_nb201_space = {
     .datasets = nb201_datasets,
     .op_names = eps_nb201_op_names,
     .fields = nb201_fields,
-    .limits = "arch: a cell string of at most 160 bytes; op_indices: 6 ints; nni: 6 keys",
+    .limits = "arch: a cell string of at most 160 bytes; op_indices: 6 ints; nni: 6 keys; dataset: cifar10, cifar100 "
+              "or imagenet16-120",
     .from_json = nb201_from_json,
     .encodings = nb201_encodings,
 };

@@ -35,6 +35,32 @@ const char *eps_space_default_batch(const eps_space *s, const char *dataset)
     return s->default_batch ? s->default_batch : s->batch_kind == EPS_BATCH_TOKENS ? "tokens:1" : "ramp";
 }
 
+const eps_space_dataset *eps_space_dataset_find(const eps_space *s, const char *name)
+{
+    if (!s || !s->datasets || !s->datasets[0].dataset) return NULL;
+    if (!name) return &s->datasets[0];
+    for (const eps_space_dataset *d = s->datasets; d->dataset; d++)
+        if (!strcmp(d->dataset, name)) return d;
+    return NULL;
+}
+
+void eps_space_dataset_names(const eps_space *s, char *buf, size_t size)
+{
+    if (!size) return;
+    buf[0] = 0;
+    for (const eps_space_dataset *d = s ? s->datasets : NULL; d && d->dataset; d++) {
+        if (d != s->datasets) strncat(buf, ", ", size - strlen(buf) - 1);
+        strncat(buf, d->dataset, size - strlen(buf) - 1);
+    }
+}
+
+int eps_arch_input_shape(const eps_arch *a, eps_image_shape *shape)
+{
+    if (!a || a->graph.n <= 0) return 0;
+    *shape = (eps_image_shape){a->graph.nodes[0].c, a->graph.nodes[0].h, a->graph.nodes[0].w};
+    return 1;
+}
+
 const char *const eps_request_common_fields[] = {"space", "id", "engine", "weights", "batch", "batch_size", NULL};
 
 static int listed(const char *const *list, const char *k)

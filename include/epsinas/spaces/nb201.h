@@ -33,8 +33,18 @@ void eps_nb201_canonical(const eps_nb201_cell *cell, eps_nb201_cell *out);
 void eps_nb201_from_index(int index, eps_nb201_cell *cell);
 /* True when the cell has an input->output path of only skip/avg-pool edges. */
 int eps_nb201_has_parameterless_path(const eps_nb201_cell *cell);
-/* Builds the C=16, N=5, one-output network (spec §3). */
+/* Builds the C=16, N=5, one-output network (spec §3) for 3x32x32 input
+ * (CIFAR-10/100); _at: for 3 x side x side input (ImageNet16-120: 16). The
+ * layers and parameters do not depend on the input size, the MACs do. */
 int eps_nb201_build(const eps_nb201_cell *cell, eps_graph *g, eps_error *err);
+int eps_nb201_build_at(const eps_nb201_cell *cell, int side, eps_graph *g, eps_error *err);
+
+/* Datasets (request field "dataset", default cifar10): name, input shape,
+ * classes and default batch, in eps_nb201_space.datasets. The canonical
+ * form is the cell string for cifar10 and "<cell>;dataset=<name>" for the
+ * others, so two datasets never share a hash or a cached score while every
+ * CIFAR-10 hash stays the plain cell's MD5. */
+#define EPS_NB201_DATASET_SEP ";dataset="
 
 /* Encodings of other NAS tools (request fields besides "arch"; a request
  * holds exactly one of arch, op_indices, nni):

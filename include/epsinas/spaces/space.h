@@ -24,12 +24,17 @@ typedef struct eps_arch {
     void *impl;              /* space-private model (owned, freed by space->free_impl) */
     long long params;        /* trainable parameters as the reference counts them */
     long long macs;          /* multiply-accumulates per image / per token step */
+    const char *dataset;     /* static: the dataset scored for (spaces with datasets), else NULL */
 } eps_arch;
 
-/* A dataset of a space that has its own default batch (NB201 per dataset). */
+/* A dataset a space scores for (NB201: cifar10, cifar100, imagenet16-120):
+ * the request field "dataset" names one; the first entry is the default.
+ * The one table per space (eps_nb201.c) holds everything per dataset. */
 typedef struct eps_space_dataset {
     const char *dataset;             /* e.g. "cifar10" */
     const char *batch;               /* its default batch spec */
+    int c, h, w;                     /* the network's input image shape */
+    int classes;                     /* the dataset's labels (informative: the network has ONE output, spec §1) */
 } eps_space_dataset;
 
 typedef struct eps_space {
@@ -95,6 +100,14 @@ int eps_weights_check(const double w[2], const char *field, eps_error *err);
 /* The default batch spec of space s for dataset (NULL or not listed: the
  * space's own default). Static string. */
 const char *eps_space_default_batch(const eps_space *s, const char *dataset);
+/* The dataset named name of space s (NULL name: its default, the first),
+ * or NULL when s has none or none of that name. */
+const eps_space_dataset *eps_space_dataset_find(const eps_space *s, const char *name);
+/* The names of s's datasets, ", "-separated, into buf (for messages). */
+void eps_space_dataset_names(const eps_space *s, char *buf, size_t size);
+/* The image shape a's network takes (input node): 1, or 0 when a has no
+ * graph (token spaces). Batches are drawn at it (eps_batch_at). */
+int eps_arch_input_shape(const eps_arch *a, eps_image_shape *shape);
 
 /* Registry. Returns NULL when unknown. */
 const eps_space *eps_space_find(const char *name);

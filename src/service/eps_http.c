@@ -533,7 +533,8 @@ typedef struct sjob {
     double w[2];
     const eps_named_batch *nb;
     int batch_size;
-    char batch_hash[17];  /* content hash of nb at batch_size (part of the cache key) */
+    eps_image_shape shape; /* the network's input: nb is drawn at it (nb201 imagenet16-120: 3x16x16) */
+    char batch_hash[17];  /* content hash of nb at batch_size and shape (part of the cache key) */
     eps_engine_kind engine;
     int rc;
     eps_error err;
@@ -683,9 +684,9 @@ static void score_work(eps_job *j)
         return;
     }
     eps_metrics_queue_wait((double)(j->t_start_ns - j->t_submit_ns) / 1e9);
-    eps_batch v; /* the batch's spec at batch_size: a view, or generated anew (ramp, tokens) */
+    eps_batch v; /* the batch's spec at batch_size and shape: a view, or generated anew (ramp, tokens, other shapes) */
     int owned = 0;
-    if ((sj->rc = eps_batch_at_size(&sj->nb->batch, sj->batch_size, &v, &owned, &sj->err)) < 0) return;
+    if ((sj->rc = eps_batch_at(&sj->nb->batch, sj->batch_size, sj->shape, &v, &owned, &sj->err)) < 0) return;
     eps_run_opts opts = {.engine = sj->engine, .cancel = &j->cancel, .stop_early = 1};
     eps_score sc;
     int64_t t0 = eps_now_ns();
@@ -698,6 +699,7 @@ static void score_work(eps_job *j)
     json_object_set_new(o, "space", json_string(sj->arch.space->name));
     json_object_set_new(o, "hash", json_string(sj->arch.hash));
     json_object_set_new(o, "canonical", json_string(sj->arch.canonical ? sj->arch.canonical : ""));
+    if (sj->arch.dataset) json_object_set_new(o, "dataset", json_string(sj->arch.dataset));
     json_t *enc = eps_arch_encodings(&sj->arch); /* from the canonical form: one cache entry serves every spelling */
     if (enc) json_object_set_new(o, "encodings", enc);
     json_object_set_new(o, "epsilon", num_or_null(sc.epsilon));
@@ -848,6 +850,7 @@ static void start_item(req *r, int idx, json_t *o)
     sj->w[0] = w[0], sj->w[1] = w[1];
     sj->nb = nb;
     sj->batch_size = bs;
+    sj->shape = q.shape;
     sj->engine = engine;
     sj->s = s;
     memcpy(sj->batch_hash, q.batch_hash, sizeof sj->batch_hash);
@@ -1545,10 +1548,17 @@ static int build_static_docs(eps_server *s)
                               x->batch_kind == EPS_BATCH_IMAGES ? "images" : "tokens", "ops", ops, "fields", fields, "limits",
                               x->limits ? x->limits : "", "default_batch", default_batch_name(s, x, NULL));
         if (o && x->datasets) {
-            json_t *d = json_object();
-            for (const eps_space_dataset *e = x->datasets; e->dataset; e++)
+            json_t *d = json_object(), *list = json_array();
+            for (const eps_space_dataset *e = x->datasets; e->dataset; e++) {
                 json_object_set_new(d, e->dataset, json_string(default_batch_name(s, x, e->dataset)));
+                /* what "dataset" selects: the network's input shape (the first is the default) */
+                json_array_append_new(list, json_pack("{s:s,s:[i,i,i],s:i,s:s,s:b}", "name", e->dataset, "input", e->c,
+                                                      e->h, e->w, "classes", e->classes, "default_batch",
+                                                      default_batch_name(s, x, e->dataset), "default",
+                                                      e == x->datasets));
+            }
             json_object_set_new(o, "dataset_batches", d);
+            json_object_set_new(o, "datasets", list);
         }
         json_object_set_new(defaults, x->name, json_string(default_batch_name(s, x, NULL)));
         json_array_append_new(sp, o);

@@ -46,7 +46,7 @@ static void job_work(eps_job *qj)
     eps_run_opts opts = {.engine = w->p.engine, .cancel = &qj->cancel, .stop_early = 1};
     eps_batch v; /* the spec at bs, as /v1/score scores it */
     int owned = 0;
-    if ((w->rc = eps_batch_at_size(&w->p.nb->batch, w->p.batch_size, &v, &owned, &w->err)) < 0) return;
+    if ((w->rc = eps_batch_at(&w->p.nb->batch, w->p.batch_size, w->p.shape, &v, &owned, &w->err)) < 0) return;
     eps_score sc;
     eps_metrics_computation();
     w->rc = eps_arch_score(&w->p.arch, &v, w->p.w, &opts, &sc, &w->err);
@@ -57,6 +57,7 @@ static void job_work(eps_job *qj)
     json_object_set_new(o, "space", json_string(a->space->name));
     json_object_set_new(o, "hash", json_string(a->hash));
     json_object_set_new(o, "canonical", json_string(a->canonical ? a->canonical : ""));
+    if (a->dataset) json_object_set_new(o, "dataset", json_string(a->dataset));
     json_t *enc = eps_arch_encodings(a); /* the same bytes as score_work writes */
     if (enc) json_object_set_new(o, "encodings", enc);
     json_object_set_new(o, "epsilon", isfinite(sc.epsilon) ? json_real(sc.epsilon) : json_null());

@@ -35,10 +35,10 @@ static int batch_and_size(const json_t *o, const eps_named_batch *batches, int n
 {
     const eps_space *sp = r->arch.space;
     /* no "batch": the space's default (per dataset where it has them) */
-    json_t *jb = json_object_get(o, "batch"), *jd = json_object_get(o, "dataset");
+    json_t *jb = json_object_get(o, "batch");
     if (jb && !json_is_string(jb)) return eps_error_set(err, EPS_EINVAL, "batch", "'batch' must be a string");
     const char *bname = jb ? json_string_value(jb) : NULL;
-    const char *dflt = eps_space_default_batch(sp, json_is_string(jd) ? json_string_value(jd) : NULL);
+    const char *dflt = eps_space_default_batch(sp, r->arch.dataset);
     r->nb = eps_named_batch_pick(batches, n_batches, bname, dflt, sp->batch_kind);
     if (!r->nb) {
         char names[400] = "";
@@ -79,9 +79,16 @@ int eps_score_req_prepare(const json_t *o, const eps_named_batch *batches, int n
         if (err && !*err->field) snprintf(err->field, sizeof err->field, "arch");
         return rc;
     }
-    if ((rc = batch_and_size(o, batches, n_batches, r, err)) == 0 && r->arch.graph.n > 0) /* before any work */
+    if (json_object_get(o, "dataset") && !r->arch.dataset) /* a job's shared 'dataset' reaches every item */
+        rc = eps_error_set(err, EPS_EINVAL, "dataset", "space '%s' has no datasets ('dataset' is for nb201)",
+                           r->arch.space->name);
+    if (rc == 0 && (rc = batch_and_size(o, batches, n_batches, r, err)) == 0 && r->arch.graph.n > 0) /* before any work */
         rc = eps_memest_check(&r->arch.graph, r->batch_size, r->engine, max_memory, err);
-    if (rc == 0) rc = eps_named_batch_hash(r->nb, r->batch_size, r->batch_hash, err);
+    if (rc == 0) {
+        r->shape = (eps_image_shape){r->nb->batch.c, r->nb->batch.h, r->nb->batch.w};
+        eps_arch_input_shape(&r->arch, &r->shape); /* generators are drawn at it, files must have it */
+        rc = eps_named_batch_hash_at(r->nb, r->batch_size, r->shape, r->batch_hash, err);
+    }
     if (rc < 0) {
         eps_arch_free(&r->arch);
         return rc;

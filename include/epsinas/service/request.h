@@ -15,7 +15,8 @@ typedef struct eps_score_req {
     eps_arch arch;             /* the caller's on success (eps_arch_free) */
     const eps_named_batch *nb; /* borrowed from the batches given */
     int batch_size;
-    char batch_hash[17];       /* nb's content hash at batch_size (part of the cache key) */
+    eps_image_shape shape;     /* the network's input: nb is drawn at it (eps_batch_at; nb201 imagenet16-120: 3x16x16) */
+    char batch_hash[17];       /* nb's content hash at batch_size and shape (part of the cache key) */
     double w[2];               /* the request's, else the space's defaults */
     eps_engine_kind engine;
 } eps_score_req;
@@ -23,10 +24,12 @@ typedef struct eps_score_req {
 /* Validates score request o, in this order: a JSON object; 'engine'; 'weights'
  * (two numbers eps_weights_check accepts); the architecture (the space's
  * parser); 'batch' by name (without one: eps_named_batch_pick of the space's
- * default for 'dataset'); 'batch_size' (an integer, integral reals included
- * as JSON Schema's integer, in 1..the batch's size); the batch's kind for the
- * space; the pass's memory estimate against max_memory (0 = no limit); the
- * batch's hash at that size. Fills *r. On error err names the
+ * default for the arch's dataset); 'batch_size' (an integer, integral reals
+ * included as JSON Schema's integer, in 1..the batch's size); the batch's
+ * kind for the space; the pass's memory estimate against max_memory (0 = no
+ * limit); the batch's hash at that size and the network's input shape (a
+ * file batch of another shape: EPS_EINVAL naming batch and both shapes); a
+ * 'dataset' for a space without datasets (a job's shared field) is refused. Fills *r. On error err names the
  * field ("arch" when the space names none; line/column for JSON text) and
  * the code gives the HTTP status (eps_score_req_status). The request's
  * other fields ('id', unknown ones) are the caller's to check. */

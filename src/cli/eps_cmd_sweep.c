@@ -63,6 +63,9 @@ typedef struct sweep {
     double t0;
     double enum_s;    /* time spent enumerating the space (--all nb101) */
     int tty;
+    const char *dataset;   /* --dataset: set on every line that names none */
+    eps_image_shape shape; /* the input every row's network takes (one batch for all) */
+    int have_shape;
     eps_remote *remote;    /* --server: score through the service instead of locally */
     const char *batch_name; /* --server: the service's batch name, NULL = its default */
     long batch_size;        /* --server: sent when > 0 */
@@ -116,6 +119,8 @@ static void usage(FILE *f)
             "  --concurrency N     requests in flight with --server (default 8)\n"
             "  --token T           bearer token for --server (env EPSINAS_API_TOKEN)\n"
             "  --attempts N        tries per architecture with --server (default 8)\n");
+    eps_cli_dataset_help(f);
+    fprintf(f, "                      (set on every line that names no dataset; every row must take one input shape)\n");
     eps_cli_batch_help(f);
 }
 
@@ -178,6 +183,15 @@ static json_t *line_request(const char *space, const char *line, eps_error *err)
     return json_pack("{s:s, s:o}", "space", space, "arch", s);
 }
 
+/* A line's request with the sweep's --dataset when the line names none. */
+static json_t *row_request(const sweep *S, const char *line, eps_error *err)
+{
+    json_t *req = line_request(S->space, line, err);
+    if (req && S->dataset && !json_object_get(req, "dataset"))
+        json_object_set_new(req, "dataset", json_string(S->dataset));
+    return req;
+}
+
 /* Whether the global index is in this run's --range and --shard. */
 static int selected(const sweep *S, long index)
 {
@@ -200,12 +214,24 @@ static int add_row(sweep *S, long *cap, long index, const char *text, eps_error 
     r->text = strdup(text);
     if (!r->text) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     S->nrows++;
-    json_t *req = line_request(S->space, text, err);
+    json_t *req = row_request(S, text, err);
     if (!req) return EPS_EINVAL;
     eps_arch a;
     int rc = eps_arch_from_json(req, &a, err);
     json_decref(req);
     if (rc) return rc;
+    /* one batch serves every row: every network must take the same input */
+    eps_image_shape sh;
+    if (eps_arch_input_shape(&a, &sh)) {
+        if (!S->have_shape) S->shape = sh, S->have_shape = 1;
+        else if (sh.c != S->shape.c || sh.h != S->shape.h || sh.w != S->shape.w) {
+            eps_arch_free(&a);
+            return eps_error_set(err, EPS_EINVAL, "dataset",
+                                 "its network takes %dx%dx%d images, the first row's %dx%dx%d: sweep one dataset "
+                                 "(input shape) at a time",
+                                 sh.c, sh.h, sh.w, S->shape.c, S->shape.h, S->shape.w);
+        }
+    }
     r->canonical = strdup(a.canonical);
     r->params = a.params;
     r->macs = a.macs;
@@ -483,7 +509,7 @@ static void *worker(void *arg)
         if (!pending) continue;
         const row *first = &S->rows[S->order[a0]];
         eps_error err = {0};
-        json_t *req = line_request(S->space, first->text, &err);
+        json_t *req = row_request(S, first->text, &err);
         eps_arch a;
         eps_score sc;
         int rc;
@@ -561,7 +587,7 @@ int eps_cmd_sweep(int argc, char **argv)
         {"server", required_argument, 0, 'S'}, {"concurrency", required_argument, 0, 'C'},
         {"token", required_argument, 0, 'T'}, {"attempts", required_argument, 0, 'R'},
         {"range", required_argument, 0, 'r'}, {"shard", required_argument, 0, 'k'},
-        {"shards", required_argument, 0, 'K'},
+        {"shards", required_argument, 0, 'K'}, {"dataset", required_argument, 0, 'D'},
         {0, 0, 0, 0}};
     sweep S;
     memset(&S, 0, sizeof S);
@@ -614,6 +640,7 @@ int eps_cmd_sweep(int argc, char **argv)
             break;
         case 'k': shard = optarg; break;
         case 'K': shards = optarg; break;
+        case 'D': S.dataset = optarg; break;
         case 'h': usage(stdout); return 0;
         default:
             eps_error_set(&err, EPS_EINVAL, "", "unknown or incomplete option '%.60s' (see epsinas sweep --help)",
@@ -633,6 +660,11 @@ int eps_cmd_sweep(int argc, char **argv)
                       "$JOB_COMPLETION_INDEX is set (an Indexed Job): give --shards N so this pod sweeps its shard only");
     else if ((shard || shards) && parse_shard(shard ? shard : shards, !shard, &S.shard_k, &S.shard_n, &err)) {}
     else if (!out) eps_error_set(&err, EPS_EINVAL, "--out", "missing --out FILE.csv");
+    else if (S.dataset) {
+        json_t *probe = json_pack("{s:s}", "space", S.space); /* the same checks as score --dataset */
+        if (probe) eps_cli_request_dataset(probe, S.dataset, &err);
+        json_decref(probe);
+    }
     if (err.code) return eps_cli_fail("sweep", &err);
 
     double tprep = eps_now_s();
@@ -642,7 +674,7 @@ int eps_cmd_sweep(int argc, char **argv)
     int fresh = 1;
     if (!rc) rc = resume(&S, out, &fresh, &err);
     const eps_space *sp = eps_space_find(S.space);
-    if (!batch_spec && !ropt.url) batch_spec = eps_space_default_batch(sp, NULL);
+    if (!batch_spec && !ropt.url) batch_spec = eps_space_default_batch(sp, S.dataset);
     if (ropt.url) {
         /* the service holds the batch: only its name and size travel */
         S.batch_name = batch_spec;
@@ -651,7 +683,7 @@ int eps_cmd_sweep(int argc, char **argv)
         ropt.max_attempts = (int)attempts;
         if (!rc) rc = eps_remote_new(&ropt, &S.remote, &err);
     } else if (!rc) {
-        rc = eps_batch_load(batch_spec, (int)bs, &S.batch, &err);
+        rc = eps_batch_load_shape(batch_spec, (int)bs, S.have_shape ? S.shape : EPS_IMAGE_SHAPE_CIFAR, &S.batch, &err);
     }
     if (rc) {
         free_rows(&S);

@@ -18,26 +18,38 @@
 #include "util.h"
 
 /* A small cache of loaded batches: goldens reuse a handful. spec may
- * contain $SHARED; NULL when it needs the shared data and that is absent. */
-typedef struct { char spec[600]; int n; eps_batch b; } cached_batch;
+ * contain $SHARED; NULL when it needs the shared data and that is absent.
+ * Images are drawn at the shape of the case's network (nb201 datasets). */
+typedef struct { char spec[600]; int n; eps_image_shape sh; eps_batch b; } cached_batch;
 static cached_batch cache[16];
 static int ncache;
 
-static const eps_batch *get_batch(const char *spec, int n)
+static const eps_batch *get_batch_at(const char *spec, int n, eps_image_shape sh)
 {
     for (int i = 0; i < ncache; i++)
-        if (cache[i].n == n && !strcmp(cache[i].spec, spec)) return &cache[i].b;
+        if (cache[i].n == n && !strcmp(cache[i].spec, spec) && cache[i].sh.c == sh.c && cache[i].sh.h == sh.h &&
+            cache[i].sh.w == sh.w)
+            return &cache[i].b;
     char *path = eps_t_subst_shared(spec);
     if (!path) return NULL;
     if (ncache == 16) eps_golden_free_batches();
     cached_batch *c = &cache[ncache];
     eps_error err = {0};
-    if (eps_batch_load(path, n, &c->b, &err)) fail_msg("batch %s (%d): %s", path, n, err.msg);
+    if (eps_batch_load_shape(path, n, sh, &c->b, &err)) fail_msg("batch %s (%d): %s", path, n, err.msg);
     free(path);
     snprintf(c->spec, sizeof c->spec, "%s", spec);
     c->n = n;
+    c->sh = sh;
     ncache++;
     return &c->b;
+}
+
+/* The case's batch at the input shape of network a. */
+static const eps_batch *batch_for(const char *spec, int n, const eps_arch *a)
+{
+    eps_image_shape sh = EPS_IMAGE_SHAPE_CIFAR;
+    eps_arch_input_shape(a, &sh);
+    return get_batch_at(spec, n, sh);
 }
 
 void eps_golden_free_batches(void)
@@ -59,11 +71,14 @@ int eps_golden_case(const json_t *c, json_t *req, eps_engine_kind engine, const 
 {
     const char *bspec = json_string_value(json_object_get(c, "batch"));
     int n = (int)json_integer_value(json_object_get(c, "batch_size"));
-    const eps_batch *b = get_batch(bspec, n);
-    if (!b) return 0;
     eps_arch a;
     eps_error e = {0};
     if (eps_arch_from_json(req, &a, &e)) fail_msg("%s: %s", label, e.msg);
+    const eps_batch *b = batch_for(bspec, n, &a);
+    if (!b) {
+        eps_arch_free(&a);
+        return 0;
+    }
     long long want_params = json_integer_value(json_object_get(c, "params"));
     if (a.params != want_params) fail_msg("%s: params %lld, reference %lld", label, a.params, want_params);
     double w[2] = {eps_t_num(json_array_get(json_object_get(c, "weights"), 0)),
@@ -136,11 +151,6 @@ int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stat
         if (f->only_batch_prefix && strncmp(bspec, f->only_batch_prefix, strlen(f->only_batch_prefix))) continue;
         if (f->skip_batch_prefix && !strncmp(bspec, f->skip_batch_prefix, strlen(f->skip_batch_prefix))) continue;
         if (f->every > 1 && (st->seen++ % f->every) != 0) continue;
-        const eps_batch *batch = get_batch(bspec, bs);
-        if (!batch) {
-            st->skipped++;
-            continue;
-        }
         json_t *req = case_request(c);
         eps_arch a;
         eps_error err = {0};
@@ -149,6 +159,12 @@ int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stat
             fail();
         }
         json_decref(req);
+        const eps_batch *batch = batch_for(bspec, bs, &a);
+        if (!batch) {
+            st->skipped++;
+            eps_arch_free(&a);
+            continue;
+        }
         json_t *jw = json_object_get(c, "weights");
         double w[2] = {eps_t_num(json_array_get(jw, 0)), eps_t_num(json_array_get(jw, 1))};
         eps_run_opts ro = {.engine = f->engine};
@@ -159,7 +175,10 @@ int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stat
         }
         double ref = eps_t_num(json_object_get(c, "epsilon"));
         long long params = json_integer_value(json_object_get(c, "params"));
-        int ok = eps_t_close(sc.epsilon, ref, 1e-4, 1e-5) && a.params == params;
+        /* macs: the reference's Conv2d + Linear count, where the golden has it (nb201 datasets) */
+        const json_t *jm = json_object_get(c, "macs");
+        int ok = eps_t_close(sc.epsilon, ref, 1e-4, 1e-5) && a.params == params &&
+                 (!jm || a.macs == json_integer_value(jm));
         json_t *y = json_object_get(c, "y");
         for (int p = 0; p < 2 && ok && json_is_array(y); p++) {
             json_t *yp = json_array_get(y, (size_t)p);
@@ -169,9 +188,10 @@ int eps_golden_run(const char *file, const eps_golden_filter *f, eps_golden_stat
             if (!ok) print_error("  pass %d: ours [%.9g, %.9g] reference [%.9g, %.9g]\n", p, sc.ymin[p], sc.ymax[p], rmin, rmax);
         }
         if (!ok) {
-            print_error("case %zu (%s, %s/%d, w=%g,%g, %s): epsilon ours %.9g ref %.9g (%s); params ours %lld ref %lld\n", i,
-                        a.canonical, bspec, bs, w[0], w[1], eps_engine_name(f->engine), sc.epsilon, ref, sc.nan_reason,
-                        a.params, params);
+            print_error("case %zu (%s, %s/%d, w=%g,%g, %s): epsilon ours %.9g ref %.9g (%s); params ours %lld ref %lld; "
+                        "macs ours %lld ref %lld\n",
+                        i, a.canonical, bspec, bs, w[0], w[1], eps_engine_name(f->engine), sc.epsilon, ref, sc.nan_reason,
+                        a.params, params, a.macs, jm ? (long long)json_integer_value(jm) : -1LL);
             st->failed++;
         }
         st->checked++;

@@ -13,7 +13,10 @@ setup_torch(threads=2)
     (gradual underflow is part of the metric, spec section 7).  Called on import
     with 2 threads.
 
-load_batch(spec: str, n: int) -> torch.Tensor   (float32, n x 3 x 32 x 32, NCHW)
+load_batch(spec: str, n: int, shape=(3, 32, 32)) -> torch.Tensor   (float32, n x C x H x W, NCHW)
+    shape is the image shape the network takes (NB201 ImageNet16-120: 3x16x16).
+    ramp and gaussian are drawn at that shape; cifar10 records are 3x32x32 only
+    (ValueError for another shape).
     "ramp"          image i of n: every value = float32(i) / float32(n); not normalised.
     "cifar10:PATH"  CIFAR-10 binary records (3073 bytes: label, 1024 R, 1024 G,
                     1024 B, row-major 32x32); the first n records (ValueError if
@@ -25,7 +28,8 @@ load_batch(spec: str, n: int) -> torch.Tensor   (float32, n x 3 x 32 x 32, NCHW)
     "gaussian:SEED" splitmix64 (state = SEED) -> uniforms u = (z >> 11) * 2^-53;
                     Box-Muller in double per pair: u1 = 1 - next(), u2 = next(),
                     r = sqrt(-2 ln u1), r cos(2 pi u2), r sin(2 pi u2); the values
-                    fill the tensor in flat NCHW order, each rounded to float32.
+                    fill the tensor in flat NCHW order, each rounded to float32
+                    (an odd total drops the last sine).
                     Transcendentals use Python's math (the platform libm).
     batch_key(spec, n) gives a stable string used for caching.
 
@@ -85,9 +89,9 @@ setup_torch(2)
 
 
 # ---------------------------------------------------------------- batches
-def _ramp(n):
+def _ramp(n, shape=(3, 32, 32)):
     v = np.arange(n, dtype=np.float32) / np.float32(n)          # float32 division
-    x = np.empty((n, 3, 32, 32), dtype=np.float32)
+    x = np.empty((n,) + tuple(shape), dtype=np.float32)
     x[...] = v[:, None, None, None]
     return x
 
@@ -134,19 +138,20 @@ def _splitmix64_scalar(seed, count):
     return out
 
 
-def _gaussian(seed, n):
-    total = n * 3 * 32 * 32                                    # even
-    u = splitmix64_uniforms(seed, total).tolist()
-    out = [0.0] * total
+def _gaussian(seed, n, shape=(3, 32, 32)):
+    total = n * shape[0] * shape[1] * shape[2]
+    pairs = (total + 1) // 2
+    u = splitmix64_uniforms(seed, 2 * pairs).tolist()
+    out = [0.0] * (2 * pairs)
     two_pi = 2.0 * math.pi
     log, sqrt, cos, sin = math.log, math.sqrt, math.cos, math.sin
-    for j in range(0, total, 2):
+    for j in range(0, 2 * pairs, 2):
         u1 = 1.0 - u[j]
         t = two_pi * u[j + 1]
         r = sqrt(-2.0 * log(u1))
         out[j] = r * cos(t)
         out[j + 1] = r * sin(t)
-    return np.array(out, dtype=np.float64).astype(np.float32).reshape(n, 3, 32, 32)
+    return np.array(out[:total], dtype=np.float64).astype(np.float32).reshape((n,) + tuple(shape))
 
 
 def _expand(path, shared):
@@ -154,27 +159,32 @@ def _expand(path, shared):
     return path.replace("$SHARED", shared).replace("${SHARED}", shared)
 
 
-def load_batch(spec, n, shared=None):
-    """Batch `spec` of `n` images as a float32 NCHW torch tensor (see module doc)."""
+def load_batch(spec, n, shared=None, shape=(3, 32, 32)):
+    """Batch `spec` of `n` images of `shape` (C, H, W) as a float32 NCHW torch tensor (see module doc)."""
     n = int(n)
+    shape = tuple(int(v) for v in shape)
     if n <= 0:
         raise ValueError("batch size must be positive")
     if spec == "ramp":
-        x = _ramp(n)
+        x = _ramp(n, shape)
     elif spec.startswith("cifar10:"):
+        if shape != (3, 32, 32):
+            raise ValueError("cifar10 records are 3x32x32, not %dx%dx%d" % shape)
         x = _cifar10(_expand(spec[len("cifar10:"):], shared), n)
     elif spec.startswith("gaussian:"):
         s = spec[len("gaussian:"):]
         if not s.isdigit():
             raise ValueError("gaussian:SEED needs a non-negative integer")
-        x = _gaussian(int(s), n)
+        x = _gaussian(int(s), n, shape)
     else:
         raise ValueError("unknown batch spec %r" % spec)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
 
 
-def batch_key(spec, n):
-    return "%s#%d" % (spec, int(n))
+def batch_key(spec, n, shape=(3, 32, 32)):
+    if tuple(shape) == (3, 32, 32):
+        return "%s#%d" % (spec, int(n))
+    return "%s#%d#%s" % (spec, int(n), "x".join(str(int(v)) for v in shape))
 
 
 # ---------------------------------------------------------------- model helpers
@@ -303,6 +313,14 @@ def self_test():
     g = load_batch("gaussian:42", 4)
     g2 = load_batch("gaussian:42", 2)
     assert torch.equal(g[:2], g2)
+    # other shapes: the same stream in NCHW order, ramp constant per image
+    s = load_batch("gaussian:42", 4, shape=(3, 16, 16))
+    assert tuple(s.shape) == (4, 3, 16, 16)
+    assert torch.equal(s.reshape(-1)[:1000], g.reshape(-1)[:1000])
+    odd = load_batch("gaussian:42", 3, shape=(1, 3, 3))
+    assert torch.equal(odd.reshape(-1), g.reshape(-1)[:27])
+    r16 = load_batch("ramp", 8, shape=(3, 16, 16))
+    assert float(r16[5, 1, 15, 0]) == float(np.float32(5) / np.float32(8))
     e, info = epsilon(np.ones(8, np.float32), np.arange(8, dtype=np.float32), (1e-7, 1.0))
     assert math.isnan(e) and "constant output at w=1e-07" in info["nan_reason"], info
     e, _ = epsilon(np.arange(8, dtype=np.float32), np.arange(8, dtype=np.float32) * 2)

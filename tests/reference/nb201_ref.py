@@ -4,12 +4,19 @@
 Written from /work/shared/spec/metric.md only.  Usage (run with /usr/bin/python3):
 
   nb201_ref.py goldens [--out ../golden/nb201.json] [--shared DIR]
-  nb201_ref.py score --arch STR --batch SPEC --batch-size N [--weights A,B] [--shared DIR]
+  nb201_ref.py dataset-goldens [--out ../golden/nb201_datasets.json]
+  nb201_ref.py score --arch STR --batch SPEC --batch-size N [--weights A,B] [--dataset NAME] [--shared DIR]
   nb201_ref.py time  --arch STR --batch ramp --batch-size 256 [--repeat R]
-  nb201_ref.py check-nan [--n 100] [--batch ramp] [--batch-size 32] [--seed 7]
+  nb201_ref.py check-nan [--n 100] [--batch ramp] [--batch-size 32] [--seed 7] [--dataset NAME]
 
-Python API: parse_arch(s), NB201Net(arch), param_count(arch), has_free_path(arch),
-score_arch(arch, x, weights), OPS.
+Datasets (DATASETS): cifar10 and cifar100 feed 3x32x32 images, imagenet16-120
+3x16x16 (NAS-Bench-201's downsampled ImageNet); the network is the same
+C=16, N=5 stack with ONE output unit for all three (spec sections 1 and 3: the
+classifier has one output whatever the dataset's classes), so params do not
+depend on the dataset and MACs scale with the input area.
+
+Python API: parse_arch(s), NB201Net(arch), param_count(arch), mac_count(arch, shape),
+has_free_path(arch), score_arch(arch, x, weights), OPS, DATASETS.
 """
 import argparse
 import datetime
@@ -31,6 +38,13 @@ OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NB201_WEIGHTS = (1e-7, 1.0)
 DEFAULT_SHARED = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared"))
 CIFAR_SPEC = "cifar10:$SHARED/data/cifar10/cifar10_test_sample260.bin"
+
+# dataset -> (image shape C, H, W; classes of the dataset, informative only)
+DATASETS = {
+    "cifar10": ((3, 32, 32), 10),
+    "cifar100": ((3, 32, 32), 100),
+    "imagenet16-120": ((3, 16, 16), 120),
+}
 
 EXAMPLE_1 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 EXAMPLE_2 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -190,6 +204,29 @@ def param_count(arch):
     return sum(p.numel() for p in NB201Net(arch).parameters())
 
 
+def mac_count(arch, shape=(3, 32, 32)):
+    """Multiply-accumulates per image of the Conv2d and Linear layers, from
+    the shapes a forward pass at `shape` produces (PyTorch's own shapes)."""
+    net = NB201Net(arch)
+    total = [0]
+
+    def conv_hook(m, inp, out):
+        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
+        total[0] += out.shape[1] * out.shape[2] * out.shape[3] * k
+
+    def lin_hook(m, inp, out):
+        total[0] += m.in_features * m.out_features
+
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_hook(conv_hook)
+        elif isinstance(m, nn.Linear):
+            m.register_forward_hook(lin_hook)
+    with torch.no_grad():
+        net(torch.zeros((2,) + tuple(shape)))      # 2 images: BN needs > 1 value per channel
+    return total[0]
+
+
 assert param_count(EXAMPLE_1) == 128721, param_count(EXAMPLE_1)
 assert param_count(EXAMPLE_2) == 801841, param_count(EXAMPLE_2)
 
@@ -312,6 +349,59 @@ def cmd_goldens(args):
     print("wrote %d cases to %s in %.1f s" % (len(cases), out, time.time() - t0))
 
 
+def dataset_archs():
+    """16 cells of the golden set: the 12 first hand-picked (uniform cells,
+    the spec examples, single live paths) and the last 4 random ones."""
+    archs = golden_archs()
+    return archs[:12] + archs[-4:]
+
+
+def cmd_dataset_goldens(args):
+    """Goldens for the datasets beyond CIFAR-10 (tests/golden/nb201_datasets.json)."""
+    archs = dataset_archs()
+    # gaussian at batch 32: float32 denormals at w = 1e-7 make its passes
+    # several times slower than ramp's (tests/reference/README.md)
+    plan = []                                       # (dataset, batch, n, arch)
+    plan += [("imagenet16-120", "ramp", 64, a) for a in archs]
+    plan += [("imagenet16-120", "gaussian:42", 32, a) for a in archs]
+    plan += [("imagenet16-120", "ramp", 256, a) for a in archs[:8]]
+    plan += [("cifar100", "ramp", 64, a) for a in archs[:8]]
+    plan += [("cifar100", "gaussian:42", 32, a) for a in archs[:4]]
+    batches, cases, macs = {}, [], {}
+    t0 = time.time()
+    for k, (ds, b, n, a) in enumerate(plan):
+        shape = DATASETS[ds][0]
+        key = epsref.batch_key(b, n, shape)
+        if key not in batches:
+            batches[key] = epsref.load_batch(b, n, shared=args.shared, shape=shape)
+        eps, info = score_arch(a, batches[key], NB201_WEIGHTS)
+        rec = case_record(a, b, n, NB201_WEIGHTS, eps, info)
+        rec["dataset"] = ds
+        if (a, shape) not in macs:
+            macs[(a, shape)] = mac_count(a, shape)
+        rec["macs"] = macs[(a, shape)]
+        cases.append(rec)
+        if args.verbose:
+            print("[%3d/%d %6.1fs] %-14s %-11s %3d eps=%-22r %s %s" % (
+                k + 1, len(plan), time.time() - t0, ds, b, n, eps, a, info["nan_reason"]),
+                file=sys.stderr, flush=True)
+    doc = {"generator": "tests/reference/nb201_ref.py dataset-goldens",
+           "torch": torch.__version__,
+           "created": datetime.date.today().isoformat(),
+           "notes": ("NB201 C=16 N=5, one logit for every dataset (spec sections 1, 3); "
+                     "imagenet16-120 input 3x16x16, cifar100 3x32x32; ramp and gaussian:42 drawn "
+                     "at the input shape (epsref.load_batch); macs = Conv2d + Linear "
+                     "multiply-accumulates per image from PyTorch's shapes; torch %d threads, "
+                     "flush-denormal off; generation took %.0f s"
+                     % (torch.get_num_threads(), time.time() - t0)),
+           "cases": cases}
+    out = args.out or os.path.join(HERE, "..", "golden", "nb201_datasets.json")
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1, allow_nan=False)
+        f.write("\n")
+    print("wrote %d cases to %s in %.1f s" % (len(cases), out, time.time() - t0))
+
+
 def parse_weights(s):
     w = tuple(float(v) for v in s.split(","))
     if len(w) != 2:
@@ -320,10 +410,13 @@ def parse_weights(s):
 
 
 def cmd_score(args):
-    x = epsref.load_batch(args.batch, args.batch_size, shared=args.shared)
+    shape = DATASETS[args.dataset][0]
+    x = epsref.load_batch(args.batch, args.batch_size, shared=args.shared, shape=shape)
     w = parse_weights(args.weights)
     eps, info = score_arch(args.arch, x, w)
     rec = case_record(args.arch, args.batch, args.batch_size, w, eps, info)
+    rec["dataset"] = args.dataset
+    rec["macs"] = mac_count(args.arch, shape)
     rec["free_path"] = has_free_path(args.arch)
     rec["seconds"] = info["seconds"]
     print(json.dumps(rec, allow_nan=False))
@@ -352,7 +445,7 @@ def cmd_time(args):
 def cmd_check_nan(args):
     """Spec section 7: NaN at (1e-7, 1) iff no skip/avg-pool-only input->output path."""
     rng = random.Random(args.seed)
-    x = epsref.load_batch(args.batch, args.batch_size, shared=args.shared)
+    x = epsref.load_batch(args.batch, args.batch_size, shared=args.shared, shape=DATASETS[args.dataset][0])
     seen, bad, n_nan = set(), [], 0
     while len(seen) < args.n:
         a = arch_str([rng.choice(OPS) for _ in range(6)])
@@ -365,7 +458,7 @@ def cmd_check_nan(args):
         if isnan == has_free_path(a):
             bad.append({"arch": a, "epsilon": epsref.json_num(eps),
                         "nan_reason": info["nan_reason"], "free_path": has_free_path(a)})
-    print(json.dumps({"checked": len(seen), "nan": n_nan, "counter_examples": bad}))
+    print(json.dumps({"dataset": args.dataset, "checked": len(seen), "nan": n_nan, "counter_examples": bad}))
 
 
 def main(argv=None):
@@ -383,10 +476,15 @@ def main(argv=None):
     common(g)
     g.add_argument("--out", default=None)
     g.add_argument("-v", "--verbose", action="store_true")
+    dg = sub.add_parser("dataset-goldens")
+    common(dg)
+    dg.add_argument("--out", default=None)
+    dg.add_argument("-v", "--verbose", action="store_true")
     s = sub.add_parser("score")
     common(s, "ramp", 256)
     s.add_argument("--arch", required=True)
     s.add_argument("--weights", default="1e-7,1")
+    s.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
     t = sub.add_parser("time")
     common(t, "ramp", 256)
     t.add_argument("--arch", required=True)
@@ -396,9 +494,11 @@ def main(argv=None):
     common(c, "ramp", 32)
     c.add_argument("--n", type=int, default=100)
     c.add_argument("--seed", type=int, default=7)
+    c.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS))
     args = p.parse_args(argv)
     epsref.setup_torch(args.threads)
-    {"goldens": cmd_goldens, "score": cmd_score, "time": cmd_time, "check-nan": cmd_check_nan}[args.cmd](args)
+    {"goldens": cmd_goldens, "dataset-goldens": cmd_dataset_goldens, "score": cmd_score, "time": cmd_time,
+     "check-nan": cmd_check_nan}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ typedef struct {
 static const space_case cases[] = {
     {"nb201",
      "{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}",
-     {{"arch", "\"" NB201_B "\""}}},
+     /* cifar100 is the CIFAR-10 network on the same batch: only the dataset
+      * in the canonical form keeps their cached scores apart */
+     {{"arch", "\"" NB201_B "\""}, {"dataset", "\"cifar100\""}, {"dataset", "\"imagenet16-120\""}}},
     {"nb101",
      "{\"space\":\"nb101\",\"matrix\":[[0,1,1],[0,0,1],[0,0,0]],\"ops\":[\"input\",\"conv3x3-bn-relu\",\"output\"]}",
      {{"matrix", "[[0,1,0],[0,0,1],[0,0,0]]"}, {"ops", "[\"input\",\"maxpool3x3\",\"output\"]"}}},
@@ -220,6 +222,7 @@ static void test_same_request_same_key(void **state)
         {"{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}", "x-trace", "{\"a\":1}"},
         {"{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}", "weights", "[1e-7, 1]"},
         {"{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}", "engine", "\"fast\""},
+        {"{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}", "dataset", "\"cifar10\""}, /* the default */
     };
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         char *a, *b;
@@ -244,6 +247,26 @@ static void test_same_request_same_key(void **state)
     eps_arch_free(&a2);
     json_decref(r1);
     json_decref(r2);
+}
+
+/* The three NB201 datasets: three keys, pairwise different, and one key
+ * per dataset whatever the encoding of the cell. */
+static void test_datasets_keys(void **state)
+{
+    (void)state;
+    const char *ds[] = {"\"cifar10\"", "\"cifar100\"", "\"imagenet16-120\""};
+    char *k[3];
+    for (int i = 0; i < 3; i++) {
+        key_text("{\"space\":\"nb201\",\"arch\":\"" NB201_A "\"}", "dataset", ds[i], &k[i]);
+        char *alt;
+        key_text("{\"space\":\"nb201\",\"nni\":" NNI_A "}", "dataset", ds[i], &alt);
+        assert_string_equal(k[i], alt);
+        free(alt);
+    }
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (!strcmp(k[i], k[j])) fail_msg("datasets %s and %s share a cache key", ds[i], ds[j]);
+    for (int i = 0; i < 3; i++) free(k[i]);
 }
 
 /* Every encoding of one cell (and a spelling with other dead edges) has
@@ -332,7 +355,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_change_changes_key), cmocka_unit_test(test_every_field_walked),
         cmocka_unit_test(test_same_request_same_key),    cmocka_unit_test(test_encodings_share_key),
-        cmocka_unit_test(test_unknown_fields),
+        cmocka_unit_test(test_unknown_fields),           cmocka_unit_test(test_datasets_keys),
         cmocka_unit_test(test_weights_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -55,7 +55,7 @@ static void test_npy_hostile(void **state)
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, 32, 32), }", 3 * 3072 * 4, 2, "truncated"},
         {"{'descr': '|u1', 'fortran_order': False, 'shape': (4, 32, 32, 3), }", 4 * 3072 - 1, 4, "truncated"},
         {"{'descr': '<f8', 'fortran_order': False, 'shape': (4, 3, 32, 32), }", 4 * 3072 * 8, 2, "dtype"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, 16, 16), }", 4 * 768 * 4, 2, "shape"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, 16, 16), }", 4 * 768 * 4, 2, "holds 3x16x16 images; the network needs 3x32x32"},
         /* well-formed files load */
         {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3, 32, 32), }", 2 * 3072 * 4, 2, NULL},
         {"{'descr': '|u1', 'fortran_order': False, 'shape': (3, 32, 32, 3), }", 3 * 3072, 2, NULL},

@@ -85,7 +85,7 @@ static int load_one(eps_named_batch *nb, const char *name, const char *spec, int
 {
     snprintf(nb->name, sizeof nb->name, "%s", name);
     nb->builtin = builtin;
-    int rc = eps_batch_load(spec, size, &nb->batch, err);
+    int rc = eps_batch_load_shape(spec, size, EPS_IMAGE_SHAPE_ANY, &nb->batch, err); /* an npy file at its own shape */
     if (rc < 0) return rc;
     nb->size_hash = calloc((size_t)nb->batch.n + 1, sizeof *nb->size_hash);
     if (!nb->size_hash) {

@@ -400,12 +400,16 @@ static int load_npy(eps_batch *b, int n, eps_image_shape sh, const char *path, e
     }
     /* the image shape the file holds, as C x H x W */
     long fc = is_f4 ? d[1] : d[3], fh = is_f4 ? d[2] : d[1], fw = is_f4 ? d[3] : d[2];
+    if (sh.c == 0 && fc >= 1 && fh >= 1 && fw >= 1 && fc <= EPS_BATCH_MAX_SIDE && fh <= EPS_BATCH_MAX_SIDE &&
+        fw <= EPS_BATCH_MAX_SIDE) /* any shape: the file's (a service's named batch) */
+        sh = (eps_image_shape){(int)fc, (int)fh, (int)fw};
     if (fc != sh.c || fh != sh.h || fw != sh.w) {
-        if (fc > 0 && fh > 0 && fw > 0 && fc <= 65536 && fh <= 65536 && fw <= 65536)
+        if (sh.c > 0 && fc > 0 && fh > 0 && fw > 0 && fc <= 65536 && fh <= 65536 && fw <= 65536)
             shape_mismatch("npy:", path, (int)fc, (int)fh, (int)fw, sh, err);
         else
-            eps_error_set(err, rc, "batch", "'%.300s': shape (%ld, %ld, %ld, %ld) is not %s", path, d[0], d[1], d[2],
-                          d[3], is_f4 ? "(N, C, H, W) float32 NCHW" : "(N, H, W, 3) uint8 NHWC");
+            eps_error_set(err, rc, "batch", "'%.300s': shape (%ld, %ld, %ld, %ld) is not %s (sides 1..%d)", path, d[0],
+                          d[1], d[2], d[3], is_f4 ? "(N, C, H, W) float32 NCHW" : "(N, H, W, 3) uint8 NHWC",
+                          EPS_BATCH_MAX_SIDE);
         goto out;
     }
     if (!is_f4 && sh.c != IMG_C) {
@@ -415,6 +419,11 @@ static int load_npy(eps_batch *b, int n, eps_image_shape sh, const char *path, e
     }
     if (d[0] < n) {
         eps_error_set(err, rc, "batch", "'%.300s' holds %ld images, batch size is %d", path, d[0], n);
+        goto out;
+    }
+    if ((double)n * (double)pixels(sh) > (double)EPS_BATCH_MAX_VALUES) {
+        rc = eps_error_set(err, EPS_ELIMIT, "batch", "'%.300s': %d images of %dx%dx%d exceed the limit of %ld values",
+                           path, n, sh.c, sh.h, sh.w, (long)EPS_BATCH_MAX_VALUES);
         goto out;
     }
     /* The header's count is checked against the bytes really there by
@@ -450,8 +459,10 @@ static int load_spec(const char *spec, int n, eps_image_shape sh, eps_batch *out
 {
     memset(out, 0, sizeof *out);
     int rc;
-    if (sh.c < 1 || sh.h < 1 || sh.w < 1 || sh.c > EPS_BATCH_MAX_SIDE || sh.h > EPS_BATCH_MAX_SIDE ||
-        sh.w > EPS_BATCH_MAX_SIDE || (double)n * pixels(sh) > (double)EPS_BATCH_MAX_VALUES)
+    int any = sh.c == 0 && sh.h == 0 && sh.w == 0;
+    if (any && strncmp(spec, "npy:", 4)) sh = (eps_image_shape){IMG_C, IMG_H, IMG_W}; /* only an npy file has its own */
+    if (!any && (sh.c < 1 || sh.h < 1 || sh.w < 1 || sh.c > EPS_BATCH_MAX_SIDE || sh.h > EPS_BATCH_MAX_SIDE ||
+                 sh.w > EPS_BATCH_MAX_SIDE || (double)n * pixels(sh) > (double)EPS_BATCH_MAX_VALUES))
         return eps_error_set(err, EPS_ELIMIT, "batch",
                              "a batch of %d images of %dx%dx%d exceeds the limit of %ld values (each side at most %d)", n,
                              sh.c, sh.h, sh.w, (long)EPS_BATCH_MAX_VALUES, EPS_BATCH_MAX_SIDE);

@@ -40,6 +40,10 @@ typedef struct eps_image_shape {
     int c, h, w;
 } eps_image_shape;
 #define EPS_IMAGE_SHAPE_CIFAR ((eps_image_shape){3, 32, 32})
+/* "Whatever the source holds": an npy file's own shape, 3x32x32 for every
+ * other source (the service loads its named batches so; eps_batch_at then
+ * draws generators at each network's shape). */
+#define EPS_IMAGE_SHAPE_ANY ((eps_image_shape){0, 0, 0})
 
 typedef enum { EPS_BATCH_IMAGES = 0, EPS_BATCH_TOKENS = 1 } eps_batch_kind;
 

@@ -1292,7 +1292,7 @@ static void test_default_batches(void **state)
  * image i) under the test dir; path in buf. */
 static void write_npy_images(char *buf, size_t bn, int n, int side)
 {
-    snprintf(buf, bn, "%s/img%d.npy", g_dir, side);
+    snprintf(buf, bn, "%s/img%d.npy", eps_t_dir(), side);
     FILE *f = fopen(buf, "wb");
     assert_non_null(f);
     char dict[128];
@@ -1325,14 +1325,14 @@ static void test_datasets(void **state)
     write_npy_images(p16, sizeof p16, 8, 16);
     write_npy_images(p32, sizeof p32, 8, 32);
     snprintf(args, sizeof args, "--batch-size 8 --batch f16=npy:%s --batch f32=npy:%s", p16, p32);
-    srv s;
-    assert_int_equal(srv_start(&s, args), 0);
-    hresp r;
-    hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, args), 0);
+    eps_t_hresp r;
+    eps_t_hreq(&s, "GET", "/v1/spaces", NULL, NULL, NULL, &r);
     assert_int_equal(r.status, 200);
     json_t *nb201 = NULL, *sp;
     size_t i;
-    json_array_foreach(json_object_get(r.json, "spaces"), i, sp) if (!strcmp(jstr(sp, "name"), "nb201")) nb201 = sp;
+    json_array_foreach(json_object_get(r.json, "spaces"), i, sp) if (!strcmp(eps_t_jstr(sp, "name"), "nb201")) nb201 = sp;
     assert_non_null(nb201);
     json_t *ds = json_object_get(nb201, "datasets");
     assert_int_equal(json_array_size(ds), 3);
@@ -1340,33 +1340,33 @@ static void test_datasets(void **state)
     const int side[] = {32, 32, 16};
     for (int k = 0; k < 3; k++) {
         json_t *d = json_array_get(ds, (size_t)k);
-        assert_string_equal(jstr(d, "name"), names[k]);
+        assert_string_equal(eps_t_jstr(d, "name"), names[k]);
         assert_int_equal(json_integer_value(json_array_get(json_object_get(d, "input"), 1)), side[k]);
         assert_int_equal(json_integer_value(json_array_get(json_object_get(d, "input"), 2)), side[k]);
         assert_int_equal(json_is_true(json_object_get(d, "default")), k == 0);
     }
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     const char *A = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|";
     /* the default batch (ramp) at 16x16: the CLI's number, then a cache hit */
     char body[1024], extra[200];
     snprintf(extra, sizeof extra, "\"dataset\":\"imagenet16-120\",\"batch_size\":8");
     char *b = score_body(A, extra);
-    post_json(&s, "/v1/score", b, &r);
+    eps_t_post_json(&s, "/v1/score", b, &r);
     assert_int_equal(r.status, 200);
-    assert_string_equal(jstr(r.json, "dataset"), "imagenet16-120");
+    assert_string_equal(eps_t_jstr(r.json, "dataset"), "imagenet16-120");
     assert_int_equal(json_integer_value(json_object_get(r.json, "macs")), 28487744);
     assert_false(json_is_true(json_object_get(r.json, "cached")));
     double eps_im = json_real_value(json_object_get(r.json, "epsilon"));
     char hash_im[40];
-    snprintf(hash_im, sizeof hash_im, "%s", jstr(r.json, "hash"));
-    hresp_free(&r);
+    snprintf(hash_im, sizeof hash_im, "%s", eps_t_jstr(r.json, "hash"));
+    eps_t_hresp_free(&r);
     snprintf(body, sizeof body, "--space nb201 --dataset imagenet16-120 --batch-size 8 --arch '%s'", A);
     json_t *cli = cli_score(body);
     assert_true(json_real_value(json_object_get(cli, "epsilon")) == eps_im);
     json_decref(cli);
-    post_json(&s, "/v1/score", b, &r);
+    eps_t_post_json(&s, "/v1/score", b, &r);
     assert_true(json_is_true(json_object_get(r.json, "cached")));
-    hresp_free(&r);
+    eps_t_hresp_free(&r);
     free(b);
     /* cifar10 and cifar100: one network, one batch, two cache entries and hashes */
     double eps10 = 0;
@@ -1374,20 +1374,20 @@ static void test_datasets(void **state)
     for (int k = 0; k < 2; k++) {
         snprintf(extra, sizeof extra, "\"dataset\":\"%s\",\"batch_size\":8", names[k]);
         b = score_body(A, extra);
-        post_json(&s, "/v1/score", b, &r);
+        eps_t_post_json(&s, "/v1/score", b, &r);
         free(b);
         assert_int_equal(r.status, 200);
         assert_false(json_is_true(json_object_get(r.json, "cached")));
-        assert_string_equal(jstr(r.json, "dataset"), names[k]);
-        assert_string_not_equal(jstr(r.json, "hash"), hash_im);
+        assert_string_equal(eps_t_jstr(r.json, "dataset"), names[k]);
+        assert_string_not_equal(eps_t_jstr(r.json, "hash"), hash_im);
         if (k == 0) {
             eps10 = json_real_value(json_object_get(r.json, "epsilon"));
-            snprintf(hash10, sizeof hash10, "%s", jstr(r.json, "hash"));
+            snprintf(hash10, sizeof hash10, "%s", eps_t_jstr(r.json, "hash"));
         } else {
             assert_true(json_real_value(json_object_get(r.json, "epsilon")) == eps10);
-            assert_string_not_equal(jstr(r.json, "hash"), hash10);
+            assert_string_not_equal(eps_t_jstr(r.json, "hash"), hash10);
         }
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
     }
     /* file batches keep their shape */
     const struct { const char *dataset, *batch; long status; const char *want; } files[] = {
@@ -1399,43 +1399,43 @@ static void test_datasets(void **state)
     for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
         snprintf(extra, sizeof extra, "\"dataset\":\"%s\",\"batch\":\"%s\"", files[k].dataset, files[k].batch);
         b = score_body(A, extra);
-        post_json(&s, "/v1/score", b, &r);
+        eps_t_post_json(&s, "/v1/score", b, &r);
         free(b);
         if (files[k].status == 200) {
             assert_int_equal(r.status, 200);
             assert_true(json_is_real(json_object_get(r.json, "epsilon")));
         } else {
-            expect_error(&r, 400, "invalid_input", "batch");
-            if (!strstr(jstr(r.json, "error"), files[k].want)) fail_msg("'%s' lacks '%s'", jstr(r.json, "error"), files[k].want);
+            eps_t_expect_error(&r, 400, "invalid_input", "batch");
+            if (!strstr(eps_t_jstr(r.json, "error"), files[k].want)) fail_msg("'%s' lacks '%s'", eps_t_jstr(r.json, "error"), files[k].want);
         }
-        hresp_free(&r);
+        eps_t_hresp_free(&r);
     }
     /* bad values: 400 naming dataset; other spaces have no dataset field */
     b = score_body(A, "\"dataset\":\"imagenet\"");
-    post_json(&s, "/v1/score", b, &r);
+    eps_t_post_json(&s, "/v1/score", b, &r);
     free(b);
-    expect_error(&r, 400, "invalid_input", "dataset");
-    assert_non_null(strstr(jstr(r.json, "error"), "cifar10, cifar100, imagenet16-120"));
-    hresp_free(&r);
-    post_json(&s, "/v1/score",
+    eps_t_expect_error(&r, 400, "invalid_input", "dataset");
+    assert_non_null(strstr(eps_t_jstr(r.json, "error"), "cifar10, cifar100, imagenet16-120"));
+    eps_t_hresp_free(&r);
+    eps_t_post_json(&s, "/v1/score",
               "{\"space\":\"nb101\",\"matrix\":[[0,1],[0,0]],\"ops\":[\"input\",\"output\"],\"dataset\":\"cifar10\"}", &r);
-    expect_error(&r, 400, "invalid_input", "dataset");
-    hresp_free(&r);
+    eps_t_expect_error(&r, 400, "invalid_input", "dataset");
+    eps_t_hresp_free(&r);
     /* a batch of items on three datasets: each answers its own */
     snprintf(body, sizeof body,
              "{\"items\":[{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":8},"
              "{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":8,\"dataset\":\"cifar100\"},"
              "{\"space\":\"nb201\",\"arch\":\"%s\",\"batch_size\":8,\"dataset\":\"imagenet16-120\"}]}",
              A, A, A);
-    post_json(&s, "/v1/score/batch", body, &r);
+    eps_t_post_json(&s, "/v1/score/batch", body, &r);
     assert_int_equal(r.status, 200);
     for (int k = 0; k < 3; k++) {
         json_t *it = json_array_get(json_object_get(r.json, "results"), (size_t)k);
-        assert_string_equal(jstr(it, "dataset"), names[k]);
+        assert_string_equal(eps_t_jstr(it, "dataset"), names[k]);
         assert_true(json_real_value(json_object_get(it, "epsilon")) == (k == 2 ? eps_im : eps10));
     }
-    hresp_free(&r);
-    assert_int_equal(srv_stop(&s), 0);
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
 static void test_openapi(void **state)

@@ -516,6 +516,7 @@ static void test_items_checked_as_score(void **state)
         "\"weights\":[1,1]",      "\"weights\":\"1,2\"",      "\"engine\":\"turbo\"",
         "\"batch\":\"nope\"",    "\"batch\":7",               "\"batch_size\":0",
         "\"batch_size\":2.5",     "\"batch_size\":\"x\"",     "\"arch\":\"|bogus~0|\"",
+        "\"dataset\":\"imagenet\"", "\"dataset\":16",
     };
     eps_t_srv s;
     assert_int_equal(eps_t_srv_start(&s, "--workers 1 --batch-size 64"), 0);
@@ -549,6 +550,51 @@ static void test_items_checked_as_score(void **state)
     assert_int_equal(eps_t_srv_stop(&s), 0);
 }
 
+/* A job's shared "dataset" reaches every item (issue 13 item 3): rows carry
+ * the ImageNet16-120 hash and the epsilon /v1/score answers for it, and a
+ * dataset for a space without datasets is refused before anything runs. */
+static void test_shared_dataset(void **state)
+{
+    (void)state;
+    eps_t_srv s;
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --batch-size 32"), 0);
+    enum { N = 12 };
+    char *body = items_body(100, N, ",\"dataset\":\"imagenet16-120\"");
+    char id[64];
+    snprintf(id, sizeof id, "%s", submit(&s, body));
+    free(body);
+    json_t *j = await_final(&s, id);
+    assert_string_equal(eps_t_jstr(j, "status"), "succeeded");
+    json_decref(j);
+    char *csv = results_csv(&s, id, -1);
+    char *by_idx[N] = {0};
+    assert_int_equal(csv_rows(csv, by_idx, N), N);
+    for (int i = 0; i < N; i++) {
+        char arch[160], one[400], *f[8] = {0};
+        eps_t_nb201_arch(100 + i, arch);
+        snprintf(one, sizeof one, "{\"space\":\"nb201\",\"arch\":\"%s\",\"dataset\":\"imagenet16-120\"}", arch);
+        eps_t_hresp r;
+        eps_t_post_json(&s, "/v1/score", one, &r);
+        assert_int_equal(r.status, 200);
+        assert_int_equal(split_fields(by_idx[i], f, 8), 7);
+        assert_string_equal(f[6], eps_t_jstr(r.json, "hash"));
+        assert_string_equal(eps_t_jstr(r.json, "dataset"), "imagenet16-120");
+        assert_true(json_is_true(json_object_get(r.json, "cached"))); /* the job's own entry */
+        if (strcmp(f[2], "nan")) assert_true(fabs(atof(f[2]) - json_number_value(json_object_get(r.json, "epsilon"))) <= 1e-12);
+        else assert_true(json_is_null(json_object_get(r.json, "epsilon")));
+        eps_t_hresp_free(&r);
+    }
+    free(csv);
+    eps_t_hresp r;
+    jreq(&s, "POST", "/v1/jobs",
+         "{\"items\":[{\"space\":\"nb101\",\"matrix\":[[0,1],[0,0]],\"ops\":[\"input\",\"output\"]}],"
+         "\"dataset\":\"cifar10\"}",
+         NULL, &r);
+    eps_t_expect_error(&r, 400, "invalid_input", "items[0].dataset");
+    eps_t_hresp_free(&r);
+    assert_int_equal(eps_t_srv_stop(&s), 0);
+}
+
 /* openapi.yaml is valid and every response saved above matches it. */
 static void test_openapi(void **state)
 {
@@ -576,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_kill9_resume),
         cmocka_unit_test(test_invalid_and_limits),
         cmocka_unit_test(test_items_checked_as_score),
+        cmocka_unit_test(test_shared_dataset),
         cmocka_unit_test(test_openapi),
     };
     return cmocka_run_group_tests_name("jobs", tests, setup, teardown);

@@ -1288,31 +1288,6 @@ static void test_default_batches(void **state)
 }
 
 /* openapi.yaml is valid OpenAPI 3.1 and every saved response matches it. */
-/* Writes a float32 NCHW .npy of n images 3 x side x side (value i/8 in
- * image i) under the test dir; path in buf. */
-static void write_npy_images(char *buf, size_t bn, int n, int side)
-{
-    snprintf(buf, bn, "%s/img%d.npy", eps_t_dir(), side);
-    FILE *f = fopen(buf, "wb");
-    assert_non_null(f);
-    char dict[128];
-    int dl = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, 3, %d, %d), }", n, side,
-                      side);
-    int total = 10 + dl + 1, pad = (16 - total % 16) % 16, hlen = dl + pad + 1;
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    fputc(hlen & 0xff, f);
-    fputc(hlen >> 8, f);
-    fputs(dict, f);
-    for (int i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < 3 * side * side; k++) {
-            float v = (float)i / 8.0f + (float)(k % 7) * 0.01f;
-            fwrite(&v, sizeof v, 1, f);
-        }
-    fclose(f);
-}
-
 /* Issue 13 item 3 through the real server: "dataset" selects the network
  * (ImageNet16-120 at 3x16x16), the named batch is drawn at its shape, a
  * file batch of another shape is a 400 naming batch and both shapes, the
@@ -1322,8 +1297,10 @@ static void test_datasets(void **state)
 {
     (void)state;
     char p16[300], p32[300], args[800];
-    write_npy_images(p16, sizeof p16, 8, 16);
-    write_npy_images(p32, sizeof p32, 8, 32);
+    snprintf(p16, sizeof p16, "%s/img16.npy", eps_t_dir());
+    snprintf(p32, sizeof p32, "%s/img32.npy", eps_t_dir());
+    eps_t_write_npy(p16, 8, 3, 16, 16);
+    eps_t_write_npy(p32, 8, 3, 32, 32);
     snprintf(args, sizeof args, "--batch-size 8 --batch f16=npy:%s --batch f32=npy:%s", p16, p32);
     eps_t_srv s;
     assert_int_equal(eps_t_srv_start(&s, args), 0);

@@ -35,6 +35,9 @@ char *eps_t_run(const char *cmd, int *exit_code);
 char *eps_t_read_file(const char *path);
 /* True when running under ASan (env EPS_ASAN set): heavy loops shrink. */
 int eps_t_asan(void);
+/* Writes a float32 NCHW .npy v1 file of n images c x h x w at path; value
+ * i/8 + (k % 7)/100 at position k of image i (a file batch of any shape). */
+void eps_t_write_npy(const char *path, int n, int c, int h, int w);
 /* A response body that grows as libcurl delivers it: pass eps_t_body_write
  * as CURLOPT_WRITEFUNCTION and a zeroed eps_t_body as its data. Kept
  * NUL-terminated; refuses (ends the transfer) past 16 MiB. Caller frees

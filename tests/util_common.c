@@ -143,3 +143,25 @@ size_t eps_t_body_write(char *p, size_t sz, size_t n, void *body)
     b->data = nb;
     return k;
 }
+
+void eps_t_write_npy(const char *path, int n, int c, int h, int w)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    char dict[160];
+    int dl = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, %d, %d), }", n, c,
+                      h, w);
+    int total = 10 + dl + 1, pad = (16 - total % 16) % 16, hlen = dl + pad + 1; /* header padded to 16 bytes */
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc(hlen & 0xff, f);
+    fputc(hlen >> 8, f);
+    fputs(dict, f);
+    for (int i = 0; i < pad; i++) fputc(' ', f);
+    fputc('\n', f);
+    for (int i = 0; i < n; i++)
+        for (long k = 0; k < (long)c * h * w; k++) {
+            float v = (float)i / 8.0f + (float)(k % 7) * 0.01f;
+            fwrite(&v, sizeof v, 1, f);
+        }
+    fclose(f);
+}

@@ -306,6 +306,21 @@ def golden_archs():
     return out
 
 
+def cached_batch(batches, spec, n, shared, shape=(3, 32, 32)):
+    """The batch (spec, n, shape), loaded once per golden run."""
+    key = epsref.batch_key(spec, n, shape)
+    if key not in batches:
+        batches[key] = epsref.load_batch(spec, n, shared=shared, shape=shape)
+    return batches[key]
+
+
+def write_goldens(doc, out, t0):
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=1, allow_nan=False)
+        f.write("\n")
+    print("wrote %d cases to %s in %.1f s" % (len(doc["cases"]), out, time.time() - t0))
+
+
 def cmd_goldens(args):
     archs = golden_archs()
     assert len(set(archs)) == len(archs) >= 48
@@ -325,10 +340,7 @@ def cmd_goldens(args):
     cases = []
     t0 = time.time()
     for k, (b, n, w, a) in enumerate(plan):
-        key = epsref.batch_key(b, n)
-        if key not in batches:
-            batches[key] = epsref.load_batch(b, n, shared=args.shared)
-        eps, info = score_arch(a, batches[key], w)
+        eps, info = score_arch(a, cached_batch(batches, b, n, args.shared), w)
         cases.append(case_record(a, b, n, w, eps, info))
         if args.verbose:
             print("[%3d/%d %6.1fs] %-12s %3d %-8s eps=%-22r %s %s" % (
@@ -342,11 +354,7 @@ def cmd_goldens(args):
                      "6 uniform choices from %s; generation took %.0f s"
                      % (torch.get_num_threads(), RANDOM_SEED, list(OPS), time.time() - t0)),
            "cases": cases}
-    out = args.out or os.path.join(HERE, "..", "golden", "nb201.json")
-    with open(out, "w") as f:
-        json.dump(doc, f, indent=1, allow_nan=False)
-        f.write("\n")
-    print("wrote %d cases to %s in %.1f s" % (len(cases), out, time.time() - t0))
+    write_goldens(doc, args.out or os.path.join(HERE, "..", "golden", "nb201.json"), t0)
 
 
 def dataset_archs():
@@ -371,10 +379,7 @@ def cmd_dataset_goldens(args):
     t0 = time.time()
     for k, (ds, b, n, a) in enumerate(plan):
         shape = DATASETS[ds][0]
-        key = epsref.batch_key(b, n, shape)
-        if key not in batches:
-            batches[key] = epsref.load_batch(b, n, shared=args.shared, shape=shape)
-        eps, info = score_arch(a, batches[key], NB201_WEIGHTS)
+        eps, info = score_arch(a, cached_batch(batches, b, n, args.shared, shape), NB201_WEIGHTS)
         rec = case_record(a, b, n, NB201_WEIGHTS, eps, info)
         rec["dataset"] = ds
         if (a, shape) not in macs:
@@ -395,11 +400,7 @@ def cmd_dataset_goldens(args):
                      "flush-denormal off; generation took %.0f s"
                      % (torch.get_num_threads(), time.time() - t0)),
            "cases": cases}
-    out = args.out or os.path.join(HERE, "..", "golden", "nb201_datasets.json")
-    with open(out, "w") as f:
-        json.dump(doc, f, indent=1, allow_nan=False)
-        f.write("\n")
-    print("wrote %d cases to %s in %.1f s" % (len(cases), out, time.time() - t0))
+    write_goldens(doc, args.out or os.path.join(HERE, "..", "golden", "nb201_datasets.json"), t0)
 
 
 def parse_weights(s):

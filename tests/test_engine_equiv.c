@@ -643,6 +643,9 @@ static void test_nb101_maxpool_op_by_op(void **state)
          "[\"input\",\"maxpool3x3\",\"maxpool3x3\",\"maxpool3x3\",\"maxpool3x3\",\"output\"]"},
         {"[[0,1,1,1,0,0,1],[0,0,0,0,1,0,0],[0,0,0,0,0,1,0],[0,0,0,0,0,0,1],[0,0,0,0,0,0,1],[0,0,0,0,0,0,1],[0,0,0,0,0,0,0]]",
          "[\"input\",\"conv3x3-bn-relu\",\"maxpool3x3\",\"conv1x1-bn-relu\",\"maxpool3x3\",\"maxpool3x3\",\"output\"]"},
+        /* make bench's fewest-MACs cell (#361460): max pools of max pools */
+        {"[[0,1,0,0,0,0,0],[0,0,1,0,1,0,1],[0,0,0,1,0,0,1],[0,0,0,0,0,0,1],[0,0,0,0,0,1,0],[0,0,0,0,0,0,1],[0,0,0,0,0,0,0]]",
+         "[\"input\",\"maxpool3x3\",\"maxpool3x3\",\"conv1x1-bn-relu\",\"maxpool3x3\",\"maxpool3x3\",\"output\"]"},
     };
     eps_batch b;
     eps_error err = {0};

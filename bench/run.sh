@@ -8,7 +8,7 @@
 # /v1/score latency while a job runs vs idle.
 # NB101: the enumeration time, the sweep of a fixed 1-in-212 sample (about
 # 2,000 cells, `sweep --shard 0/212`) extrapolated to the 423,624 cells, or
-# the real full sweep with BENCH_NB101_FULL=1 (about 1.5 h on 2 cores
+# the real full sweep with BENCH_NB101_FULL=1 (about 22 min on 2 idle cores
 # today); and fast vs PyTorch (tests/reference/nb101_ref.py) per cell on the
 # sample's fewest / median / most MACs cells.
 # Prints one table and writes it to bench/results.md.

@@ -366,6 +366,8 @@ void eps_fast_add_group(float *restrict q, const float *restrict a, const grp *g
  * (which returns its second operand unless the first is greater). */
 static inline float keep_first(float acc, float v) { return v > acc ? v : acc; }
 
+/* The dense engine's scan, repeated here on purpose: the fast engine does
+ * not call into the dense one (no include between the two engines). */
 static void maxpool_ref(const float *restrict x, float *restrict y, int H, int W, int OH, int OW, int k, int s, int p)
 {
     for (int oy = 0; oy < OH; oy++)

@@ -251,6 +251,7 @@ float eps_fast_plane_maxabs(const plane *p)
     return m;
 }
 
+#ifndef BOX3_AVX512 /* the AVX-512 build has its own (eps_fast_kernels_avx512.c) */
 AINL void stats_loop(statacc *s, const float *restrict x, size_t n, int track_max)
 {
     /* local copies stay in registers (s might alias anything) */
@@ -273,6 +274,7 @@ AINL void stats_loop(statacc *s, const float *restrict x, size_t n, int track_ma
     memcpy(s->a2, a2, sizeof a2);
     memcpy(s->mx, mx, sizeof mx);
 }
+#endif
 
 void eps_fast_stats_image(statacc *s, const float *restrict x, size_t n, int first)
 {

@@ -961,7 +961,7 @@ static void test_drain(void **state)
 {
     (void)state;
     eps_t_srv s;
-    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --shutdown-timeout-ms 300000"), 0);
+    assert_int_equal(eps_t_srv_start(&s, "--workers 1 --shutdown-timeout-ms 300000 --deadline-ms 300000"), 0);
     CURL *keep = curl_easy_init();
     eps_t_hresp r;
     eps_t_hreq_x(keep, &s, "GET", "/v2/health/ready", NULL, NULL, 0, NULL, 0, &r);

@@ -24,6 +24,7 @@ COPY src src
 # hash); otherwise it is built here (node and npm from Debian, npm ci).
 COPY openapi.yaml ./
 COPY web web
+COPY scripts/web-build.sh scripts/web-embed.sh scripts/
 ARG ARCH_FLAGS=-march=x86-64-v2
 RUN make ARCH_FLAGS="$ARCH_FLAGS" build/epsinas \
  && strip build/epsinas \

@@ -1,6 +1,11 @@
 # epsinas — build, test, run, bench.
 #   make run         build and start the service on :8080 (embedded ramp batch)
+#   make             build (checks the libraries with pkg-config; never installs)
+#   make deps        install the Debian packages the build needs (make test-deps: the tests')
 #   make test        unit + golden + service tests (installs Debian deps first)
+#                    make test T="http jobs" runs only build/tests/test_http, test_jobs
+#   make test-quick  the unit tests that start no server (well under a minute)
+#   make install     PREFIX=/usr/local DESTDIR=: binary, library, headers, epsinas.pc
 #   make check-asan  the same suite under ASan + UBSan
 #   make check-portable  the engine tests on a portable x86-64-v2 build (no AVX-512 kernels)
 #   make test-hostile  raw-socket hostile clients against the real binary (slowloris, framing, limits)
@@ -23,7 +28,8 @@ TEST_PKGS  := cmocka
 # SANITIZE: extra compile+link flags (make check-asan sets it).
 SANITIZE ?=
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += $(SANITIZE) -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -ffp-contract=off $(ARCH_FLAGS) \
+WARN     := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
+CFLAGS   += $(SANITIZE) -std=c11 $(WARN) -D_GNU_SOURCE -ffp-contract=off $(ARCH_FLAGS) \
             -Iinclude -pthread
 LDLIBS   += -lm -pthread $(SANITIZE)
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
@@ -31,6 +37,19 @@ CFLAGS   += -DEPS_VERSION='"$(VERSION)"'
 
 DEPS_STAMP := $(BUILD)/.deps-build
 TEST_STAMP := $(BUILD)/.deps-test
+# Plain `make` never calls apt-get: it checks the libraries with pkg-config
+# and stops, naming what is missing. The goals the README promises work on a
+# fresh machine (run, test and the check-* suites) install first.
+INSTALL_GOALS := deps test-deps run test test-quick check check-asan check-portable check-tsan \
+                 test-cluster test-hostile test-browser bench reproduce batch-study equiv-full \
+                 fuzz fuzz-smoke test-image
+ifneq ($(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),)
+EPS_INSTALL ?= 1
+endif
+EPS_INSTALL ?= 0
+export EPS_INSTALL
+PKG_OK     := $(BUILD)/.pkg-build
+TPKG_OK    := $(BUILD)/.pkg-test
 
 # The library is every pipeline stage but the command line (src/README.md);
 # src/cli/ is linked into the binary only.
@@ -61,7 +80,7 @@ TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 .PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full \
         image test-image check-manifests
-.PHONY: test-hostile check-layout batch-study web test-browser FORCE
+.PHONY: test-hostile check-layout batch-study web test-browser FORCE test-quick install check-install
 
 all: $(BIN)
 
@@ -76,13 +95,31 @@ $(TEST_STAMP): scripts/install-deps.sh | $(DEPS_STAMP)
 	@touch $@
 
 deps: $(DEPS_STAMP)
+	@scripts/install-deps.sh web
 test-deps: $(TEST_STAMP)
 
-$(BUILD)/obj/%.o: src/%.c $(HDRS) | $(DEPS_STAMP)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -c $< -o $@
+ifeq ($(EPS_INSTALL),1)
+$(PKG_OK): $(DEPS_STAMP)
+$(TPKG_OK): $(TEST_STAMP)
+endif
+$(PKG_OK):
+	@mkdir -p $(BUILD)
+	@pkg-config --exists $(PKGS) || { pkg-config --print-errors --exists $(PKGS); \
+	  echo "make: missing libraries (pkg-config: $(PKGS)); 'make deps' installs the Debian packages" >&2; exit 1; }
+	@touch $@
+$(TPKG_OK): | $(PKG_OK)
+	@pkg-config --exists $(TEST_PKGS) || { pkg-config --print-errors --exists $(TEST_PKGS); \
+	  echo "make: missing test libraries (pkg-config: $(TEST_PKGS)); 'make test-deps' installs them" >&2; exit 1; }
+	@touch $@
 
-$(WEB_C): FORCE | $(DEPS_STAMP)
+# -MMD -MP: each object lists the headers it read (build/obj/**/*.d).
+$(BUILD)/obj/%.o: src/%.c | $(PKG_OK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Isrc -MMD -MP -c $< -o $@
+
+-include $(OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+$(WEB_C): FORCE | $(PKG_OK)
 	@scripts/web-build.sh $@
 
 $(WEB_OBJ): $(WEB_C) include/epsinas/service/http_static.h
@@ -102,7 +139,7 @@ $(LIB): $(OBJ)
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(CLI_OBJ) $(LIB) $(PKG_LIBS) $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/%.c $(TEST_UTIL) tests/*.h $(LIB) | $(TEST_STAMP)
+$(BUILD)/tests/%: tests/%.c $(TEST_UTIL) tests/*.h $(HDRS) $(LIB) | $(TPKG_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(TPKG_CFLAGS) -Isrc -Itests $< $(filter $(BUILD)/obj/cli/%.o,$^) $(TEST_UTIL) $(LIB) \
 	    $(PKG_LIBS) $(TPKG_LIBS) $(LDLIBS) -o $@
@@ -113,8 +150,44 @@ $(BUILD)/tests/test_cli: $(BUILD)/obj/cli/eps_cli_common.o
 run: $(BIN)
 	./scripts/run.sh $(BIN)
 
+# T="a b": only those tests (test_a or a; a script in tests/ by its name).
+ifdef T
+TEST_SEL     := $(foreach t,$(T),$(patsubst test_%,%,$(basename $(notdir $(t)))))
+TEST_BIN     := $(filter $(TEST_SEL:%=$(BUILD)/tests/test_%),$(TEST_BIN))
+TEST_SCRIPTS := $(filter $(TEST_SEL:%=tests/test_%.sh),$(TEST_SCRIPTS))
+endif
 test: $(TEST_STAMP) $(BIN) $(TEST_BIN) check-layout
+	@[ -n "$(strip $(TEST_BIN) $(TEST_SCRIPTS))" ] || { echo "make test: no test matches T='$(T)' (tests/test_*.c)" >&2; exit 2; }
 	BUILD=$(BUILD) ./tests/run.sh $(TEST_BIN) $(TEST_SCRIPTS)
+
+# The unit tests: no server, no ../shared sweeps, under a minute on 2
+# cores (test_nb101, ~1 min alone, runs in make test).
+QUICK_TESTS := util md5 batch cachekey encodings eval gspace memest nb201 nlp queue cli
+QUICK_BIN   := $(QUICK_TESTS:%=$(BUILD)/tests/test_%)
+test-quick: $(TPKG_OK) $(BIN) $(QUICK_BIN) check-layout
+	BUILD=$(BUILD) ./tests/run.sh $(QUICK_BIN)
+
+# make install PREFIX=/opt/epsinas [DESTDIR=/tmp/stage]: the binary, the
+# static library, the public headers and a pkg-config file for the library
+# (static only, so its libraries are plain Requires: every program needs them).
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+# epsinas.pc is written at install time: it names the PREFIX installed to.
+PC_LINES = 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCDIR)' '' \
+  'Name: epsinas' 'Description: epsinas zero-cost NAS metric (library)' 'Version: $(VERSION)' \
+  'Requires: $(PKGS)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lepsinas -lm -pthread'
+install: $(BIN) $(LIB)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/epsinas
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libepsinas.a
+	printf '%s\n' $(PC_LINES) > $(DESTDIR)$(LIBDIR)/pkgconfig/epsinas.pc
+	cd include && find epsinas -name '*.h' -exec install -D -m 644 {} $(DESTDIR)$(INCDIR)/{} \;
+
+# Installs into a temporary prefix and builds a small program against it
+# through pkg-config (scripts/check-install.sh).
+check-install: $(BIN)
+	scripts/check-install.sh
 
 # Includes point down the pipeline, no module cycle (src/README.md).
 check-layout:

@@ -95,7 +95,6 @@ $(TEST_STAMP): scripts/install-deps.sh | $(DEPS_STAMP)
 	@touch $@
 
 deps: $(DEPS_STAMP)
-	@scripts/install-deps.sh web
 test-deps: $(TEST_STAMP)
 
 ifeq ($(EPS_INSTALL),1)

@@ -44,7 +44,7 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
   # Plain `make` never installs (EPS_INSTALL=0): no failure mark, so a later
   # `make run` or `make test` installs node and builds the dashboard.
   if [ "${EPS_INSTALL:-1}" != 1 ]; then
-    echo "web-build: dashboard not built: node/npm not found (make run, make test or make deps install them)" >&2
+    echo "web-build: dashboard not built: node/npm not found (make run or make test install them)" >&2
     exec scripts/web-embed.sh --missing "$out" "node/npm not found"
   fi
   scripts/install-deps.sh web || missing "nodejs/npm could not be installed"

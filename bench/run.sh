@@ -82,18 +82,20 @@ e0=$(date +%s.%N)
 "$BIN" enumerate --space nb101 > /dev/null
 e1=$(date +%s.%N)
 enum_s=$(echo "$e1 - $e0" | bc -l)
-SAMPLE=${BENCH_NB101_SAMPLE:-212}
-if [ "${BENCH_NB101_FULL:-0}" = 1 ]; then
-  echo "== full NB101 sweep ($threads threads, batch $BS ramp) =="
+SAMPLE=${BENCH_NB101_SAMPLE:-}
+nb101_batch=$("$BIN" score --help 2>&1 | sed -n 's/^ \+nb101 \+\([a-z0-9:]\+\)$/\1/p' | head -n 1)
+if [ -z "$SAMPLE" ]; then
+  echo "== full NB101 sweep ($threads threads, default batch ${nb101_batch:-?} at $BS) =="
   rm -f "$out/nb101.csv"
   n0=$(date +%s.%N)
   "$BIN" sweep --space nb101 --all --out "$out/nb101.csv" --threads "$threads" --batch-size "$BS"
   n1=$(date +%s.%N)
   nb101_s=$(echo "$n1 - $n0" | bc -l)
-  nb101_line=$(printf 'Full NB101 sweep (423,624 cells, %s threads, batch %s): **%.0f s** wall (measured, BENCH_NB101_FULL=1).' "$threads" "$BS" "$nb101_s")
-  tail -n +2 "$out/nb101.csv" > "$out/nb101_sample_rows.csv"
+  nb101_line=$(printf 'Full NB101 sweep (423,624 cells, %s threads, default batch %s at %s): **%.0f s** wall (%.1f min), measured.' "$threads" "${nb101_batch:-?}" "$BS" "$nb101_s" "$(echo "$nb101_s / 60" | bc -l)")
+  # the per-cell comparison below picks from the same fixed 1-in-212 sample
+  awk -F, 'NR > 1 && ($1 % 212) == 0' "$out/nb101.csv" > "$out/nb101_sample_rows.csv"
 else
-  echo "== NB101 sample sweep (1 in $SAMPLE cells, $threads threads, batch $BS ramp) =="
+  echo "== NB101 sample sweep (1 in $SAMPLE cells, $threads threads, default batch ${nb101_batch:-?} at $BS) =="
   rm -f "$out/nb101_sample.csv"
   n0=$(date +%s.%N)
   "$BIN" sweep --space nb101 --all --shard 0/$SAMPLE --out "$out/nb101_sample.csv" --threads "$threads" --batch-size "$BS" 2> "$out/nb101_sample.log"
@@ -106,7 +108,7 @@ else
   prep=$(sed -n 's/^sweep: .* rows ready in \([0-9.]*\) s (\([0-9.]*\) s enumerating.*/\1 \2/p' "$out/nb101_sample.log")
   score_s=$(sed -n 's/^sweep: .* already done, \([0-9.]*\) s.*/\1/p' "$out/nb101_sample.log")
   est=$(echo "${prep#* } + (${prep% *} - ${prep#* } + $score_s) * 423624 / $rows" | bc -l)
-  nb101_line=$(printf 'NB101 sweep, ESTIMATED: a sample of %d cells (every %dth index, `sweep --shard 0/%d`) took %.1f s wall on %s threads (%.1f s enumerating, %.1f s parsing, %.1f s scoring), so the 423,624 cells would take about **%.0f s** (%.1f h) wall; run with BENCH_NB101_FULL=1 to measure the whole sweep.' "$rows" "$SAMPLE" "$SAMPLE" "$samp_s" "$threads" "${prep#* }" "$(echo "${prep% *} - ${prep#* }" | bc -l)" "$score_s" "$est" "$(echo "$est / 3600" | bc -l)")
+  nb101_line=$(printf 'NB101 sweep, ESTIMATED: a sample of %d cells (every %dth index, `sweep --shard 0/%d`) took %.1f s wall on %s threads (%.1f s enumerating, %.1f s parsing, %.1f s scoring), so the 423,624 cells would take about **%.0f s** (%.1f h) wall; without BENCH_NB101_SAMPLE the bench measures the whole sweep.' "$rows" "$SAMPLE" "$SAMPLE" "$samp_s" "$threads" "${prep#* }" "$(echo "${prep% *} - ${prep#* }" | bc -l)" "$score_s" "$est" "$(echo "$est / 3600" | bc -l)")
   tail -n +2 "$out/nb101_sample.csv" > "$out/nb101_sample_rows.csv"
 fi
 # fewest / median / most MACs of the sample: "macs<TAB>index<TAB>matrix<TAB>ops"
@@ -120,7 +122,7 @@ for k in (0, (len(rows) - 1) // 2, len(rows) - 1):
 PYEOF
 {
   echo
-  echo "NB101 (batch $BS ramp; fast: fastest of 21 warm runs on one thread, median next; PyTorch: one run, 2 threads):"
+  echo "NB101 per cell (both on batch $BS ramp; fast: fastest of 21 warm runs on one thread, median next; PyTorch: one run, 2 threads):"
   echo
   echo "| cell (enumeration index) | MACs/image | PyTorch ms | fast ms | fast median ms | fast vs PyTorch |"
   echo "|---|---:|---:|---:|---:|---:|"
@@ -130,7 +132,7 @@ for which in min med max; do
   line=$(sed -n "${l}p" "$out/nb101_picks.txt")
   macs=$(echo "$line" | cut -f1); idx=$(echo "$line" | cut -f2); m=$(echo "$line" | cut -f3); o=$(echo "$line" | cut -f4)
   echo "== NB101 $which MACs: index $idx =="
-  fm=$("$BIN" score --space nb101 --matrix "$m" --ops "$o" --batch-size "$BS" --repeat 21 --json |
+  fm=$("$BIN" score --space nb101 --matrix "$m" --ops "$o" --batch ramp --batch-size "$BS" --repeat 21 --json |
     sed 's/.*"elapsed_ms":\([0-9.e+-]*\).*"fastest_ms":\([0-9.e+-]*\).*/\2 \1/')
   f=${fm% *}; fmed=${fm#* }
   if [ "$have_torch" = 1 ]; then

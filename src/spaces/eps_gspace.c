@@ -119,14 +119,12 @@ static int out_size(int in, int k, int s, int p, int d)
     return num < 0 ? 0 : (int)(num / s + 1);
 }
 
-/* Validates node i (its JSON j), infers its shape and appends it to g.
- * names maps name -> graph index; canon receives the node's normal form. */
-static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, long long *macs, json_t *canon,
-                      eps_error *err)
+/* parse_node's steps: each returns 0 or a negative code with err naming
+ * nodes[i] and the field. */
+
+/* The node's name: 1..63 bytes, no control character, not "input", unused. */
+static int node_name(const json_t *j, int i, const json_t *names, const char **out, eps_error *err)
 {
-    const json_t *j = json_array_get(nodes, (size_t)i);
-    if (!json_is_object(j)) return nerr(err, EPS_EINVAL, i, NULL, "each node must be an object");
-    /* name */
     const json_t *nm = json_object_get(j, "name");
     if (!nm) return nerr(err, EPS_EINVAL, i, "name", "missing field 'name'");
     if (!json_is_string(nm)) return nerr(err, EPS_EINVAL, i, "name", "name must be a string");
@@ -139,11 +137,17 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
             return nerr(err, EPS_EINVAL, i, "name", "name contains a control character");
     if (!strcmp(name, "input"))
         return nerr(err, EPS_EINVAL, i, "name", "'input' is reserved for the batch; pick another name");
-    if (json_object_get(names, name)) {
-        int prev = (int)json_integer_value(json_object_get(names, name));
+    if (json_object_get((json_t *)names, name)) {
+        int prev = (int)json_integer_value(json_object_get((json_t *)names, name));
         return nerr(err, EPS_EINVAL, i, "name", "name '%s' is already used by nodes[%d]", name, prev - 1);
     }
-    /* op */
+    *out = name;
+    return 0;
+}
+
+/* The node's op, and no field the op does not take. */
+static int node_op(const json_t *j, int i, const char *name, const opdef **out, eps_error *err)
+{
     const json_t *opj = json_object_get(j, "op");
     if (!opj) return nerr(err, EPS_EINVAL, i, "op", "node '%s' has no 'op'", name);
     const opdef *od = NULL;
@@ -154,7 +158,6 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
                     "node '%s': unknown op '%.40s' (expected conv2d, batchnorm, relu, avgpool, maxpool, "
                     "global_avgpool, linear, add, concat, identity, zero or flatten)",
                     name, json_is_string(opj) ? json_string_value(opj) : "(not a string)");
-    /* unknown fields */
     const char *key;
     json_t *val;
     json_object_foreach((json_t *)j, key, val) {
@@ -173,11 +176,15 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
                         allowed);
         }
     }
-    /* inputs */
-    eps_node nd;
-    memset(&nd, 0, sizeof nd);
-    nd.op = od->op;
-    snprintf(nd.name, sizeof nd.name, "%s", name);
+    *out = od;
+    return 0;
+}
+
+/* The node's inputs: names of earlier nodes (or "input"), as many as op
+ * takes, into nd->in / nd->n_in. */
+static int node_inputs(const json_t *nodes, const json_t *j, int i, const char *name, const opdef *od,
+                       const json_t *names, eps_node *nd, eps_error *err)
+{
     const json_t *ins = json_object_get(j, "inputs");
     if (!ins) return nerr(err, EPS_EINVAL, i, "inputs", "node '%s' has no 'inputs' (a list of node names)", name);
     if (!json_is_array(ins)) return nerr(err, EPS_EINVAL, i, "inputs", "node '%s': inputs must be a list of node names", name);
@@ -189,7 +196,7 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
         return nerr(err, EPS_EINVAL, i, "inputs", "node '%s': %s takes %s, got %zu", name, od->name,
                     od->multi ? "1 to 32 inputs" : "exactly 1 input", nin);
     }
-    nd.n_in = (int)nin;
+    nd->n_in = (int)nin;
     for (size_t k = 0; k < nin; k++) {
         const json_t *s = json_array_get(ins, k);
         char f[40];
@@ -197,10 +204,10 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
         if (!json_is_string(s)) return nerr(err, EPS_EINVAL, i, f, "node '%s': inputs must be node names (strings)", name);
         const char *src = json_string_value(s);
         if (!strcmp(src, "input")) {
-            nd.in[k] = 0;
+            nd->in[k] = 0;
             continue;
         }
-        const json_t *idx = json_object_get(names, src);
+        const json_t *idx = json_object_get((json_t *)names, src);
         if (!idx) {
             int later = -1;
             for (size_t m = (size_t)i + 1; m < json_array_size(nodes) && later < 0; m++)
@@ -211,10 +218,14 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
                             name, src, later);
             return nerr(err, EPS_EINVAL, i, f, "node '%s' reads '%.47s', which is not a node (nor \"input\")", name, src);
         }
-        nd.in[k] = (int)json_integer_value(idx);
+        nd->in[k] = (int)json_integer_value(idx);
     }
-    /* hyper-parameters */
-    int pv[MAXP] = {0};
+    return 0;
+}
+
+/* The op's hyper-parameters into pv (defaults filled, "stride = kernel"). */
+static int node_params(const json_t *j, int i, const char *name, const opdef *od, int pv[MAXP], eps_error *err)
+{
     for (int k = 0; k < MAXP && od->p[k].key; k++) {
         const pdef *p = &od->p[k];
         const json_t *v = json_object_get(j, p->key);
@@ -237,33 +248,40 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
     }
     for (int k = 0; k < MAXP && od->p[k].key; k++) /* "stride = kernel" default */
         if (pv[k] == -1) pv[k] = pv[0];
-    const eps_node *x = &g->nodes[nd.in[0]];
-    const char *xname = nd.in[0] ? x->name : "input";
+    return 0;
+}
+
+/* Copies pv into nd and checks that the op fits its inputs' shapes. */
+static int node_shape(const eps_graph *g, int i, const char *name, const opdef *od, const int pv[MAXP], eps_node *nd,
+                      eps_error *err)
+{
+    const eps_node *x = &g->nodes[nd->in[0]];
+    const char *xname = nd->in[0] ? x->name : "input";
     switch (od->op) {
     case EPS_OP_CONV2D:
-        nd.out_c = pv[0], nd.kernel = pv[1], nd.stride = pv[2], nd.pad = pv[3], nd.groups = pv[4];
-        nd.dilation = pv[5], nd.bias = pv[6];
-        if (x->c % nd.groups || nd.out_c % nd.groups)
+        nd->out_c = pv[0], nd->kernel = pv[1], nd->stride = pv[2], nd->pad = pv[3], nd->groups = pv[4];
+        nd->dilation = pv[5], nd->bias = pv[6];
+        if (x->c % nd->groups || nd->out_c % nd->groups)
             return nerr(err, EPS_EINVAL, i, "groups", "node '%s': groups=%d must divide in_channels=%d (from '%s') and out_channels=%d",
-                        name, nd.groups, x->c, xname, nd.out_c);
-        if (out_size(x->h, nd.kernel, 1, nd.pad, nd.dilation) < 1 || out_size(x->w, nd.kernel, 1, nd.pad, nd.dilation) < 1)
+                        name, nd->groups, x->c, xname, nd->out_c);
+        if (out_size(x->h, nd->kernel, 1, nd->pad, nd->dilation) < 1 || out_size(x->w, nd->kernel, 1, nd->pad, nd->dilation) < 1)
             return nerr(err, EPS_EINVAL, i, "kernel",
                         "node '%s': kernel %d (dilation %d) does not fit the %dx%d input from '%s' padded by %d", name,
-                        nd.kernel, nd.dilation, x->h, x->w, xname, nd.pad);
+                        nd->kernel, nd->dilation, x->h, x->w, xname, nd->pad);
         break;
     case EPS_OP_AVGPOOL:
     case EPS_OP_MAXPOOL:
-        nd.kernel = pv[0], nd.stride = pv[1], nd.pad = pv[2];
-        nd.count_include_pad = od->op == EPS_OP_AVGPOOL ? pv[3] : 0;
-        if (2 * nd.pad > nd.kernel)
+        nd->kernel = pv[0], nd->stride = pv[1], nd->pad = pv[2];
+        nd->count_include_pad = od->op == EPS_OP_AVGPOOL ? pv[3] : 0;
+        if (2 * nd->pad > nd->kernel)
             return nerr(err, EPS_EINVAL, i, "padding", "node '%s': padding %d must be at most half the kernel %d", name,
-                        nd.pad, nd.kernel);
-        if (out_size(x->h, nd.kernel, 1, nd.pad, 1) < 1 || out_size(x->w, nd.kernel, 1, nd.pad, 1) < 1)
+                        nd->pad, nd->kernel);
+        if (out_size(x->h, nd->kernel, 1, nd->pad, 1) < 1 || out_size(x->w, nd->kernel, 1, nd->pad, 1) < 1)
             return nerr(err, EPS_EINVAL, i, "kernel", "node '%s': kernel %d does not fit the %dx%d input from '%s' padded by %d",
-                        name, nd.kernel, x->h, x->w, xname, nd.pad);
+                        name, nd->kernel, x->h, x->w, xname, nd->pad);
         break;
     case EPS_OP_LINEAR:
-        nd.out_c = pv[0], nd.bias = pv[1];
+        nd->out_c = pv[0], nd->bias = pv[1];
         if (x->h != 1 || x->w != 1)
             return nerr(err, EPS_EINVAL, i, "inputs",
                         "node '%s': linear needs a flat input (C x 1 x 1) but '%s' produces %dx%dx%d; add a flatten or "
@@ -272,9 +290,9 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
         break;
     case EPS_OP_ADD:
     case EPS_OP_CONCAT:
-        for (int k = 1; k < nd.n_in; k++) {
-            const eps_node *y = &g->nodes[nd.in[k]];
-            const char *yname = nd.in[k] ? y->name : "input";
+        for (int k = 1; k < nd->n_in; k++) {
+            const eps_node *y = &g->nodes[nd->in[k]];
+            const char *yname = nd->in[k] ? y->name : "input";
             int bad = od->op == EPS_OP_ADD ? (y->c != x->c || y->h != x->h || y->w != x->w) : (y->h != x->h || y->w != x->w);
             if (bad) {
                 char f[40];
@@ -293,14 +311,13 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
     default:
         break;
     }
-    int in_c = x->c; /* x dies if eps_graph_add grows the node array */
-    int idx = eps_graph_add(g, &nd, err);
-    if (idx < 0) { /* the IR's own checks: re-address the error to the node */
-        char m[400];
-        snprintf(m, sizeof m, "%.300s", err ? err->msg : "");
-        return nerr(err, idx, i, NULL, "node '%s': %s", name, m);
-    }
-    const eps_node *o = &g->nodes[idx];
+    return 0;
+}
+
+/* The size limits of the node as the IR inferred it (o), and the MACs so far. */
+static int node_limits(const eps_node *o, int i, const char *name, const opdef *od, int in_c, long long *macs,
+                       eps_error *err)
+{
     if (o->c > EPS_GSPACE_MAX_CHANNELS && od->op != EPS_OP_FLATTEN)
         return nerr(err, EPS_ELIMIT, i, NULL, "node '%s' produces %d channels; the limit is %d", name, o->c,
                     EPS_GSPACE_MAX_CHANNELS);
@@ -317,9 +334,15 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
     if (*macs > EPS_GSPACE_MAX_MACS)
         return nerr(err, EPS_ELIMIT, i, NULL, "the network exceeds %lld multiply-accumulates per image at node '%s'",
                     EPS_GSPACE_MAX_MACS, name);
-    if (json_object_set_new(names, name, json_integer(idx))) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
-    /* normal form */
-    if (canon) {
+    return 0;
+}
+
+/* Appends the node's normal form (every parameter spelled out) to canon. */
+static int node_canon(json_t *canon, const json_t *ins, const char *name, const opdef *od, const int pv[MAXP],
+                      eps_error *err)
+{
+    size_t nin = json_array_size(ins);
+    {
         json_t *cj = json_object();
         json_t *ci = json_array();
         int bad = !cj || !ci;
@@ -332,6 +355,40 @@ static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, l
         if (bad) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
     }
     return 0;
+}
+
+/* Validates node i (its JSON j), infers its shape and appends it to g.
+ * names maps name -> graph index; canon receives the node's normal form. */
+static int parse_node(const json_t *nodes, int i, eps_graph *g, json_t *names, long long *macs, json_t *canon,
+                      eps_error *err)
+{
+    const json_t *j = json_array_get(nodes, (size_t)i);
+    if (!json_is_object(j)) return nerr(err, EPS_EINVAL, i, NULL, "each node must be an object");
+    const char *name = "";
+    const opdef *od = NULL;
+    int rc = node_name(j, i, names, &name, err);
+    if (!rc) rc = node_op(j, i, name, &od, err);
+    if (rc) return rc;
+    eps_node nd;
+    memset(&nd, 0, sizeof nd);
+    nd.op = od->op;
+    snprintf(nd.name, sizeof nd.name, "%s", name);
+    int pv[MAXP] = {0};
+    rc = node_inputs(nodes, j, i, name, od, names, &nd, err);
+    if (!rc) rc = node_params(j, i, name, od, pv, err);
+    if (!rc) rc = node_shape(g, i, name, od, pv, &nd, err);
+    if (rc) return rc;
+    int in_c = g->nodes[nd.in[0]].c; /* read now: eps_graph_add may move the node array */
+    int idx = eps_graph_add(g, &nd, err);
+    if (idx < 0) { /* the IR's own checks: re-address the error to the node */
+        char m[400];
+        snprintf(m, sizeof m, "%.300s", err ? err->msg : "");
+        return nerr(err, idx, i, NULL, "node '%s': %s", name, m);
+    }
+    rc = node_limits(&g->nodes[idx], i, name, od, in_c, macs, err);
+    if (rc) return rc;
+    if (json_object_set_new(names, name, json_integer(idx))) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    return canon ? node_canon(canon, json_object_get(j, "inputs"), name, od, pv, err) : 0;
 }
 
 int eps_gspace_parse(const json_t *req, eps_graph *g, char **canonical, eps_error *err)

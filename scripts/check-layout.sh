@@ -4,7 +4,8 @@
 # or within the same folder), and the module graph (x.c + x.h = module x)
 # must have no cycle; a module's private header eps_x_internal.h, next to
 # its sources, is part of module x (the parts of a split module, eps_x_*.c,
-# include it). Files over the size budget are listed as a warning.
+# include it). Files over 800 lines and functions over 150 are listed as
+# warnings (the budgets of src/README.md).
 # Exit 1 on a back-edge or a cycle, naming the file and the include.
 set -u
 cd "$(dirname "$0")/.."
@@ -46,9 +47,15 @@ if ! grep -v '^FAIL$' "$edges" | sort -u | tsort >/dev/null 2>"$edges.err"; then
   echo "check-layout: the module graph has a cycle:"; sed 's/^/  /' "$edges.err"; fail=1
 fi
 rm -f "$edges.err"
-find src -name '*.c' | while read -r f; do
+find src -name '*.c' | sort | while read -r f; do
   n=$(wc -l <"$f")
   [ "$n" -gt 800 ] && echo "check-layout: warning: $f has $n lines (budget about 800)"
+  # functions: a definition's head starts in column 0, its body is { ... } in column 0
+  awk -v f="$f" '
+    /^[A-Za-z_].*\(/ && !/;[ \t]*$/ { head = $0; sub(/\(.*/, "", head); k = split(head, w, /[ \t*]+/); name = w[k]; start = FNR; pend = 1 }
+    /^\{/ && pend { body = 1; pend = 0; next }
+    /^\}/ && body { body = 0; if (FNR - start + 1 > 150) printf "check-layout: warning: %s:%d: %s has %d lines (budget about 150)\n", f, start, name, FNR - start + 1 }
+  ' "$f"
 done
 [ "$fail" -eq 0 ] && echo "check-layout: ok (dependencies point down the pipeline, no cycle)"
 exit "$fail"

@@ -170,6 +170,17 @@ int eps_g_linear(eps_graph *g, int x, int out_features, int bias, eps_error *err
     eps_node n = {.out_c = out_features, .bias = bias};
     return add1(g, EPS_OP_LINEAR, x, &n, err);
 }
+int eps_g_finish_one_output(eps_graph *g, int x, eps_error *err)
+{
+    if (x >= 0) x = eps_g_gap(g, x, err);
+    if (x >= 0) x = eps_g_linear(g, x, 1, 1, err);
+    if (x < 0) {
+        eps_graph_free(g);
+        return x;
+    }
+    g->output = x;
+    return 0;
+}
 static int addn(eps_graph *g, eps_op op, int n, const int *xs, eps_error *err)
 {
     if (n < 1 || n > EPS_GRAPH_MAX_INPUTS)

@@ -311,14 +311,7 @@ int eps_nb101_build(const eps_nb101_spec *s, eps_graph *g, eps_error *err)
             cin = c;
         }
     }
-    if (x >= 0) x = eps_g_gap(g, x, err);
-    if (x >= 0) x = eps_g_linear(g, x, 1, 1, err);
-    if (x < 0) {
-        eps_graph_free(g);
-        return x;
-    }
-    g->output = x;
-    return 0;
+    return eps_g_finish_one_output(g, x, err);
 }
 
 /* ---------------------------------------------- NASLib tuples (nb101.h) */

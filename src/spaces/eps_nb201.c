@@ -194,14 +194,7 @@ int eps_nb201_build_at(const eps_nb201_cell *cell, int side, eps_graph *g, eps_e
     }
     if (x >= 0) x = eps_g_bn(g, x, err);
     if (x >= 0) x = eps_g_relu(g, x, err);
-    if (x >= 0) x = eps_g_gap(g, x, err);
-    if (x >= 0) x = eps_g_linear(g, x, 1, 1, err);
-    if (x < 0) {
-        eps_graph_free(g);
-        return x;
-    }
-    g->output = x;
-    return 0;
+    return eps_g_finish_one_output(g, x, err);
 }
 
 /* ---- encodings of other NAS tools (nb201.h): NASLib op_indices, NNI dicts ---- */

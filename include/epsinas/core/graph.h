@@ -75,6 +75,10 @@ int eps_g_slice(eps_graph *g, int x, int channels, eps_error *err);
 int eps_g_zero(eps_graph *g, int x, eps_error *err);
 int eps_g_identity(eps_graph *g, int x, eps_error *err);
 int eps_g_flatten(eps_graph *g, int x, eps_error *err);
+/* The benchmark networks' tail: global average pool, then one linear unit
+ * with bias, made g's output. x < 0 (an earlier step failed) or a failure
+ * here frees g and returns the code; else 0. */
+int eps_g_finish_one_output(eps_graph *g, int x, eps_error *err);
 
 /* Trainable parameters as PyTorch counts them: conv kernels (+bias),
  * BN gamma and beta, Linear weight (+bias). */

@@ -161,7 +161,7 @@ test: $(TEST_STAMP) $(BIN) $(TEST_BIN) check-layout
 
 # The unit tests: no server, no ../shared sweeps, under a minute on 2
 # cores (test_nb101, ~1 min alone, runs in make test).
-QUICK_TESTS := util md5 batch cachekey encodings eval gspace memest nb201 nlp queue cli
+QUICK_TESTS := util md5 batch cachekey encodings eval gspace memest nb201 nlp queue cli json_exact
 QUICK_BIN   := $(QUICK_TESTS:%=$(BUILD)/tests/test_%)
 test-quick: $(TPKG_OK) $(BIN) $(QUICK_BIN) check-layout
 	BUILD=$(BUILD) ./tests/run.sh $(QUICK_BIN)

@@ -31,7 +31,7 @@ typedef struct jwork {
     size_t blob_len;
 } jwork;
 
-/* The cached value has the exact shape score_work in eps_http.c writes, so
+/* The cached value is eps_score_result_json's, as /v1/score writes it, so
  * a /v1/score hit on a job's result answers the same bytes. */
 static void job_work(eps_job *qj)
 {
@@ -52,24 +52,7 @@ static void job_work(eps_job *qj)
     w->rc = eps_arch_score(&w->p.arch, &v, w->p.w, &opts, &sc, &w->err);
     if (owned) eps_batch_free(&v);
     if (w->rc < 0) return;
-    const eps_arch *a = &w->p.arch;
-    json_t *o = json_object();
-    json_object_set_new(o, "space", json_string(a->space->name));
-    json_object_set_new(o, "hash", json_string(a->hash));
-    json_object_set_new(o, "canonical", json_string(a->canonical ? a->canonical : ""));
-    if (a->dataset) json_object_set_new(o, "dataset", json_string(a->dataset));
-    json_t *enc = eps_arch_encodings(a); /* the same bytes as score_work writes */
-    if (enc) json_object_set_new(o, "encodings", enc);
-    json_object_set_new(o, "epsilon", isfinite(sc.epsilon) ? json_real(sc.epsilon) : json_null());
-    json_object_set_new(o, "nan_reason", isnan(sc.epsilon) ? json_string(sc.nan_reason) : json_null());
-    json_object_set_new(o, "params", json_integer(a->params));
-    json_object_set_new(o, "macs", json_integer(a->macs));
-    json_object_set_new(o, "weights", json_pack("[ff]", w->p.w[0], w->p.w[1]));
-    json_object_set_new(o, "batch_hash", json_string(w->p.batch_hash));
-    json_object_set_new(o, "batch_size", json_integer(w->p.batch_size));
-    json_object_set_new(o, "engine", json_string(eps_engine_name(w->p.engine)));
-    w->blob = json_dumps(o, JFLAGS);
-    json_decref(o);
+    w->blob = eps_score_result_json(&w->p, &sc);
     if (!w->blob) w->rc = eps_error_set(&w->err, EPS_ENOMEM, "", "out of memory");
     else w->blob_len = strlen(w->blob);
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "epsinas/engine/memest.h"
+#include "epsinas/service/json_exact.h"
 
 int eps_score_req_status(int code) { return code == EPS_EINVAL ? 400 : code == EPS_ELIMIT ? 413 : 500; }
 
@@ -95,4 +96,28 @@ int eps_score_req_prepare(const json_t *o, const eps_named_batch *batches, int n
     }
     if (!have_w) r->w[0] = r->arch.space->w1, r->w[1] = r->arch.space->w2;
     return 0;
+}
+
+char *eps_score_result_json(const eps_score_req *q, const eps_score *sc)
+{
+    const eps_arch *a = &q->arch;
+    json_t *o = json_object();
+    if (!o) return NULL;
+    json_object_set_new(o, "space", json_string(a->space->name));
+    json_object_set_new(o, "hash", json_string(a->hash));
+    json_object_set_new(o, "canonical", json_string(a->canonical ? a->canonical : ""));
+    if (a->dataset) json_object_set_new(o, "dataset", json_string(a->dataset));
+    json_t *enc = eps_arch_encodings(a); /* from the canonical form: one cache entry serves every spelling */
+    if (enc) json_object_set_new(o, "encodings", enc);
+    json_object_set_new(o, "epsilon", isfinite(sc->epsilon) ? json_real(sc->epsilon) : json_null());
+    json_object_set_new(o, "nan_reason", isnan(sc->epsilon) ? json_string(sc->nan_reason) : json_null());
+    json_object_set_new(o, "params", json_integer(a->params));
+    json_object_set_new(o, "macs", json_integer(a->macs));
+    json_object_set_new(o, "weights", json_pack("[ff]", q->w[0], q->w[1]));
+    json_object_set_new(o, "batch_hash", json_string(q->batch_hash));
+    json_object_set_new(o, "batch_size", json_integer(q->batch_size));
+    json_object_set_new(o, "engine", json_string(eps_engine_name(q->engine)));
+    char *text = eps_json_dumps_exact(o);
+    json_decref(o);
+    return text;
 }

@@ -37,5 +37,11 @@ int eps_score_req_prepare(const json_t *o, const eps_named_batch *batches, int n
                           eps_score_req *r, eps_error *err);
 /* 400 for EPS_EINVAL, 413 for EPS_ELIMIT, else 500. */
 int eps_score_req_status(int code);
+/* The cached value of a computed score: q's architecture (all its
+ * encodings), sc's epsilon or NaN reason, and what it was computed with,
+ * as one compact JSON object with exact reals (json_exact.h). /v1/score
+ * and job items write it alike, so a hit on either's result answers the
+ * same bytes. malloc'd text (caller frees), NULL on allocation failure. */
+char *eps_score_result_json(const eps_score_req *q, const eps_score *sc);
 
 #endif

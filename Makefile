@@ -6,6 +6,7 @@
 #                    make test T="http jobs" runs only build/tests/test_http, test_jobs
 #   make test-quick  the unit tests that start no server (well under a minute)
 #   make install     PREFIX=/usr/local DESTDIR=: binary, library, headers, epsinas.pc
+#   make docs-check  the example responses in README, docs/ and openapi.yaml are the product's
 #   make check-asan  the same suite under ASan + UBSan
 #   make check-portable  the engine tests on a portable x86-64-v2 build (no AVX-512 kernels)
 #   make test-hostile  raw-socket hostile clients against the real binary (slowloris, framing, limits)
@@ -42,7 +43,7 @@ TEST_STAMP := $(BUILD)/.deps-test
 # fresh machine (run, test and the check-* suites) install first.
 INSTALL_GOALS := deps test-deps run test test-quick check check-asan check-portable check-tsan \
                  test-cluster test-hostile test-browser bench reproduce batch-study equiv-full \
-                 fuzz fuzz-smoke test-image
+                 fuzz fuzz-smoke test-image docs-check check-install
 ifneq ($(filter $(INSTALL_GOALS),$(MAKECMDGOALS)),)
 EPS_INSTALL ?= 1
 endif
@@ -80,7 +81,7 @@ TPKG_LIBS   = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
 
 .PHONY: all deps test-deps run test check check-asan check-portable bench clean test-cluster reproduce equiv-full \
         image test-image check-manifests
-.PHONY: test-hostile check-layout batch-study web test-browser FORCE test-quick install check-install
+.PHONY: test-hostile check-layout batch-study web test-browser FORCE test-quick install check-install docs-check
 
 all: $(BIN)
 
@@ -182,6 +183,13 @@ install: $(BIN) $(LIB)
 	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libepsinas.a
 	printf '%s\n' $(PC_LINES) > $(DESTDIR)$(LIBDIR)/pkgconfig/epsinas.pc
 	cd include && find epsinas -name '*.h' -exec install -D -m 644 {} $(DESTDIR)$(INCDIR)/{} \;
+
+# Every marked example response in README.md, docs/ and openapi.yaml is what
+# the product answers (scripts/docs-check.py says how to mark one; --update
+# rewrites them); then a changed digit must be caught.
+docs-check: $(TEST_STAMP) $(BIN)
+	/usr/bin/python3 scripts/docs-check.py --bin $(BIN)
+	/usr/bin/python3 scripts/docs-check.py --bin $(BIN) --self-test
 
 # Installs into a temporary prefix and builds a small program against it
 # through pkg-config (scripts/check-install.sh).

@@ -6,10 +6,9 @@
 # bench/http_bench.sh exists, service cache-hit requests/s next to nginx;
 # bench/jobs_bench.sh: the whole space as one HTTP job vs that sweep, and
 # /v1/score latency while a job runs vs idle.
-# NB101: the enumeration time, the sweep of a fixed 1-in-212 sample (about
-# 2,000 cells, `sweep --shard 0/212`) extrapolated to the 423,624 cells, or
-# the real full sweep with BENCH_NB101_FULL=1 (about 22 min on 2 idle cores
-# today); and fast vs PyTorch (tests/reference/nb101_ref.py) per cell on the
+# NB101: the enumeration time and the real full sweep of the 423,624 cells
+# (about 32 min on 2 cores, measured 2026-12-02), or with BENCH_NB101_SAMPLE=N
+# a 1-in-N sample (`sweep --shard 0/N`) extrapolated to the whole space; and fast vs PyTorch (tests/reference/nb101_ref.py) per cell on the
 # sample's fewest / median / most MACs cells.
 # Prints one table and writes it to bench/results.md.
 set -eu

@@ -8,7 +8,7 @@ set -eu
 want="build-essential pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev libhiredis-dev libcurl4-openssl-dev libsqlite3-dev"
 case "${1:-build}" in
   build) ;;
-  test) want="$want libcmocka-dev libcurl4-openssl-dev curl redis-server nginx-light wrk nodejs npm" ;;
+  test) want="$want libcmocka-dev libcurl4-openssl-dev curl redis-server nginx-light wrk nodejs npm python3-yaml" ;;
   fuzz) want="$want clang libclang-rt-dev" ;;  # libFuzzer + sanitizer runtimes (make fuzz)
   web) want="nodejs npm" ;;
   browser) want="nodejs npm chromium fonts-dejavu-core" ;;

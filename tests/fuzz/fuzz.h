@@ -16,6 +16,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* libFuzzer's entry points, declared once so every harness compiles under
+ * -Wmissing-prototypes; LLVMFuzzerInitialize is optional (weak in replay.c). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
 #define FUZZ_CHECK(cond, ...)                                                   \
     do {                                                                        \
         if (!(cond)) {                                                          \

@@ -162,7 +162,7 @@ test: $(TEST_STAMP) $(BIN) $(TEST_BIN) check-layout
 
 # The unit tests: no server, no ../shared sweeps, under a minute on 2
 # cores (test_nb101, ~1 min alone, runs in make test).
-QUICK_TESTS := util md5 batch cachekey encodings eval gspace memest nb201 nlp queue cli json_exact
+QUICK_TESTS := util md5 batch cachekey encodings eval gspace memest nb201 nlp queue cli json_exact kernels
 QUICK_BIN   := $(QUICK_TESTS:%=$(BUILD)/tests/test_%)
 test-quick: $(TPKG_OK) $(BIN) $(QUICK_BIN) check-layout
 	BUILD=$(BUILD) ./tests/run.sh $(QUICK_BIN)
@@ -221,7 +221,7 @@ test-browser: $(BIN)
 # default target): the engine equivalence and NB201 golden tests.
 check-portable:
 	$(MAKE) BUILD=build-portable ARCH_FLAGS=-march=x86-64-v2 \
-	  TEST_BIN="build-portable/tests/test_engine_equiv build-portable/tests/test_golden_nb201" TEST_SCRIPTS= test
+	  TEST_BIN="build-portable/tests/test_engine_equiv build-portable/tests/test_golden_nb201 build-portable/tests/test_kernels" TEST_SCRIPTS= test
 
 check-asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

@@ -209,6 +209,7 @@ void eps_fast_maxpool_img(const float *restrict x, float *restrict y, float *res
                           int OW, int k, int s, int p);
 float eps_fast_plane_maxabs(const plane *p);
 void eps_fast_stats_image(statacc *s, const float *restrict x, size_t n, int first);
+void eps_fast_stats_loop_scalar(statacc *s, const float *restrict x, size_t n, int track_max);
 int eps_fast_stats_finish(statacc *s, plane *p, size_t n);
 int eps_fast_plane_stats(plane *p);
 void eps_fast_add_pair(float *restrict q, const float *restrict x, const float *restrict y, const grp *b, size_t n);
@@ -244,6 +245,9 @@ int eps_fast_wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, 
                             int p, int d, const xform *f);
 void eps_fast_stats_loop_avx512(statacc *s, const float *restrict x, size_t n, int track_max);
 #endif
+/* Calls of the calling thread into an AVX-512 kernel that did the work
+ * (0 forever in a build without them): how a test proves the vector path ran. */
+unsigned long eps_fast_avx512_calls(void);
 
 /* ---- planning (eps_fast_plan.c) ---- */
 

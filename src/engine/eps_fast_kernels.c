@@ -251,7 +251,6 @@ float eps_fast_plane_maxabs(const plane *p)
     return m;
 }
 
-#ifndef BOX3_AVX512 /* the AVX-512 build has its own (eps_fast_kernels_avx512.c) */
 AINL void stats_loop(statacc *s, const float *restrict x, size_t n, int track_max)
 {
     /* local copies stay in registers (s might alias anything) */
@@ -274,7 +273,14 @@ AINL void stats_loop(statacc *s, const float *restrict x, size_t n, int track_ma
     memcpy(s->a2, a2, sizeof a2);
     memcpy(s->mx, mx, sizeof mx);
 }
-#endif
+
+/* The portable statistics loop: what a build without AVX-512 runs, and the
+ * twin tests/test_kernels.c checks the vector one against. */
+void eps_fast_stats_loop_scalar(statacc *s, const float *restrict x, size_t n, int track_max)
+{
+    if (track_max) stats_loop(s, x, n, 1);
+    else stats_loop(s, x, n, 0);
+}
 
 void eps_fast_stats_image(statacc *s, const float *restrict x, size_t n, int first)
 {
@@ -286,8 +292,7 @@ void eps_fast_stats_image(statacc *s, const float *restrict x, size_t n, int fir
 #ifdef BOX3_AVX512
     eps_fast_stats_loop_avx512(s, x, n, s->track_max);
 #else
-    if (s->track_max) stats_loop(s, x, n, 1);
-    else stats_loop(s, x, n, 0);
+    eps_fast_stats_loop_scalar(s, x, n, s->track_max);
 #endif
 }
 

@@ -15,6 +15,11 @@
 #ifdef BOX3_AVX512
 #include <immintrin.h>
 
+/* Per thread, so counting costs no shared cache line. */
+static _Thread_local unsigned long avx512_calls;
+
+unsigned long eps_fast_avx512_calls(void) { return avx512_calls; }
+
 /* ---- 3x3 box sums with AVX-512 (the hot kernel of NB201-like cells) ----
  *
  * The same sums in the same order as box3_img, with the input transform of
@@ -278,6 +283,7 @@ int eps_fast_wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, 
     if (!((W == 32 && OW == 16) || (W == 16 && OW == 8)) || s != 2 || d != 1 || (H & 1) || OH != H / 2 ||
         !((k == 3 && p == 1) || (k == 2 && p == 0)))
         return -1;
+    avx512_calls++;
     const int xf = xf_flags(f);
     const xfv c = xf_consts(f);
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -330,7 +336,7 @@ int eps_fast_wsum_s2_avx512(const float *restrict a, float *restrict ws, int H, 
  * Returns -1 for other shapes and modes (use eps_fast_box3_img), 1 when
  * BOX_RECIP met a value it cannot divide exactly by multiplication (redo
  * those images with BOX_DIV). */
-int eps_fast_box3_avx512(const float *restrict a, float *restrict y, int nimg, int H, int W, const xform *f,
+static int box3_dispatch(const float *restrict a, float *restrict y, int nimg, int H, int W, const xform *f,
                          box_mode mode, float cnt, const float *restrict div, const float *restrict rdiv,
                          const b3io *io)
 {
@@ -352,6 +358,15 @@ int eps_fast_box3_avx512(const float *restrict a, float *restrict y, int nimg, i
     case 64: BOX3_WIDTH(4)
     default: return -1;
     }
+}
+
+int eps_fast_box3_avx512(const float *restrict a, float *restrict y, int nimg, int H, int W, const xform *f,
+                         box_mode mode, float cnt, const float *restrict div, const float *restrict rdiv,
+                         const b3io *io)
+{
+    int r = box3_dispatch(a, y, nimg, H, W, f, mode, cnt, div, rdiv, io);
+    if (r >= 0) avx512_calls++;
+    return r;
 }
 /* BatchNorm statistics (see stats_loop in eps_fast_kernels.c), spelled out
  * (lane j of a1/a2 is a1[8k + l]), except that d*d is added with one
@@ -383,10 +398,11 @@ AINL void stats_loop_v(statacc *s, const float *restrict x, size_t n, int track_
 
 void eps_fast_stats_loop_avx512(statacc *s, const float *restrict x, size_t n, int track_max)
 {
+    avx512_calls++;
     if (track_max) stats_loop_v(s, x, n, 1);
     else stats_loop_v(s, x, n, 0);
 }
 
 #else
-typedef int eps_fast_no_avx512; /* ISO C wants a translation unit to declare something */
+unsigned long eps_fast_avx512_calls(void) { return 0; }
 #endif

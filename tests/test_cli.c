@@ -97,6 +97,50 @@ static void test_binary_exit_status(void **state)
     }
 }
 
+/* The one option parser, as every command sees it: the same rules and the
+ * same one-line messages (exit 2), and the forms it accepts. */
+static void test_option_parser(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *args;
+        int exit;
+        const char *want; /* in stderr (exit 2) or stdout (exit 0) */
+    } cases[] = {
+        {"score --space nb201 --bogus 1", 2, "epsinas score: unknown option '--bogus' (try --help)"},
+        {"sweep --bogus", 2, "epsinas sweep: unknown option '--bogus' (try --help)"},
+        {"enumerate --bogus", 2, "epsinas enumerate: unknown option '--bogus' (try --help)"},
+        {"merge --bogus", 2, "epsinas merge: unknown option '--bogus' (try --help)"},
+        {"eval --bogus", 2, "epsinas eval: unknown option '--bogus' (try --help)"},
+        {"score --spac nb201", 2, "unknown option '--spac'"},     /* no abbreviations */
+        {"score --space", 2, "epsinas score: option --space needs a value"},
+        {"score --json=yes", 2, "option --json takes no value"},
+        {"sweep --space nb201 stray", 2, "epsinas sweep: unexpected argument 'stray'"},
+        {"enumerate --space nb201 -- x", 2, "unexpected argument 'x'"},
+        {"sweep --threads 0 --space nb201 --all --out x.csv", 2, "epsinas sweep: --threads: '0' is not an integer in [1, 256]"},
+        {"score --space nb201 --engine slow", 2, "epsinas score: --engine: expected 'fast' or 'dense', got 'slow'"},
+        {"merge --out x.csv", 2, "epsinas merge: no shard CSVs given"},
+        {"merge --count 1 --out /nonexistent/x.csv -- --odd-name.csv", 2, "--odd-name.csv"}, /* after --: a file */
+        {"score --space=nb201 '--arch=|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' --batch-size=2", 0, "epsilon     nan"},
+        {"score --space nb201 --space nb201 --arch '|none~0|+|none~0|none~1|+|none~0|none~1|none~2|' --batch-size 2", 0, "epsilon     nan"},
+        {"sweep -h", 0, "usage: epsinas sweep"},
+        {"merge --help", 0, "usage: epsinas merge"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "cd %s && %s %s %s", eps_t_root(), eps_t_bin(), cases[i].args,
+                 cases[i].exit ? "2>&1 >/dev/null" : "2>/dev/null");
+        int code = -1;
+        char *out = eps_t_run(cmd, &code);
+        int lines = 0;
+        for (const char *p = out ? out : ""; *p; p++) lines += *p == '\n';
+        if (code != cases[i].exit || !out || !strstr(out, cases[i].want) || (cases[i].exit && lines != 1))
+            fail_msg("'%s': exit %d, output '%s'; want exit %d and '%s'", cases[i].args, code, out ? out : "",
+                     cases[i].exit, cases[i].want);
+        free(out);
+    }
+}
+
 /* The text of README.md after `key` up to the end of that line (malloc'd),
  * or NULL. */
 static char *readme_line_after(const char *readme, const char *key)
@@ -181,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_exit_code_table),
         cmocka_unit_test(test_printers_agree),
         cmocka_unit_test(test_binary_exit_status),
+        cmocka_unit_test(test_option_parser),
         cmocka_unit_test(test_readme_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -35,6 +35,7 @@ int eps_cli_fail(const char *cmd, const eps_error *err)
 
 int eps_cli_int(const char *flag, const char *s, long lo, long hi, long *out, eps_error *err)
 {
+    if (!s) return 0;
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -46,6 +47,7 @@ int eps_cli_int(const char *flag, const char *s, long lo, long hi, long *out, ep
 
 int eps_cli_weights(const char *s, double w[2], eps_error *err)
 {
+    if (!s) return 0;
     char *end;
     errno = 0;
     w[0] = strtod(s, &end);
@@ -56,6 +58,12 @@ int eps_cli_weights(const char *s, double w[2], eps_error *err)
     return eps_weights_check(w, "--weights", err);
 bad:
     return eps_error_set(err, EPS_EINVAL, "--weights", "expected two numbers 'A,B' (e.g. 1e-7,1), got '%.60s'", s);
+}
+
+int eps_cli_engine(const char *s, eps_engine_kind *out, eps_error *err)
+{
+    if (!s || !eps_engine_parse(s, out)) return 0;
+    return eps_error_set(err, EPS_EINVAL, "--engine", "expected 'fast' or 'dense', got '%.40s'", s);
 }
 
 int eps_cli_json_file(const char *flag, const char *path, size_t max, json_t **out, eps_error *err)
@@ -218,16 +226,27 @@ int eps_cli_report_err(const char *cmd, const eps_error *e)
     return eps_cli_report(cmd, e->code ? e->code : EPS_EINTERNAL, "%s", e->msg[0] ? e->msg : "error");
 }
 
-int eps_cli_parse_opts(const char *cmd, int argc, char **argv, const eps_cli_opt *specs, void (*help)(FILE *))
+int eps_cli_parse_opts(const char *cmd, int argc, char **argv, const eps_cli_opt *specs, void (*help)(FILE *),
+                       int *npos)
 {
+    int np = 0, only_pos = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        char *a = argv[i];
+        if (!only_pos && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
             help(stdout);
             return 0;
         }
-        if (strncmp(a, "--", 2) != 0)
-            return eps_cli_report(cmd, EPS_EINVAL, "unexpected argument '%.80s' (options start with --; try --help)", a);
+        if (!only_pos && !strcmp(a, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (only_pos || strncmp(a, "--", 2) != 0) {
+            if (!npos)
+                return eps_cli_report(cmd, EPS_EINVAL, "unexpected argument '%.80s' (options start with --; try --help)",
+                                      a);
+            argv[++np] = a; /* never past i: the slots before it are read */
+            continue;
+        }
         const char *eq = strchr(a, '=');
         size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
         const eps_cli_opt *s = NULL;
@@ -247,6 +266,7 @@ int eps_cli_parse_opts(const char *cmd, int argc, char **argv, const eps_cli_opt
             *s->flag = 1;
         }
     }
+    if (npos) *npos = np;
     return -1;
 }
 

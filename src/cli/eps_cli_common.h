@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include "epsinas/core/error.h"
+#include "epsinas/engine/engine.h"
 
 /* The one mapping from an EPS_E* code to the process exit status (README,
  * "Exit status"): 0 EPS_OK; 2 bad input (EPS_EINVAL, EPS_ELIMIT, EPS_EIO: a
@@ -17,9 +18,12 @@ int eps_cli_exit_code(int code);
 /* Prints "epsinas <cmd>: <msg>" (with the field when set) and returns
  * eps_cli_exit_code(err->code). */
 int eps_cli_fail(const char *cmd, const eps_error *err);
-/* Strict integer / weights parsing; return 0 or EPS_EINVAL with a message. */
+/* Strict integer / weights / engine parsing of an option's value; return 0
+ * or EPS_EINVAL with a message naming flag. s NULL (the option was not
+ * given): 0, *out unchanged. */
 int eps_cli_int(const char *flag, const char *s, long lo, long hi, long *out, eps_error *err);
 int eps_cli_weights(const char *s, double w[2], eps_error *err);
+int eps_cli_engine(const char *s, eps_engine_kind *out, eps_error *err);
 /* Reads a whole file (at most max bytes) as JSON; caller owns the result. */
 int eps_cli_json_file(const char *flag, const char *path, size_t max, json_t **out, eps_error *err);
 /* Builds the space request object from CLI-style options (any may be NULL):
@@ -54,17 +58,24 @@ int eps_cli_report(const char *cmd, int code, const char *fmt, ...) __attribute_
 /* eps_cli_report of err's message and code (EPS_EINTERNAL when unset). */
 int eps_cli_report_err(const char *cmd, const eps_error *e);
 
-/* One command-line option: "--name VALUE", "--name=VALUE" or a flag. */
+/* One command-line option: "--name VALUE", "--name=VALUE" or a flag. Every
+ * command declares its options as a table of these; the values stay text
+ * until the command converts them (eps_cli_int, eps_cli_weights, ...). */
 typedef struct {
-    const char *name;
+    const char *name; /* with the dashes: "--space" */
     int has_arg;
     const char **val; /* has_arg: set to the value (borrowed from argv) */
     int *flag;        /* !has_arg: set to 1 */
 } eps_cli_opt;
 
-/* Parses argv[1..] against specs (ended by a NULL name). Returns -1 when
- * parsed, else the exit code (0 after --help, 2 on error, message printed). */
-int eps_cli_parse_opts(const char *cmd, int argc, char **argv, const eps_cli_opt *specs, void (*help)(FILE *));
+/* The one option parser of every command: parses argv[1..] against specs
+ * (ended by a NULL name); names match exactly (no abbreviations), a later
+ * option wins, "--help"/"-h" prints help, "--" ends the options. npos NULL:
+ * a positional argument is an error; else the positional arguments are
+ * moved, in order, to argv[1..*npos]. Returns -1 when parsed, else the exit
+ * code (0 after --help, 2 on error, one line printed). */
+int eps_cli_parse_opts(const char *cmd, int argc, char **argv, const eps_cli_opt *specs, void (*help)(FILE *),
+                       int *npos);
 /* An integer option in [lo, hi] / a non-negative 64-bit one; return 0, or
  * print and return 2. */
 int eps_cli_parse_long(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);

@@ -3,7 +3,6 @@
  * index order), as CSV 'index,hash,arch' or as request lines that
  * `sweep --archs` takes as they are. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,28 +110,13 @@ static int enum_nb201(FILE *f, int csv, eps_error *err)
 
 int eps_cmd_enumerate(int argc, char **argv)
 {
-    static const struct option opts[] = {{"space", required_argument, 0, 's'}, {"format", required_argument, 0, 'f'},
-                                         {"out", required_argument, 0, 'o'},   {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
     const char *space = NULL, *format = "csv", *out = NULL;
+    const eps_cli_opt specs[] = {{"--space", 1, &space, NULL}, {"--format", 1, &format, NULL},
+                                 {"--out", 1, &out, NULL},     {NULL, 0, NULL, NULL}};
+    int prc = eps_cli_parse_opts("enumerate", argc, argv, specs, usage, NULL);
+    if (prc >= 0) return prc;
     eps_error err = {0};
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 's': space = optarg; break;
-        case 'f': format = optarg; break;
-        case 'o': out = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default:
-            eps_error_set(&err, EPS_EINVAL, "", "unknown or incomplete option '%.60s' (see epsinas enumerate --help)",
-                          argv[optind - 1]);
-            return eps_cli_fail("enumerate", &err);
-        }
-    }
-    if (optind < argc) eps_error_set(&err, EPS_EINVAL, "", "unexpected argument '%.60s'", argv[optind]);
-    else if (!space) eps_error_set(&err, EPS_EINVAL, "--space", "missing --space (nb101 or nb201)");
+    if (!space) eps_error_set(&err, EPS_EINVAL, "--space", "missing --space (nb101 or nb201)");
     else if (strcmp(space, "nb101") && strcmp(space, "nb201"))
         eps_error_set(&err, EPS_EINVAL, "--space", "cannot enumerate space '%.40s' (nb101 or nb201)", space);
     else if (strcmp(format, "csv") && strcmp(format, "requests"))

@@ -104,7 +104,7 @@ int eps_cmd_eval(int argc, char **argv)
                               {"--json", 0, NULL, &json},
                               {"--plot", 1, &plot, NULL},
                               {NULL, 0, NULL, NULL}};
-    int rc = eps_cli_parse_opts(cmd, argc, argv, specs, eval_help);
+    int rc = eps_cli_parse_opts(cmd, argc, argv, specs, eval_help, NULL);
     if (rc >= 0) return rc;
     if ((rc = join_mode(cmd, join_s, &j)) >= 0) return rc;
     if ((rc = load_join(cmd, &j)) >= 0) return rc;
@@ -224,7 +224,7 @@ int eps_cmd_select(int argc, char **argv)
                               {"--seed", 1, &seed_s, NULL},
                               {"--json", 0, NULL, &json},
                               {NULL, 0, NULL, NULL}};
-    int rc = eps_cli_parse_opts(cmd, argc, argv, specs, select_help);
+    int rc = eps_cli_parse_opts(cmd, argc, argv, specs, select_help, NULL);
     if (rc >= 0) return rc;
     long n = 0, runs = 0;
     uint64_t seed = 0;

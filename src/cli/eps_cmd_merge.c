@@ -4,7 +4,6 @@
  * the lines it reads; the output is written to a temporary and renamed, so
  * a failed merge never leaves a partial file. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,34 +155,20 @@ static int write_out(const char *out, const mline *v, long n, eps_error *err)
 
 int eps_cmd_merge(int argc, char **argv)
 {
-    static const struct option opts[] = {{"out", required_argument, 0, 'o'}, {"count", required_argument, 0, 'c'},
-                                         {"help", no_argument, 0, 'h'},      {0, 0, 0, 0}};
-    const char *out = NULL;
+    const char *out = NULL, *count_s = NULL;
+    const eps_cli_opt specs[] = {{"--out", 1, &out, NULL}, {"--count", 1, &count_s, NULL}, {NULL, 0, NULL, NULL}};
+    int nfiles = 0, prc = eps_cli_parse_opts("merge", argc, argv, specs, usage, &nfiles);
+    if (prc >= 0) return prc;
     long count = -1;
     eps_error err = {0};
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'o': out = optarg; break;
-        case 'c':
-            if (eps_cli_int("--count", optarg, 1, MERGE_MAX_ROWS, &count, &err)) return eps_cli_fail("merge", &err);
-            break;
-        case 'h': usage(stdout); return 0;
-        default:
-            eps_error_set(&err, EPS_EINVAL, "", "unknown or incomplete option '%.60s' (see epsinas merge --help)",
-                          argv[optind - 1]);
-            return eps_cli_fail("merge", &err);
-        }
-    }
+    if (eps_cli_int("--count", count_s, 1, MERGE_MAX_ROWS, &count, &err)) return eps_cli_fail("merge", &err);
     if (!out) eps_error_set(&err, EPS_EINVAL, "--out", "missing --out FILE.csv");
-    else if (optind >= argc) eps_error_set(&err, EPS_EINVAL, "", "no shard CSVs given");
+    else if (nfiles == 0) eps_error_set(&err, EPS_EINVAL, "", "no shard CSVs given");
     if (err.code) return eps_cli_fail("merge", &err);
     mline *v = NULL;
     long n = 0, cap = 0;
     int rc = 0;
-    for (int i = optind; i < argc && !rc; i++) rc = read_shard(argv[i], &v, &n, &cap, &err);
+    for (int i = 1; i <= nfiles && !rc; i++) rc = read_shard(argv[i], &v, &n, &cap, &err);
     if (!rc) {
         qsort(v, (size_t)n, sizeof *v, cmp_line);
         if (count < 0) count = n ? v[n - 1].index + 1 : 0;
@@ -194,6 +179,6 @@ int eps_cmd_merge(int argc, char **argv)
     for (long i = 0; i < n; i++) free(v[i].text);
     free(v);
     if (rc) return eps_cli_fail("merge", &err);
-    fprintf(stderr, "merge: %ld rows from %d files -> %s\n", n, argc - optind, out);
+    fprintf(stderr, "merge: %ld rows from %d files -> %s\n", n, nfiles, out);
     return 0;
 }

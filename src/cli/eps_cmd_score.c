@@ -1,5 +1,4 @@
 /* eps_cmd_score.c — `epsinas score`: one architecture, one line of output. */
-#include <getopt.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,70 +46,109 @@ static void score_usage(FILE *f)
 }
 
 
+/* --repeat N: the parse, build and both passes N more times, warm; the
+ * median and the fastest run. */
+static int score_repeat(const json_t *req, const eps_batch *batch, const double *w, const eps_run_opts *ro, long repeat,
+                        eps_score *sc, double *median_ms, double *fastest_ms, eps_error *err)
+{
+    double *t = malloc(sizeof(double) * (size_t)repeat);
+    if (!t) return eps_error_set(err, EPS_ENOMEM, "", "out of memory");
+    int rc = 0;
+    for (long r = 0; r < repeat && rc == 0; r++) {
+        double t1 = eps_now_ms();
+        eps_arch a2;
+        rc = eps_arch_from_json(req, &a2, err);
+        if (rc == 0) {
+            rc = eps_arch_score(&a2, batch, w, ro, sc, err);
+            eps_arch_free(&a2);
+        }
+        t[r] = eps_now_ms() - t1;
+    }
+    if (rc == 0) {
+        for (long i = 1; i < repeat; i++)
+            for (long j = i; j > 0 && t[j - 1] > t[j]; j--) {
+                double x = t[j];
+                t[j] = t[j - 1];
+                t[j - 1] = x;
+            }
+        *median_ms = t[repeat / 2];
+        *fastest_ms = t[0];
+    }
+    free(t);
+    return rc;
+}
+
+static void print_json(const eps_arch *a, const eps_score *sc, const eps_batch *batch, eps_engine_kind engine,
+                       double elapsed, long repeat, double fastest)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s?, s:I, s:I, s:[f,f], s:s, s:s, s:i, s:s, s:f}", "space",
+                          a->space->name, "arch", a->canonical, "hash", a->hash, "epsilon",
+                          isnan(sc->epsilon) ? json_null() : json_real(sc->epsilon), "nan_reason",
+                          isnan(sc->epsilon) ? sc->nan_reason : NULL, "params", (json_int_t)a->params, "macs",
+                          (json_int_t)a->macs, "weights", sc->weights[0], sc->weights[1], "batch", batch->source,
+                          "batch_hash", batch->hash, "batch_size", batch->n, "engine", eps_engine_name(engine),
+                          "elapsed_ms", elapsed);
+    if (!json_object_get(o, "nan_reason")) json_object_set_new(o, "nan_reason", json_null());
+    if (a->dataset) json_object_set_new(o, "dataset", json_string(a->dataset));
+    if (repeat > 1) json_object_set_new(o, "fastest_ms", json_real(fastest));
+    json_t *enc = eps_arch_encodings(a);
+    if (enc) json_object_set_new(o, "encodings", enc);
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    puts(s);
+    free(s);
+    json_decref(o);
+}
+
+static void print_text(const eps_arch *a, const eps_score *sc, const eps_batch *batch, eps_engine_kind engine,
+                       double elapsed, long repeat, double fastest)
+{
+    if (isnan(sc->epsilon)) printf("epsilon     nan (%s)\n", sc->nan_reason);
+    else printf("epsilon     %.9g\n", sc->epsilon);
+    printf("params      %lld\nmacs        %lld\nweights     %g, %g\nbatch       %s (%d, hash %s)\n"
+           "engine      %s\nhash        %s\nelapsed     %.1f ms\n",
+           a->params, a->macs, sc->weights[0], sc->weights[1], batch->source, batch->n, batch->hash,
+           eps_engine_name(engine), a->hash, elapsed);
+    if (repeat > 1) printf("fastest     %.1f ms (of %ld runs)\n", fastest, repeat);
+    if (a->dataset) printf("dataset     %s\n", a->dataset);
+    json_t *enc = eps_arch_encodings(a);
+    const char *k;
+    json_t *v;
+    json_object_foreach(enc, k, v) {
+        if (!strcmp(k, "hash")) continue;
+        char *t = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT);
+        printf("%-11s %s\n", k, t ? t : "");
+        free(t);
+    }
+    json_decref(enc);
+}
+
 int eps_cmd_score(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"space", required_argument, 0, 's'}, {"arch", required_argument, 0, 'a'},
-        {"matrix", required_argument, 0, 'm'}, {"ops", required_argument, 0, 'o'},
-        {"spec", required_argument, 0, 'S'},  {"recipe", required_argument, 0, 'r'},
-        {"batch", required_argument, 0, 'b'}, {"batch-size", required_argument, 0, 'n'},
-        {"weights", required_argument, 0, 'w'}, {"engine", required_argument, 0, 'e'},
-        {"json", no_argument, 0, 'j'},        {"help", no_argument, 0, 'h'},
-        {"repeat", required_argument, 0, 'R'}, {"op-indices", required_argument, 0, 'I'},
-        {"nni", required_argument, 0, 'N'},   {"naslib", required_argument, 0, 'L'},
-        {"dataset", required_argument, 0, 'D'},
-        {0, 0, 0, 0}};
     const char *space = NULL, *arch = NULL, *matrix = NULL, *ops = NULL, *spec = NULL, *recipe = NULL;
     const char *op_indices = NULL, *nni = NULL, *naslib = NULL, *dataset = NULL;
-    const char *batch_spec = NULL;
+    const char *batch_spec = NULL, *bs_s = NULL, *weights_s = NULL, *engine_s = NULL, *repeat_s = NULL;
+    int json_out = 0;
+    const eps_cli_opt specs[] = {
+        {"--space", 1, &space, NULL},           {"--arch", 1, &arch, NULL},
+        {"--matrix", 1, &matrix, NULL},         {"--ops", 1, &ops, NULL},
+        {"--spec", 1, &spec, NULL},             {"--recipe", 1, &recipe, NULL},
+        {"--op-indices", 1, &op_indices, NULL}, {"--nni", 1, &nni, NULL},
+        {"--naslib", 1, &naslib, NULL},         {"--dataset", 1, &dataset, NULL},
+        {"--batch", 1, &batch_spec, NULL},      {"--batch-size", 1, &bs_s, NULL},
+        {"--weights", 1, &weights_s, NULL},     {"--engine", 1, &engine_s, NULL},
+        {"--repeat", 1, &repeat_s, NULL},       {"--json", 0, NULL, &json_out},
+        {NULL, 0, NULL, NULL}};
+    int prc = eps_cli_parse_opts("score", argc, argv, specs, score_usage, NULL);
+    if (prc >= 0) return prc;
     long bs = 256, repeat = 1;
     double w[2];
-    int have_w = 0, json_out = 0, c;
+    int have_w = weights_s != NULL;
     eps_run_opts ro = {.engine = EPS_ENGINE_FAST};
     eps_error err = {0};
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 's': space = optarg; break;
-        case 'a': arch = optarg; break;
-        case 'm': matrix = optarg; break;
-        case 'o': ops = optarg; break;
-        case 'S': spec = optarg; break;
-        case 'r': recipe = optarg; break;
-        case 'I': op_indices = optarg; break;
-        case 'N': nni = optarg; break;
-        case 'L': naslib = optarg; break;
-        case 'D': dataset = optarg; break;
-        case 'b': batch_spec = optarg; break;
-        case 'n':
-            if (eps_cli_int("--batch-size", optarg, 2, EPS_BATCH_MAX, &bs, &err)) return eps_cli_fail("score", &err);
-            break;
-        case 'w':
-            if (eps_cli_weights(optarg, w, &err)) return eps_cli_fail("score", &err);
-            have_w = 1;
-            break;
-        case 'e':
-            if (eps_engine_parse(optarg, &ro.engine)) {
-                eps_error_set(&err, EPS_EINVAL, "--engine", "expected 'fast' or 'dense', got '%.40s'", optarg);
-                return eps_cli_fail("score", &err);
-            }
-            break;
-        case 'j': json_out = 1; break;
-        case 'R':
-            if (eps_cli_int("--repeat", optarg, 1, 1000, &repeat, &err)) return eps_cli_fail("score", &err);
-            break;
-        case 'h': score_usage(stdout); return 0;
-        default:
-            eps_error_set(&err, EPS_EINVAL, "", "unknown or incomplete option '%.60s' (see epsinas score --help)",
-                          argv[optind - 1]);
-            return eps_cli_fail("score", &err);
-        }
-    }
-    if (optind < argc) {
-        eps_error_set(&err, EPS_EINVAL, "", "unexpected argument '%.60s'", argv[optind]);
+    if (eps_cli_int("--batch-size", bs_s, 2, EPS_BATCH_MAX, &bs, &err) ||
+        eps_cli_int("--repeat", repeat_s, 1, 1000, &repeat, &err) || eps_cli_weights(weights_s, w, &err) ||
+        eps_cli_engine(engine_s, &ro.engine, &err))
         return eps_cli_fail("score", &err);
-    }
     if (!space && !spec) {
         eps_error_set(&err, EPS_EINVAL, "--space", "missing --space (nb201, nb101, graph, nlp) or --spec FILE");
         return eps_cli_fail("score", &err);
@@ -151,71 +189,9 @@ int eps_cmd_score(int argc, char **argv)
     eps_score sc;
     rc = eps_arch_score(&arch_v, &batch, have_w ? w : NULL, &ro, &sc, &err);
     double elapsed = eps_now_ms() - t0, fastest = elapsed;
-    if (rc == 0 && repeat > 1) {
-        /* steady state: the parse, build and both passes again, warm */
-        double *t = malloc(sizeof(double) * (size_t)repeat);
-        for (long r = 0; t && r < repeat && rc == 0; r++) {
-            double t1 = eps_now_ms();
-            eps_arch a2;
-            rc = eps_arch_from_json(req, &a2, &err);
-            if (rc == 0) {
-                rc = eps_arch_score(&a2, &batch, have_w ? w : NULL, &ro, &sc, &err);
-                eps_arch_free(&a2);
-            }
-            t[r] = eps_now_ms() - t1;
-        }
-        if (t && rc == 0) {
-            for (long i = 1; i < repeat; i++)
-                for (long j = i; j > 0 && t[j - 1] > t[j]; j--) {
-                    double x = t[j];
-                    t[j] = t[j - 1];
-                    t[j - 1] = x;
-                }
-            elapsed = t[repeat / 2];
-            fastest = t[0];
-        }
-        free(t);
-    }
-    if (rc == 0) {
-        if (json_out) {
-            json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:s?, s:I, s:I, s:[f,f], s:s, s:s, s:i, s:s, s:f}",
-                                  "space", arch_v.space->name, "arch", arch_v.canonical, "hash", arch_v.hash,
-                                  "epsilon", isnan(sc.epsilon) ? json_null() : json_real(sc.epsilon),
-                                  "nan_reason", isnan(sc.epsilon) ? sc.nan_reason : NULL,
-                                  "params", (json_int_t)arch_v.params, "macs", (json_int_t)arch_v.macs,
-                                  "weights", sc.weights[0], sc.weights[1], "batch", batch.source,
-                                  "batch_hash", batch.hash, "batch_size", batch.n,
-                                  "engine", eps_engine_name(ro.engine), "elapsed_ms", elapsed);
-            if (!json_object_get(o, "nan_reason")) json_object_set_new(o, "nan_reason", json_null());
-            if (arch_v.dataset) json_object_set_new(o, "dataset", json_string(arch_v.dataset));
-            if (repeat > 1) json_object_set_new(o, "fastest_ms", json_real(fastest));
-            json_t *enc = eps_arch_encodings(&arch_v);
-            if (enc) json_object_set_new(o, "encodings", enc);
-            char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-            puts(s);
-            free(s);
-            json_decref(o);
-        } else {
-            if (isnan(sc.epsilon)) printf("epsilon     nan (%s)\n", sc.nan_reason);
-            else printf("epsilon     %.9g\n", sc.epsilon);
-            printf("params      %lld\nmacs        %lld\nweights     %g, %g\nbatch       %s (%d, hash %s)\n"
-                   "engine      %s\nhash        %s\nelapsed     %.1f ms\n",
-                   arch_v.params, arch_v.macs, sc.weights[0], sc.weights[1], batch.source, batch.n, batch.hash,
-                   eps_engine_name(ro.engine), arch_v.hash, elapsed);
-            if (repeat > 1) printf("fastest     %.1f ms (of %ld runs)\n", fastest, repeat);
-            if (arch_v.dataset) printf("dataset     %s\n", arch_v.dataset);
-            json_t *enc = eps_arch_encodings(&arch_v);
-            const char *k;
-            json_t *v;
-            json_object_foreach(enc, k, v) {
-                if (!strcmp(k, "hash")) continue;
-                char *t = json_is_string(v) ? strdup(json_string_value(v)) : json_dumps(v, JSON_COMPACT);
-                printf("%-11s %s\n", k, t ? t : "");
-                free(t);
-            }
-            json_decref(enc);
-        }
-    }
+    if (rc == 0 && repeat > 1) rc = score_repeat(req, &batch, have_w ? w : NULL, &ro, repeat, &sc, &elapsed, &fastest, &err);
+    if (rc == 0 && json_out) print_json(&arch_v, &sc, &batch, ro.engine, elapsed, repeat, fastest);
+    else if (rc == 0) print_text(&arch_v, &sc, &batch, ro.engine, elapsed, repeat, fastest);
     eps_batch_free(&batch);
     eps_arch_free(&arch_v);
     json_decref(req);

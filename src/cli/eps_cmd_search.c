@@ -331,7 +331,7 @@ int eps_cmd_search(int argc, char **argv)
                                  {"--batch-size", 1, &A.bsize_s, NULL},  {"--threads", 1, &A.threads_s, NULL},
                                  {"--out", 1, &A.out_s, NULL},           {"--plot", 1, &A.plot_s, NULL},
                                  {NULL, 0, NULL, NULL}};
-    int rc = eps_cli_parse_opts(cmd, argc, argv, specs, search_help);
+    int rc = eps_cli_parse_opts(cmd, argc, argv, specs, search_help, NULL);
     if (rc >= 0) return rc;
     if ((rc = search_check(cmd, &A)) >= 0) return rc;
     eps_table tt = {0}, st = {0};
@@ -660,7 +660,7 @@ int eps_cmd_search_weights(int argc, char **argv)
                                  {"--window", 1, &A.window_s, NULL},    {"--batch", 1, &A.batch_s, NULL},
                                  {"--batch-size", 1, &A.bsize_s, NULL}, {"--threads", 1, &A.threads_s, NULL},
                                  {"--json", 0, NULL, &A.json},          {NULL, 0, NULL, NULL}};
-    int rc = eps_cli_parse_opts(cmd, argc, argv, specs, sw_help);
+    int rc = eps_cli_parse_opts(cmd, argc, argv, specs, sw_help, NULL);
     if (rc >= 0) return rc;
     if ((rc = sw_check(cmd, &A)) >= 0) return rc;
     sw_pool P = {0};

@@ -7,7 +7,6 @@
  * line, and a re-run skips the indices already in the file. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -576,90 +575,68 @@ out:
     return NULL;
 }
 
+/* What the command line asks for beyond the sweep itself. */
+typedef struct {
+    const char *archs, *out, *batch_spec, *shard, *shards;
+    int all, bs_given;
+    long threads, bs, concurrency, attempts;
+    eps_remote_opts ropt;
+} sweep_args;
+
+/* The options into S and A; returns -1 when the sweep should run, else the
+ * exit code. */
+static int sweep_options(int argc, char **argv, sweep *S, sweep_args *A, eps_error *err)
+{
+    const char *threads_s = NULL, *bs_s = NULL, *conc_s = NULL, *attempts_s = NULL, *weights_s = NULL;
+    const char *engine_s = NULL, *range_s = NULL;
+    const eps_cli_opt specs[] = {
+        {"--space", 1, &S->space, NULL},         {"--all", 0, NULL, &A->all},
+        {"--archs", 1, &A->archs, NULL},         {"--out", 1, &A->out, NULL},
+        {"--threads", 1, &threads_s, NULL},      {"--batch", 1, &A->batch_spec, NULL},
+        {"--batch-size", 1, &bs_s, NULL},        {"--weights", 1, &weights_s, NULL},
+        {"--engine", 1, &engine_s, NULL},        {"--server", 1, &A->ropt.url, NULL},
+        {"--concurrency", 1, &conc_s, NULL},     {"--token", 1, &A->ropt.token, NULL},
+        {"--attempts", 1, &attempts_s, NULL},    {"--range", 1, &range_s, NULL},
+        {"--shard", 1, &A->shard, NULL},         {"--shards", 1, &A->shards, NULL},
+        {"--dataset", 1, &S->dataset, NULL},     {NULL, 0, NULL, NULL}};
+    int rc = eps_cli_parse_opts("sweep", argc, argv, specs, usage, NULL);
+    if (rc >= 0) return rc;
+    A->bs_given = bs_s != NULL;
+    S->have_weights = weights_s != NULL;
+    if (eps_cli_int("--threads", threads_s, 1, 256, &A->threads, err) ||
+        eps_cli_int("--batch-size", bs_s, 2, EPS_BATCH_MAX, &A->bs, err) ||
+        eps_cli_int("--concurrency", conc_s, 1, 1024, &A->concurrency, err) ||
+        eps_cli_int("--attempts", attempts_s, 1, 100, &A->attempts, err) ||
+        eps_cli_weights(weights_s, S->weights, err) || eps_cli_engine(engine_s, &S->ro.engine, err) ||
+        (range_s && parse_range(range_s, &S->range_lo, &S->range_hi, err)))
+        return eps_cli_fail("sweep", err);
+    return -1;
+}
+
 int eps_cmd_sweep(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"space", required_argument, 0, 's'}, {"all", no_argument, 0, 'A'},
-        {"archs", required_argument, 0, 'a'}, {"out", required_argument, 0, 'o'},
-        {"threads", required_argument, 0, 't'}, {"batch", required_argument, 0, 'b'},
-        {"batch-size", required_argument, 0, 'n'}, {"weights", required_argument, 0, 'w'},
-        {"engine", required_argument, 0, 'e'}, {"help", no_argument, 0, 'h'},
-        {"server", required_argument, 0, 'S'}, {"concurrency", required_argument, 0, 'C'},
-        {"token", required_argument, 0, 'T'}, {"attempts", required_argument, 0, 'R'},
-        {"range", required_argument, 0, 'r'}, {"shard", required_argument, 0, 'k'},
-        {"shards", required_argument, 0, 'K'}, {"dataset", required_argument, 0, 'D'},
-        {0, 0, 0, 0}};
     sweep S;
     memset(&S, 0, sizeof S);
-    const char *archs = NULL, *out = NULL, *batch_spec = NULL;
-    const char *shard = NULL, *shards = NULL;
-    int all = 0, c, bs_given = 0;
     S.range_hi = SWEEP_MAX_ROWS;
     S.shard_n = 1;
-    long threads = eps_cpu_count(256), bs = 256, concurrency = 8, attempts = 8;
-    eps_remote_opts ropt = {.token = getenv("EPSINAS_API_TOKEN")};
-    eps_error err = {0};
     S.ro.engine = EPS_ENGINE_FAST;
     S.ro.stop_early = 1; /* only epsilon is written */
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 's': S.space = optarg; break;
-        case 'A': all = 1; break;
-        case 'a': archs = optarg; break;
-        case 'o': out = optarg; break;
-        case 't':
-            if (eps_cli_int("--threads", optarg, 1, 256, &threads, &err)) return eps_cli_fail("sweep", &err);
-            break;
-        case 'b': batch_spec = optarg; break;
-        case 'n':
-            if (eps_cli_int("--batch-size", optarg, 2, EPS_BATCH_MAX, &bs, &err)) return eps_cli_fail("sweep", &err);
-            bs_given = 1;
-            break;
-        case 'S': ropt.url = optarg; break;
-        case 'T': ropt.token = optarg; break;
-        case 'C':
-            if (eps_cli_int("--concurrency", optarg, 1, 1024, &concurrency, &err)) return eps_cli_fail("sweep", &err);
-            break;
-        case 'R':
-            if (eps_cli_int("--attempts", optarg, 1, 100, &attempts, &err)) return eps_cli_fail("sweep", &err);
-            break;
-        case 'w':
-            if (eps_cli_weights(optarg, S.weights, &err)) return eps_cli_fail("sweep", &err);
-            S.have_weights = 1;
-            break;
-        case 'e':
-            if (eps_engine_parse(optarg, &S.ro.engine)) {
-                eps_error_set(&err, EPS_EINVAL, "--engine", "expected 'fast' or 'dense', got '%.40s'", optarg);
-                return eps_cli_fail("sweep", &err);
-            }
-            break;
-        case 'r':
-            if (parse_range(optarg, &S.range_lo, &S.range_hi, &err)) return eps_cli_fail("sweep", &err);
-            break;
-        case 'k': shard = optarg; break;
-        case 'K': shards = optarg; break;
-        case 'D': S.dataset = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default:
-            eps_error_set(&err, EPS_EINVAL, "", "unknown or incomplete option '%.60s' (see epsinas sweep --help)",
-                          argv[optind - 1]);
-            return eps_cli_fail("sweep", &err);
-        }
-    }
-    if (optind < argc) eps_error_set(&err, EPS_EINVAL, "", "unexpected argument '%.60s'", argv[optind]);
-    else if (!S.space) eps_error_set(&err, EPS_EINVAL, "--space", "missing --space (nb201, nb101, graph, nlp)");
+    sweep_args A = {.threads = eps_cpu_count(256), .bs = 256, .concurrency = 8, .attempts = 8,
+                    .ropt = {.token = getenv("EPSINAS_API_TOKEN")}};
+    eps_error err = {0};
+    int orc = sweep_options(argc, argv, &S, &A, &err);
+    if (orc >= 0) return orc;
+    if (!S.space) eps_error_set(&err, EPS_EINVAL, "--space", "missing --space (nb201, nb101, graph, nlp)");
     else if (!eps_space_find(S.space)) eps_error_set(&err, EPS_EINVAL, "--space", "unknown space '%.40s'", S.space);
-    else if (all == !!archs) eps_error_set(&err, EPS_EINVAL, "--archs", "give exactly one of --all or --archs FILE");
-    else if (all && strcmp(S.space, "nb201") && strcmp(S.space, "nb101"))
+    else if (A.all == !!A.archs) eps_error_set(&err, EPS_EINVAL, "--archs", "give exactly one of --all or --archs FILE");
+    else if (A.all && strcmp(S.space, "nb201") && strcmp(S.space, "nb101"))
         eps_error_set(&err, EPS_EINVAL, "--all", "--all enumerates nb201 or nb101 only");
-    else if (shard && shards) eps_error_set(&err, EPS_EINVAL, "--shard", "give --shard K/N or --shards N, not both");
-    else if (!shard && !shards && getenv("JOB_COMPLETION_INDEX") && *getenv("JOB_COMPLETION_INDEX"))
+    else if (A.shard && A.shards) eps_error_set(&err, EPS_EINVAL, "--shard", "give --shard K/N or --shards N, not both");
+    else if (!A.shard && !A.shards && getenv("JOB_COMPLETION_INDEX") && *getenv("JOB_COMPLETION_INDEX"))
         eps_error_set(&err, EPS_EINVAL, "--shards",
                       "$JOB_COMPLETION_INDEX is set (an Indexed Job): give --shards N so this pod sweeps its shard only");
-    else if ((shard || shards) && parse_shard(shard ? shard : shards, !shard, &S.shard_k, &S.shard_n, &err)) {}
-    else if (!out) eps_error_set(&err, EPS_EINVAL, "--out", "missing --out FILE.csv");
+    else if ((A.shard || A.shards) && parse_shard(A.shard ? A.shard : A.shards, !A.shard, &S.shard_k, &S.shard_n, &err)) {}
+    else if (!A.out) eps_error_set(&err, EPS_EINVAL, "--out", "missing --out FILE.csv");
     else if (S.dataset) {
         json_t *probe = json_pack("{s:s}", "space", S.space); /* the same checks as score --dataset */
         if (probe) eps_cli_request_dataset(probe, S.dataset, &err);
@@ -668,22 +645,22 @@ int eps_cmd_sweep(int argc, char **argv)
     if (err.code) return eps_cli_fail("sweep", &err);
 
     double tprep = eps_now_s();
-    int rc = !all ? load_archs(&S, archs, &err) : !strcmp(S.space, "nb101") ? all_nb101(&S, &err) : all_nb201(&S, &err);
+    int rc = !A.all ? load_archs(&S, A.archs, &err) : !strcmp(S.space, "nb101") ? all_nb101(&S, &err) : all_nb201(&S, &err);
     if (!rc && S.nrows == 0) rc = eps_error_set(&err, EPS_EINVAL, "--range", "no architecture in the selected range/shard");
     if (!rc) rc = build_unique(&S, &err);
     int fresh = 1;
-    if (!rc) rc = resume(&S, out, &fresh, &err);
+    if (!rc) rc = resume(&S, A.out, &fresh, &err);
     const eps_space *sp = eps_space_find(S.space);
-    if (!batch_spec && !ropt.url) batch_spec = eps_space_default_batch(sp, S.dataset);
-    if (ropt.url) {
+    if (!A.batch_spec && !A.ropt.url) A.batch_spec = eps_space_default_batch(sp, S.dataset);
+    if (A.ropt.url) {
         /* the service holds the batch: only its name and size travel */
-        S.batch_name = batch_spec;
-        S.batch_size = bs_given ? bs : 0;
-        threads = concurrency;
-        ropt.max_attempts = (int)attempts;
-        if (!rc) rc = eps_remote_new(&ropt, &S.remote, &err);
+        S.batch_name = A.batch_spec;
+        S.batch_size = A.bs_given ? A.bs : 0;
+        A.threads = A.concurrency;
+        A.ropt.max_attempts = (int)A.attempts;
+        if (!rc) rc = eps_remote_new(&A.ropt, &S.remote, &err);
     } else if (!rc) {
-        rc = eps_batch_load_shape(batch_spec, (int)bs, S.have_shape ? S.shape : EPS_IMAGE_SHAPE_CIFAR, &S.batch, &err);
+        rc = eps_batch_load_shape(A.batch_spec, (int)A.bs, S.have_shape ? S.shape : EPS_IMAGE_SHAPE_CIFAR, &S.batch, &err);
     }
     if (rc) {
         free_rows(&S);
@@ -695,9 +672,9 @@ int eps_cmd_sweep(int argc, char **argv)
     /* the bench reads this line to split preparation from scoring */
     fprintf(stderr, "sweep: %ld rows ready in %.3f s (%.3f s enumerating the space)\n", S.nrows, eps_now_s() - tprep, S.enum_s);
     if (S.ro.engine == EPS_ENGINE_FAST) eps_engine_blas_quiet();
-    S.fd = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    S.fd = open(A.out, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (S.fd < 0) {
-        eps_error_set(&err, EPS_EIO, "--out", "cannot open '%.300s': %s", out, strerror(errno));
+        eps_error_set(&err, EPS_EIO, "--out", "cannot open '%.300s': %s", A.out, strerror(errno));
         free_rows(&S);
         eps_batch_free(&S.batch);
         eps_remote_free(S.remote);
@@ -706,7 +683,7 @@ int eps_cmd_sweep(int argc, char **argv)
     if (fresh) {
         static const char hdr[] = "index,arch,epsilon,nan_reason,params,macs\n";
         if (write(S.fd, hdr, sizeof hdr - 1) != (ssize_t)(sizeof hdr - 1)) {
-            eps_error_set(&err, EPS_EIO, "--out", "cannot write '%.300s'", out);
+            eps_error_set(&err, EPS_EIO, "--out", "cannot write '%.300s'", A.out);
             close(S.fd);
             free_rows(&S);
             eps_batch_free(&S.batch);
@@ -721,9 +698,9 @@ int eps_cmd_sweep(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     S.tty = isatty(2);
     S.t0 = eps_now_s();
-    pthread_t *th = calloc((size_t)threads, sizeof *th);
+    pthread_t *th = calloc((size_t)A.threads, sizeof *th);
     long started = 0;
-    for (long i = 0; th && i < threads; i++, started++)
+    for (long i = 0; th && i < A.threads; i++, started++)
         if (pthread_create(&th[i], NULL, worker, &S)) break;
     if (S.tty) {
         while (atomic_load(&S.rows_done) < S.rows_todo && !stop_flag) {

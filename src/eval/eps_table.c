@@ -49,186 +49,203 @@ static int fail(eps_error *err, int code, const char *name, long line, const cha
     return rc;
 }
 
-int eps_table_parse(const char *text, size_t len, const char *name, eps_table *t, eps_error *err)
+/* The reader's position: text[p..len) still to read, fields unquoted into
+ * buf[0..w), each field's start in fields. */
+typedef struct {
+    const char *text, *name;
+    size_t len, p, w;
+    char *buf;
+    long line;
+    offs fields;
+    eps_error *err;
+} scan;
+
+static int is_end_of_record(const scan *S)
 {
-    memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name ? name : "<csv>");
-    name = t->name;
-    if (len > (size_t)EPS_TABLE_MAX_BYTES)
-        return fail(err, EPS_ELIMIT, name, 0, "file larger than 512 MiB");
-    size_t p = 0;
-    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) p = 3;
-    /* Each field gains at most one NUL and quoting only shrinks text. */
-    char *buf = malloc(len + 2);
-    offs fields = {0};
-    long *lines = NULL;
-    size_t nlines = 0, caplines = 0;
-    if (!buf) return fail(err, EPS_ENOMEM, name, 0, "out of memory");
-    size_t w = 0;
-    long line = 1;
-    int ncols = -1;
+    const char *t = S->text;
+    return S->p >= S->len || t[S->p] == '\n' || (t[S->p] == '\r' && (S->p + 1 >= S->len || t[S->p + 1] == '\n'));
+}
+
+/* A quoted field from its opening quote; *end_record: it ended the record. */
+static int scan_quoted(scan *S, int *end_record)
+{
+    long qline = S->line;
+    S->p++;
+    for (;;) {
+        if (S->p >= S->len) return fail(S->err, EPS_EINVAL, S->name, qline, "unterminated quoted field");
+        char c = S->text[S->p];
+        if (c == '"') {
+            if (S->p + 1 < S->len && S->text[S->p + 1] == '"') {
+                S->buf[S->w++] = '"';
+                S->p += 2;
+                continue;
+            }
+            S->p++;
+            break;
+        }
+        if (c == '\0') return fail(S->err, EPS_EINVAL, S->name, S->line, "NUL byte (not a text file)");
+        if (c == '\n') S->line++;
+        S->buf[S->w++] = c;
+        S->p++;
+    }
+    if (S->p < S->len && S->text[S->p] == ',') {
+        S->p++;
+        return 0;
+    }
+    if (is_end_of_record(S)) {
+        *end_record = 1;
+        return 0;
+    }
+    return fail(S->err, EPS_EINVAL, S->name, S->line, "unexpected character after a closing quote");
+}
+
+static int scan_plain(scan *S, int *end_record)
+{
+    for (;;) {
+        if (is_end_of_record(S)) {
+            *end_record = 1;
+            return 0;
+        }
+        char c = S->text[S->p];
+        if (c == ',') {
+            S->p++;
+            return 0;
+        }
+        if (c == '"')
+            return fail(S->err, EPS_EINVAL, S->name, S->line,
+                        "quote inside an unquoted field (quote the whole field and double inner quotes)");
+        if (c == '\0') return fail(S->err, EPS_EINVAL, S->name, S->line, "NUL byte (not a text file)");
+        S->buf[S->w++] = c;
+        S->p++;
+    }
+}
+
+/* One record (not blank) starting at S->p on line rec_line: its fields
+ * appended to S->fields, their count in *nf. ncols: the header's count, or
+ * -1 while reading the header. */
+static int scan_record(scan *S, long rec_line, int ncols, int *nf)
+{
+    size_t rec_start = S->p;
+    char msg[128];
+    for (*nf = 0;;) { /* one field per iteration */
+        if (ncols >= 0 && *nf >= ncols) {
+            snprintf(msg, sizeof msg, "more than %d fields (the header has %d)", ncols, ncols);
+            return fail(S->err, EPS_EINVAL, S->name, rec_line, msg);
+        }
+        if (*nf >= EPS_TABLE_MAX_COLS) return fail(S->err, EPS_ELIMIT, S->name, rec_line, "more than 256 columns");
+        if (offs_push(&S->fields, S->w) < 0) return fail(S->err, EPS_ENOMEM, S->name, rec_line, "out of memory");
+        ++*nf;
+        int end_record = 0;
+        int rc = S->p < S->len && S->text[S->p] == '"' ? scan_quoted(S, &end_record) : scan_plain(S, &end_record);
+        if (rc) return rc;
+        S->buf[S->w++] = '\0';
+        if (S->p - rec_start > (size_t)EPS_TABLE_MAX_RECORD)
+            return fail(S->err, EPS_ELIMIT, S->name, rec_line, "record longer than 1 MiB");
+        if (end_record) {
+            if (S->p < S->len && S->text[S->p] == '\r') S->p++;
+            if (S->p < S->len && S->text[S->p] == '\n') S->p++, S->line++;
+            return 0;
+        }
+        /* A ',' right before the end of the text still opens an empty field. */
+    }
+}
+
+/* Appends a data record's first line number to lines. */
+static int push_line(scan *S, long rec_line, long **lines, size_t *n, size_t *cap)
+{
+    if ((long)*n >= EPS_TABLE_MAX_ROWS) return fail(S->err, EPS_ELIMIT, S->name, rec_line, "more than 20,000,000 rows");
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        long *nl = realloc(*lines, c * sizeof *nl);
+        if (!nl) return fail(S->err, EPS_ENOMEM, S->name, rec_line, "out of memory");
+        *lines = nl;
+        *cap = c;
+    }
+    (*lines)[(*n)++] = rec_line;
+    return 0;
+}
+
+/* Every header column named, no name twice. */
+static int check_header(const eps_table *t, eps_error *err)
+{
     char msg[256];
-    int rc = 0;
-
-    while (p < len) {
-        long rec_line = line;
-        size_t rec_start = p;
-        /* Blank line (LF or CRLF): skipped. */
-        if (text[p] == '\n' || (text[p] == '\r' && p + 1 < len && text[p + 1] == '\n')) {
-            p += text[p] == '\r' ? 2 : 1;
-            line++;
-            continue;
-        }
-        int nf = 0;
-        for (;;) { /* one field per iteration */
-            if (ncols >= 0 && nf >= ncols) {
-                snprintf(msg, sizeof msg, "more than %d fields (the header has %d)", ncols, ncols);
-                rc = fail(err, EPS_EINVAL, name, rec_line, msg);
-                goto out;
-            }
-            if (nf >= EPS_TABLE_MAX_COLS) {
-                rc = fail(err, EPS_ELIMIT, name, rec_line, "more than 256 columns");
-                goto out;
-            }
-            if (offs_push(&fields, w) < 0) {
-                rc = fail(err, EPS_ENOMEM, name, rec_line, "out of memory");
-                goto out;
-            }
-            nf++;
-            int end_record = 0;
-            if (p < len && text[p] == '"') {
-                long qline = line;
-                p++;
-                for (;;) {
-                    if (p >= len) {
-                        rc = fail(err, EPS_EINVAL, name, qline, "unterminated quoted field");
-                        goto out;
-                    }
-                    char c = text[p];
-                    if (c == '"') {
-                        if (p + 1 < len && text[p + 1] == '"') {
-                            buf[w++] = '"';
-                            p += 2;
-                            continue;
-                        }
-                        p++;
-                        break;
-                    }
-                    if (c == '\0') {
-                        rc = fail(err, EPS_EINVAL, name, line, "NUL byte (not a text file)");
-                        goto out;
-                    }
-                    if (c == '\n') line++;
-                    buf[w++] = c;
-                    p++;
-                }
-                if (p < len && text[p] == ',') {
-                    p++;
-                } else if (p >= len || text[p] == '\n') {
-                    end_record = 1;
-                } else if (text[p] == '\r' && (p + 1 >= len || text[p + 1] == '\n')) {
-                    end_record = 1;
-                } else {
-                    rc = fail(err, EPS_EINVAL, name, line, "unexpected character after a closing quote");
-                    goto out;
-                }
-            } else {
-                for (;;) {
-                    if (p >= len) { end_record = 1; break; }
-                    char c = text[p];
-                    if (c == ',') { p++; break; }
-                    if (c == '\n') { end_record = 1; break; }
-                    if (c == '\r' && (p + 1 >= len || text[p + 1] == '\n')) { end_record = 1; break; }
-                    if (c == '"') {
-                        rc = fail(err, EPS_EINVAL, name, line,
-                                  "quote inside an unquoted field (quote the whole field and double inner quotes)");
-                        goto out;
-                    }
-                    if (c == '\0') {
-                        rc = fail(err, EPS_EINVAL, name, line, "NUL byte (not a text file)");
-                        goto out;
-                    }
-                    buf[w++] = c;
-                    p++;
-                }
-            }
-            buf[w++] = '\0';
-            if (p - rec_start > (size_t)EPS_TABLE_MAX_RECORD) {
-                rc = fail(err, EPS_ELIMIT, name, rec_line, "record longer than 1 MiB");
-                goto out;
-            }
-            if (end_record) {
-                if (p < len && text[p] == '\r') p++;
-                if (p < len && text[p] == '\n') {
-                    p++;
-                    line++;
-                }
-                break;
-            }
-            /* A ',' right before the end of the text still opens an empty field. */
-        }
-        if (ncols < 0) {
-            ncols = nf;
-        } else {
-            if (nf != ncols) {
-                snprintf(msg, sizeof msg, "%d field%s, the header has %d", nf, nf == 1 ? "" : "s", ncols);
-                rc = fail(err, EPS_EINVAL, name, rec_line, msg);
-                goto out;
-            }
-            if ((long)nlines >= EPS_TABLE_MAX_ROWS) {
-                rc = fail(err, EPS_ELIMIT, name, rec_line, "more than 20,000,000 rows");
-                goto out;
-            }
-            if (nlines == caplines) {
-                size_t cap = caplines ? caplines * 2 : 1024;
-                long *nl = realloc(lines, cap * sizeof *nl);
-                if (!nl) {
-                    rc = fail(err, EPS_ENOMEM, name, rec_line, "out of memory");
-                    goto out;
-                }
-                lines = nl;
-                caplines = cap;
-            }
-            lines[nlines++] = rec_line;
-        }
-    }
-    if (ncols < 0) {
-        rc = fail(err, EPS_EINVAL, name, 1, "empty file (no header line)");
-        goto out;
-    }
-
-    t->buf = buf;
-    t->ncols = ncols;
-    t->nrows = (long)nlines;
-    t->line = lines;
-    t->header = malloc((size_t)ncols * sizeof(char *));
-    t->cells = malloc((nlines ? nlines : 1) * (size_t)ncols * sizeof(char *));
-    buf = NULL;
-    lines = NULL;
-    if (!t->header || !t->cells) {
-        rc = fail(err, EPS_ENOMEM, name, 0, "out of memory");
-        goto out;
-    }
-    for (int c = 0; c < ncols; c++) t->header[c] = t->buf + fields.off[c];
-    for (size_t i = 0; i < nlines * (size_t)ncols; i++) t->cells[i] = t->buf + fields.off[ncols + i];
-    for (int a = 0; a < ncols; a++) {
+    for (int a = 0; a < t->ncols; a++) {
         if (!t->header[a][0]) {
             snprintf(msg, sizeof msg, "header column %d has no name", a + 1);
-            rc = fail(err, EPS_EINVAL, name, 1, msg);
-            goto out;
+            return fail(err, EPS_EINVAL, t->name, 1, msg);
         }
         for (int b = 0; b < a; b++)
             if (!strcmp(t->header[a], t->header[b])) {
                 snprintf(msg, sizeof msg, "duplicate column name '%.64s' in the header", t->header[a]);
-                rc = fail(err, EPS_EINVAL, name, 1, msg);
-                goto out;
+                return fail(err, EPS_EINVAL, t->name, 1, msg);
             }
     }
+    return 0;
+}
 
-out:
-    free(buf);
+/* All records: the header's field count in *ncols, the data records' first
+ * lines in *lines. */
+static int scan_all(scan *S, int *ncols, long **lines, size_t *nlines)
+{
+    size_t caplines = 0;
+    char msg[128];
+    *ncols = -1;
+    while (S->p < S->len) {
+        long rec_line = S->line;
+        const char *t = S->text;
+        /* Blank line (LF or CRLF): skipped. */
+        if (t[S->p] == '\n' || (t[S->p] == '\r' && S->p + 1 < S->len && t[S->p + 1] == '\n')) {
+            S->p += t[S->p] == '\r' ? 2 : 1;
+            S->line++;
+            continue;
+        }
+        int nf, rc = scan_record(S, rec_line, *ncols, &nf);
+        if (rc) return rc;
+        if (*ncols < 0) {
+            *ncols = nf;
+            continue;
+        }
+        if (nf != *ncols) {
+            snprintf(msg, sizeof msg, "%d field%s, the header has %d", nf, nf == 1 ? "" : "s", *ncols);
+            return fail(S->err, EPS_EINVAL, S->name, rec_line, msg);
+        }
+        if ((rc = push_line(S, rec_line, lines, nlines, &caplines))) return rc;
+    }
+    if (*ncols < 0) return fail(S->err, EPS_EINVAL, S->name, 1, "empty file (no header line)");
+    return 0;
+}
+
+int eps_table_parse(const char *text, size_t len, const char *name, eps_table *t, eps_error *err)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name ? name : "<csv>");
+    if (len > (size_t)EPS_TABLE_MAX_BYTES) return fail(err, EPS_ELIMIT, t->name, 0, "file larger than 512 MiB");
+    scan S = {.text = text, .name = t->name, .len = len, .line = 1, .err = err};
+    if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) S.p = 3;
+    /* Each field gains at most one NUL and quoting only shrinks text. */
+    S.buf = malloc(len + 2);
+    if (!S.buf) return fail(err, EPS_ENOMEM, t->name, 0, "out of memory");
+    long *lines = NULL;
+    size_t nlines = 0;
+    int ncols;
+    int rc = scan_all(&S, &ncols, &lines, &nlines);
+    if (rc == 0) {
+        t->buf = S.buf, S.buf = NULL;
+        t->line = lines, lines = NULL;
+        t->ncols = ncols;
+        t->nrows = (long)nlines;
+        t->header = malloc((size_t)ncols * sizeof(char *));
+        t->cells = malloc((nlines ? nlines : 1) * (size_t)ncols * sizeof(char *));
+        if (!t->header || !t->cells) rc = fail(err, EPS_ENOMEM, t->name, 0, "out of memory");
+    }
+    if (rc == 0) {
+        for (int c = 0; c < ncols; c++) t->header[c] = t->buf + S.fields.off[c];
+        for (size_t i = 0; i < nlines * (size_t)ncols; i++) t->cells[i] = t->buf + S.fields.off[ncols + i];
+        rc = check_header(t, err);
+    }
+    free(S.buf);
     free(lines);
-    free(fields.off);
+    free(S.fields.off);
     if (rc < 0) {
         char keep[sizeof t->name];
         memcpy(keep, t->name, sizeof keep);

@@ -110,6 +110,17 @@ const char *eps_t_jstr(const json_t *j, const char *k);
 const char *eps_t_expect_error(const eps_t_hresp *r, long status, const char *code, const char *field);
 /* NB201 cell `index` in our enumeration order (op (i / 5^e) % 5 on edge e). */
 void eps_t_nb201_arch(int index, char *buf);
+
+/* The data-driven rejection tables (tests/data/<space>/invalid.json and
+ * the like): {"cases": [{"name", "request", "code" (an eps_error_code_name,
+ * default "invalid_input"), "field", "error"}]} with at least min_cases
+ * cases. Each request must be refused by eps_arch_from_json (after the
+ * common-field check when EPS_T_COMMON_FIELDS) with that code and field,
+ * one line of message holding each "error" substring (a string or an
+ * array; the whole message when EPS_T_EXACT), and nothing left allocated
+ * in the arch. */
+enum { EPS_T_COMMON_FIELDS = 1, EPS_T_EXACT = 2 };
+void eps_t_rejects(const char *relpath, size_t min_cases, int flags);
 /* openapi.yaml is valid OpenAPI 3.1 and every saved response matches it
  * (tests/node/validate.sh); more than min_saved were saved. Skips with a
  * printed reason when node is not installed. */

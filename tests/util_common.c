@@ -1,6 +1,9 @@
 /* util_common.c — shared test helpers (see tests/util.h). */
 #include "util.h"
 
+#include "epsinas/core/error.h"
+#include "epsinas/spaces/space.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,4 +167,51 @@ void eps_t_write_npy(const char *path, int n, int c, int h, int w)
             fwrite(&v, sizeof v, 1, f);
         }
     fclose(f);
+}
+
+static void expect_message(const char *name, const char *msg, const json_t *want, int exact)
+{
+    if (json_is_string(want) && exact) {
+        if (strcmp(msg, json_string_value(want))) fail_msg("case '%s':\n got  '%s'\n want '%s'", name, msg, json_string_value(want));
+        return;
+    }
+    if (json_is_string(want)) {
+        if (!strstr(msg, json_string_value(want))) fail_msg("case '%s': message '%s' lacks '%s'", name, msg, json_string_value(want));
+        return;
+    }
+    size_t k;
+    json_t *sub;
+    json_array_foreach(want, k, sub) {
+        if (!strstr(msg, json_string_value(sub)))
+            fail_msg("case '%s': message '%s' lacks '%s'", name, msg, json_string_value(sub));
+    }
+}
+
+void eps_t_rejects(const char *relpath, size_t min_cases, int flags)
+{
+    json_t *d = eps_t_load_json(relpath);
+    json_t *cases = json_object_get(d, "cases");
+    if (json_array_size(cases) < min_cases)
+        fail_msg("%s: %zu cases, want at least %zu", relpath, json_array_size(cases), min_cases);
+    size_t i;
+    json_t *c;
+    json_array_foreach(cases, i, c) {
+        const char *name = json_string_value(json_object_get(c, "name"));
+        const json_t *req = json_object_get(c, "request");
+        const char *code = json_string_value(json_object_get(c, "code"));
+        const char *field = json_string_value(json_object_get(c, "field"));
+        eps_arch a;
+        memset(&a, 0, sizeof a);
+        eps_error e = {0};
+        int rc = flags & EPS_T_COMMON_FIELDS ? eps_request_check_fields(req, eps_request_common_fields, &e) : 0;
+        if (rc == 0) rc = eps_arch_from_json(req, &a, &e);
+        if (rc >= 0) fail_msg("case '%s': accepted", name);
+        if (strcmp(eps_error_code_name(rc), code ? code : "invalid_input"))
+            fail_msg("case '%s': code %s, want %s (%s)", name, eps_error_code_name(rc), code ? code : "invalid_input", e.msg);
+        if (strcmp(e.field, field ? field : "")) fail_msg("case '%s': field '%s', want '%s' (%s)", name, e.field, field, e.msg);
+        expect_message(name, e.msg, json_object_get(c, "error"), flags & EPS_T_EXACT);
+        if (strchr(e.msg, '\n')) fail_msg("case '%s': the message spans lines: '%s'", name, e.msg);
+        if (a.canonical || a.graph.nodes || a.impl) fail_msg("case '%s': the refused arch holds memory", name);
+    }
+    json_decref(d);
 }

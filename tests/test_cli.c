@@ -219,14 +219,9 @@ static void test_readme_example(void **state)
     free(readme);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(NULL, NULL,
         cmocka_unit_test(test_exit_code_table),
         cmocka_unit_test(test_printers_agree),
         cmocka_unit_test(test_binary_exit_status),
         cmocka_unit_test(test_option_parser),
-        cmocka_unit_test(test_readme_example),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_readme_example))

@@ -287,15 +287,10 @@ static void test_built_index_names_its_assets(void **state)
     assert_true(assets >= 2); /* the script and the stylesheet */
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(setup, teardown,
         cmocka_unit_test(test_every_file_served_as_embedded),
         cmocka_unit_test(test_root_is_index_and_head_has_no_body),
         cmocka_unit_test(test_if_none_match),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_api_still_routed),
-        cmocka_unit_test(test_built_index_names_its_assets),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+        cmocka_unit_test(test_built_index_names_its_assets))

@@ -344,8 +344,8 @@ static void test_cli(void **state)
 static void test_sweep_lines(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/epsinas-test-enc-XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char dir[64];
+    assert_int_equal(eps_t_tmpdir(dir, sizeof dir, "enc"), 0);
     char path[512], cmd[2048];
     snprintf(path, sizeof path, "%s/a.txt", dir);
     FILE *f = fopen(path, "w");
@@ -402,8 +402,7 @@ static void test_sweep_lines(void **state)
     assert_int_equal(code, 2);
     assert_non_null(strstr(out, "b.txt:2: op_indices[5]: op code 5 is not 0..4"));
     free(out);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(eps_t_rmtree(dir), 0);
 }
 
 int main(void)

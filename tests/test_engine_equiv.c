@@ -786,9 +786,7 @@ static void test_b256(void **state)
     eps_batch_free(&b);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(NULL, NULL,
         cmocka_unit_test(test_all_ops_op_by_op),
         cmocka_unit_test(test_nb201_op_by_op),
         cmocka_unit_test(test_box3_kernels),
@@ -799,7 +797,4 @@ int main(void)
         cmocka_unit_test(test_random_nb201_epsilon),
         cmocka_unit_test(test_b256),
         cmocka_unit_test(test_recompute_identical),
-        cmocka_unit_test(test_pool_bounded),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_pool_bounded))

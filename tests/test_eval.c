@@ -895,9 +895,7 @@ static void test_cli_nlp_join_real(void **state)
     remove(sp);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(NULL, NULL,
         cmocka_unit_test(test_stats_basic),
         cmocka_unit_test(test_study_fixture),
         cmocka_unit_test(test_stats_golden),
@@ -918,7 +916,4 @@ int main(void)
         cmocka_unit_test(test_cli_search),
         cmocka_unit_test(test_cli_search_weights),
         cmocka_unit_test(test_cli_search_scoring),
-        cmocka_unit_test(test_cli_nlp_join_real),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_cli_nlp_join_real))

@@ -85,14 +85,9 @@ static void test_dense_datasets(void **state)
     assert_true(st.checked >= (eps_t_asan() ? 3 : 10));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(NULL, NULL,
         cmocka_unit_test(test_fast_synthetic),
         cmocka_unit_test(test_fast_cifar),
         cmocka_unit_test(test_dense_small),
         cmocka_unit_test(test_fast_datasets),
-        cmocka_unit_test(test_dense_datasets),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_dense_datasets))

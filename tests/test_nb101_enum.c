@@ -211,14 +211,9 @@ static void test_cli(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(setup, teardown,
         cmocka_unit_test(test_subcounts),
         cmocka_unit_test(test_full_count_distinct_valid),
         cmocka_unit_test(test_official_hashes_present),
         cmocka_unit_test(test_naslib_subset_present),
-        cmocka_unit_test(test_cli),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+        cmocka_unit_test(test_cli))

@@ -284,9 +284,7 @@ static void test_cli_json(void **state)
     free(out);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(NULL, NULL,
         cmocka_unit_test(test_roundtrip_all),
         cmocka_unit_test(test_bad_archs),
         cmocka_unit_test(test_huge_string),
@@ -296,7 +294,4 @@ int main(void)
         cmocka_unit_test(test_cli_errors),
         cmocka_unit_test(test_cli_json),
         cmocka_unit_test(test_nan_set),
-        cmocka_unit_test(test_nan_set_imagenet),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_nan_set_imagenet))

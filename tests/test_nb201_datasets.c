@@ -329,15 +329,10 @@ static void test_cli(void **state)
     free(out);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(NULL, NULL,
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_network_per_dataset),
         cmocka_unit_test(test_bad_dataset),
         cmocka_unit_test(test_batches_at_shape),
         cmocka_unit_test(test_engines_check_shape),
-        cmocka_unit_test(test_cli),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_cli))

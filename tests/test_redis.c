@@ -130,8 +130,7 @@ static int group_setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN); /* as serve does: hiredis writes with write(2) */
-    snprintf(g_dir, sizeof g_dir, "/tmp/eps-test-redis-XXXXXX");
-    if (!mkdtemp(g_dir)) return -1;
+    if (eps_t_tmpdir(g_dir, sizeof g_dir, "redis")) return -1;
     char *path = eps_t_run("command -v redis-server", NULL);
     if (path) {
         path[strcspn(path, "\n")] = 0;
@@ -149,9 +148,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     redis_stop();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    free(eps_t_run(cmd, NULL));
+    eps_t_rmtree(g_dir);
     return 0;
 }
 
@@ -505,9 +502,7 @@ static void t_reconnects_after_restart(void **state)
     b.destroy(b.ctx);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(group_setup, group_teardown,
         cmocka_unit_test(t_parse_url_cases),
         cmocka_unit_test(t_config_rows),
         cmocka_unit_test(t_roundtrip_and_ttl),
@@ -516,7 +511,4 @@ int main(void)
         cmocka_unit_test(t_two_caches_share_results),
         cmocka_unit_test(t_down_redis_is_a_miss),
         cmocka_unit_test(t_slow_redis_times_out_then_backs_off),
-        cmocka_unit_test(t_reconnects_after_restart),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+        cmocka_unit_test(t_reconnects_after_restart))

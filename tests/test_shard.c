@@ -23,17 +23,14 @@ static char bin[PATH_MAX]; /* absolute: the commands run in dir */
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/eps-shard-XXXXXX");
     if (!realpath(eps_t_bin(), bin)) return -1;
-    return mkdtemp(dir) ? 0 : -1;
+    return eps_t_tmpdir(dir, sizeof dir, "shard");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return eps_t_rmtree(dir);
 }
 
 /* Runs "cd dir && [env] epsinas args"; returns the exit code, stderr in *msg
@@ -211,13 +208,8 @@ static void test_shard_errors(void **state)
     expect2(NULL, "sweep --space graph --all --out g.csv", "--all enumerates nb201 or nb101 only");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(setup, teardown,
         cmocka_unit_test(test_nb201_archs_shards),
         cmocka_unit_test(test_nb101_all_range_shards),
         cmocka_unit_test(test_merge_errors),
-        cmocka_unit_test(test_shard_errors),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+        cmocka_unit_test(test_shard_errors))

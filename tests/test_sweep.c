@@ -24,16 +24,13 @@ static char dir[256];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/eps-sweep-XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return eps_t_tmpdir(dir, sizeof dir, "sweep");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return eps_t_rmtree(dir);
 }
 
 /* Writes n NB201 cells (a fixed stride through the space) to dir/name. */
@@ -203,13 +200,8 @@ static void test_errors(void **state)
     expect2("sweep --space nb201 --archs d.txt --out other.csv", "not an epsinas sweep CSV");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(setup, teardown,
         cmocka_unit_test(test_sweep_matches_score),
         cmocka_unit_test(test_resume_after_torn_line),
         cmocka_unit_test(test_interrupt_then_resume),
-        cmocka_unit_test(test_errors),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+        cmocka_unit_test(test_errors))

@@ -111,6 +111,21 @@ const char *eps_t_expect_error(const eps_t_hresp *r, long status, const char *co
 /* NB201 cell `index` in our enumeration order (op (i / 5^e) % 5 on edge e). */
 void eps_t_nb201_arch(int index, char *buf);
 
+/* A test file's main(): its cmocka tests, run as one group with setup and
+ * teardown (NULL for none). Include <cmocka.h> first. */
+#define EPS_T_MAIN(setup, teardown, ...)                                                       \
+    int main(void)                                                                             \
+    {                                                                                          \
+        const struct CMUnitTest eps_t_tests_[] = {__VA_ARGS__};                                \
+        return cmocka_run_group_tests(eps_t_tests_, setup, teardown);                          \
+    }
+
+/* A fresh directory /tmp/epsinas-test-TAG-XXXXXX, its path in buf; 0 or -1. */
+int eps_t_tmpdir(char *buf, size_t n, const char *tag);
+/* Removes dir and everything below it (kept when EPS_KEEP_TMP is set, to
+ * look at after a failure); 0 or -1. */
+int eps_t_rmtree(const char *dir);
+
 /* The data-driven rejection tables (tests/data/<space>/invalid.json and
  * the like): {"cases": [{"name", "request", "code" (an eps_error_code_name,
  * default "invalid_input"), "field", "error"}]} with at least min_cases

@@ -215,3 +215,18 @@ void eps_t_rejects(const char *relpath, size_t min_cases, int flags)
     }
     json_decref(d);
 }
+
+int eps_t_tmpdir(char *buf, size_t n, const char *tag)
+{
+    if ((size_t)snprintf(buf, n, "/tmp/epsinas-test-%s-XXXXXX", tag) >= n) return -1;
+    return mkdtemp(buf) ? 0 : -1;
+}
+
+int eps_t_rmtree(const char *dir)
+{
+    if (getenv("EPS_KEEP_TMP")) return 0;
+    if (strncmp(dir, "/tmp/epsinas-test-", 18) || strchr(dir, '\'')) return -1; /* never anything else */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}

@@ -40,8 +40,7 @@ int eps_t_saved(void) { return atomic_load(&g_saved); }
 
 int eps_t_server_setup(const char *name)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/epsinas-test-%s-XXXXXX", name);
-    if (!mkdtemp(g_dir)) return -1;
+    if (eps_t_tmpdir(g_dir, sizeof g_dir, name)) return -1;
     char d[300];
     snprintf(d, sizeof d, "%s/resp", g_dir);
     mkdir(d, 0755);
@@ -61,11 +60,7 @@ int eps_t_server_teardown(void)
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
     }
-    if (!getenv("EPS_KEEP_TMP")) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-        if (system(cmd) != 0) return -1;
-    }
+    if (eps_t_rmtree(g_dir)) return -1;
     curl_global_cleanup();
     return 0;
 }

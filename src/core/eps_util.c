@@ -36,6 +36,18 @@ void eps_deadline_in(struct timespec *ts, long ms)
     if (ts->tv_nsec >= 1000000000L) ts->tv_sec++, ts->tv_nsec -= 1000000000L;
 }
 
+long eps_wait_zero(pthread_mutex_t *mu, pthread_cond_t *cv, const long *count, long timeout_ms)
+{
+    struct timespec ts;
+    eps_deadline_in(&ts, timeout_ms);
+    pthread_mutex_lock(mu);
+    while (*count > 0)
+        if (pthread_cond_timedwait(cv, mu, &ts) != 0) break;
+    long n = *count;
+    pthread_mutex_unlock(mu);
+    return n;
+}
+
 int eps_cpu_count(int max)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

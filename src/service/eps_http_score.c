@@ -112,20 +112,10 @@ static void score_work(eps_job *j)
         return;
     }
     eps_metrics_queue_wait((double)(j->t_start_ns - j->t_submit_ns) / 1e9);
-    eps_batch v; /* the batch's spec at batch_size and shape: a view, or generated anew (ramp, tokens, other shapes) */
-    int owned = 0;
-    if ((sj->rc = eps_batch_at(&sj->q.nb->batch, sj->q.batch_size, sj->q.shape, &v, &owned, &sj->err)) < 0) return;
-    eps_run_opts opts = {.engine = sj->q.engine, .cancel = &j->cancel, .stop_early = 1};
-    eps_score sc;
-    int64_t t0 = eps_now_ns();
-    eps_metrics_computation();
-    sj->rc = eps_arch_score(&sj->q.arch, &v, sj->q.w, &opts, &sc, &sj->err);
-    if (owned) eps_batch_free(&v);
-    if (sj->rc < 0) return;
-    eps_metrics_score(space_index(sj->q.arch.space), (double)(eps_now_ns() - t0) / 1e9);
-    sj->blob = eps_score_result_json(&sj->q, &sc);
-    if (!sj->blob) sj->rc = eps_error_set(&sj->err, EPS_ENOMEM, "", "out of memory");
-    else sj->blob_len = strlen(sj->blob);
+    double secs;
+    if ((sj->rc = eps_score_req_compute(&sj->q, &j->cancel, &sj->blob, &secs, &sj->err)) < 0) return;
+    eps_metrics_score(space_index(sj->q.arch.space), secs);
+    sj->blob_len = strlen(sj->blob);
 }
 
 static char *err_json(const char *code, const char *msg, const char *field, size_t *len)

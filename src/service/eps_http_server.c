@@ -384,14 +384,7 @@ void eps_server_begin_drain(eps_server *s)
 
 static long wait_inflight(eps_server *s, long timeout_ms)
 {
-    struct timespec ts;
-    eps_deadline_in(&ts, timeout_ms);
-    pthread_mutex_lock(&s->mu);
-    while (s->inflight > 0)
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0) break;
-    long n = s->inflight;
-    pthread_mutex_unlock(&s->mu);
-    return n;
+    return eps_wait_zero(&s->mu, &s->cv, &s->inflight, timeout_ms);
 }
 
 long eps_server_drain(eps_server *s, long timeout_ms)

@@ -335,10 +335,7 @@ void eps_jobs_drain(eps_jobs *J)
 void eps_jobs_stop(eps_jobs *J)
 {
     if (!J) return;
-    pthread_mutex_lock(&J->mu);
-    J->stop = 1;
-    pthread_cond_broadcast(&J->cv);
-    pthread_mutex_unlock(&J->mu);
+    eps_jobs_drain(J);
     if (J->th_started) pthread_join(J->th, NULL);
     while (J->jobs) {
         jjob *j = J->jobs;

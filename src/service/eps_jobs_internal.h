@@ -15,6 +15,7 @@
 #include "epsinas/core/error.h"
 #include "epsinas/service/cache.h"
 #include "epsinas/service/jobs.h"
+#include "epsinas/service/request.h"
 #include "epsinas/service/jobstore.h"
 #include "epsinas/service/queue.h"
 
@@ -88,6 +89,9 @@ int eps_jobs_from_spec(eps_jobs *J, json_t *spec, jjob *j, eps_error *err);
 int eps_jobs_validate_items(eps_jobs *J, const jjob *j, eps_error *err);
 /* Item idx's request object (new ref or NULL). */
 json_t *eps_jobs_item_request(const jjob *j, long idx);
+/* eps_score_req_prepare of one item request with the service's batches and
+ * memory budget (err cleared first). */
+int eps_jobs_prepare(const eps_jobs *J, const json_t *req, eps_score_req *p, eps_error *err);
 
 /* ---- eps_jobs_run.c */
 /* The runner thread (arg: the eps_jobs): one job at a time, oldest first. */

@@ -43,18 +43,8 @@ static void job_work(eps_job *qj)
         w->blob_len = blen;
         return;
     }
-    eps_run_opts opts = {.engine = w->p.engine, .cancel = &qj->cancel, .stop_early = 1};
-    eps_batch v; /* the spec at bs, as /v1/score scores it */
-    int owned = 0;
-    if ((w->rc = eps_batch_at(&w->p.nb->batch, w->p.batch_size, w->p.shape, &v, &owned, &w->err)) < 0) return;
-    eps_score sc;
-    eps_metrics_computation();
-    w->rc = eps_arch_score(&w->p.arch, &v, w->p.w, &opts, &sc, &w->err);
-    if (owned) eps_batch_free(&v);
-    if (w->rc < 0) return;
-    w->blob = eps_score_result_json(&w->p, &sc);
-    if (!w->blob) w->rc = eps_error_set(&w->err, EPS_ENOMEM, "", "out of memory");
-    else w->blob_len = strlen(w->blob);
+    if ((w->rc = eps_score_req_compute(&w->p, &qj->cancel, &w->blob, NULL, &w->err)) < 0) return;
+    w->blob_len = strlen(w->blob);
 }
 
 static void finish_error(eps_cache *c, eps_cache_flight *f, int status, const char *code, const char *msg,
@@ -133,8 +123,7 @@ static void start_one(eps_jobs *J, jjob *j, long idx)
                                                                           : strdup("");
     eps_score_req p;
     eps_error err;
-    eps_error_clear(&err);
-    int rc = eps_score_req_prepare(req, J->batches, J->n_batches, J->cfg.max_request_memory, &p, &err);
+    int rc = eps_jobs_prepare(J, req, &p, &err);
     json_decref(req);
     if (rc < 0) {
         json_t *o = json_pack("{s:s,s:s,s:s}", "error", err.msg, "code", eps_error_code_name(rc), "field", err.field);

@@ -127,6 +127,12 @@ int eps_jobs_from_spec(eps_jobs *J, json_t *spec, jjob *j, eps_error *err)
 
 /* Validates every item up front (for 'all', one item: the cells of an
  * enumerable space are valid by construction; the shared fields are not). */
+int eps_jobs_prepare(const eps_jobs *J, const json_t *req, eps_score_req *p, eps_error *err)
+{
+    eps_error_clear(err);
+    return eps_score_req_prepare(req, J->batches, J->n_batches, J->cfg.max_request_memory, p, err);
+}
+
 int eps_jobs_validate_items(eps_jobs *J, const jjob *j, eps_error *err)
 {
     long n = j->en ? 1 : j->rec.total;
@@ -134,8 +140,7 @@ int eps_jobs_validate_items(eps_jobs *J, const jjob *j, eps_error *err)
         json_t *o = eps_jobs_item_request(j, i);
         eps_score_req p;
         eps_error e;
-        eps_error_clear(&e);
-        int rc = eps_score_req_prepare(o, J->batches, J->n_batches, J->cfg.max_request_memory, &p, &e);
+        int rc = eps_jobs_prepare(J, o, &p, &e);
         json_decref(o);
         if (rc < 0) {
             if (j->en) return eps_error_set(err, rc, e.field, "%s", e.msg);

@@ -127,6 +127,12 @@ static void put_histo(sbuf *b, const char *name, const char *label, const histo 
     put(b, "%s_count%s%s%s %llu\n", name, *label ? "{" : "", label, *label ? "}" : "", cum);
 }
 
+/* One unlabelled series with its HELP and TYPE lines. */
+static void put_one(sbuf *b, const char *name, const char *type, const char *help, long long v)
+{
+    put(b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, v);
+}
+
 char *eps_metrics_render(const eps_metrics_gauges *g, size_t *len)
 {
     sbuf b = {malloc(16384), 0, 16384, 0};
@@ -161,10 +167,9 @@ char *eps_metrics_render(const eps_metrics_gauges *g, size_t *len)
             "# TYPE epsinas_queue_wait_seconds histogram\n");
     put_histo(&b, "epsinas_queue_wait_seconds", "", &M.queue_wait);
 
-    put(&b, "# HELP epsinas_queue_depth Compute jobs queued or running.\n# TYPE epsinas_queue_depth gauge\n"
-            "epsinas_queue_depth %ld\n", g ? g->queue_depth : 0);
-    put(&b, "# HELP epsinas_inflight_requests Requests being handled (including those waiting for a job).\n"
-            "# TYPE epsinas_inflight_requests gauge\nepsinas_inflight_requests %ld\n", eps_metrics_inflight());
+    put_one(&b, "epsinas_queue_depth", "gauge", "Compute jobs queued or running.", g ? g->queue_depth : 0);
+    put_one(&b, "epsinas_inflight_requests", "gauge", "Requests being handled (including those waiting for a job).",
+            eps_metrics_inflight());
 
     put(&b, "# HELP epsinas_rejected_total Requests refused by backpressure or policy, by reason.\n"
             "# TYPE epsinas_rejected_total counter\n");
@@ -172,23 +177,22 @@ char *eps_metrics_render(const eps_metrics_gauges *g, size_t *len)
         put(&b, "epsinas_rejected_total{reason=\"%s\"} %llu\n", rej_names[r],
             atomic_load_explicit(&M.rejected[r], memory_order_relaxed));
 
-    put(&b, "# HELP epsinas_cache_hits_total Score lookups answered from the cache.\n"
-            "# TYPE epsinas_cache_hits_total counter\nepsinas_cache_hits_total %llu\n", g ? g->cache_hits : 0);
-    put(&b, "# HELP epsinas_cache_misses_total Score lookups not in the cache.\n"
-            "# TYPE epsinas_cache_misses_total counter\nepsinas_cache_misses_total %llu\n", g ? g->cache_misses : 0);
-    put(&b, "# HELP epsinas_cache_evictions_total Cache entries evicted to respect the bounds.\n"
-            "# TYPE epsinas_cache_evictions_total counter\nepsinas_cache_evictions_total %llu\n",
-        g ? g->cache_evictions : 0);
-    put(&b, "# HELP epsinas_cache_entries Results in the cache.\n# TYPE epsinas_cache_entries gauge\n"
-            "epsinas_cache_entries %ld\n", g ? g->cache_entries : 0);
-    put(&b, "# HELP epsinas_cache_bytes Memory accounted to the cache.\n# TYPE epsinas_cache_bytes gauge\n"
-            "epsinas_cache_bytes %lld\n", g ? g->cache_bytes : 0);
-    put(&b, "# HELP epsinas_computations_total Scores actually computed (single flight: concurrent identical "
-            "misses count once).\n# TYPE epsinas_computations_total counter\nepsinas_computations_total %llu\n",
-        eps_metrics_computations());
-    put(&b, "# HELP epsinas_cache_backend_errors_total Shared cache (Redis) reads/writes that failed or were skipped; "
-            "each was a miss or a dropped write.\n# TYPE epsinas_cache_backend_errors_total counter\n"
-            "epsinas_cache_backend_errors_total %llu\n", eps_redis_errors_total());
+    const struct { const char *name, *type, *help; long long v; } scalars[] = {
+        {"epsinas_cache_hits_total", "counter", "Score lookups answered from the cache.", g ? (long long)g->cache_hits : 0},
+        {"epsinas_cache_misses_total", "counter", "Score lookups not in the cache.", g ? (long long)g->cache_misses : 0},
+        {"epsinas_cache_evictions_total", "counter", "Cache entries evicted to respect the bounds.",
+         g ? (long long)g->cache_evictions : 0},
+        {"epsinas_cache_entries", "gauge", "Results in the cache.", g ? (long long)g->cache_entries : 0},
+        {"epsinas_cache_bytes", "gauge", "Memory accounted to the cache.", g ? (long long)g->cache_bytes : 0},
+        {"epsinas_computations_total", "counter",
+         "Scores actually computed (single flight: concurrent identical misses count once).",
+         (long long)eps_metrics_computations()},
+        {"epsinas_cache_backend_errors_total", "counter",
+         "Shared cache (Redis) reads/writes that failed or were skipped; each was a miss or a dropped write.",
+         (long long)eps_redis_errors_total()},
+    };
+    for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++)
+        put_one(&b, scalars[i].name, scalars[i].type, scalars[i].help, scalars[i].v);
     if (b.oom) {
         free(b.p);
         return NULL;

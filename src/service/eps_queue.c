@@ -236,14 +236,7 @@ void eps_queue_cancel_all(eps_queue *q)
 
 long eps_queue_wait_idle(eps_queue *q, int64_t timeout_ms)
 {
-    struct timespec ts;
-    eps_deadline_in(&ts, (long)timeout_ms);
-    pthread_mutex_lock(&q->mu);
-    while (q->count > 0)
-        if (pthread_cond_timedwait(&q->idle, &q->mu, &ts) != 0) break;
-    long n = q->count;
-    pthread_mutex_unlock(&q->mu);
-    return n;
+    return eps_wait_zero(&q->mu, &q->idle, &q->count, (long)timeout_ms);
 }
 
 void eps_queue_free(eps_queue *q)

@@ -9,6 +9,8 @@
 
 #include "epsinas/engine/memest.h"
 #include "epsinas/service/json_exact.h"
+#include "epsinas/service/metrics.h"
+#include "epsinas/core/util.h"
 
 int eps_score_req_status(int code) { return code == EPS_EINVAL ? 400 : code == EPS_ELIMIT ? 413 : 500; }
 
@@ -120,4 +122,23 @@ char *eps_score_result_json(const eps_score_req *q, const eps_score *sc)
     char *text = eps_json_dumps_exact(o);
     json_decref(o);
     return text;
+}
+
+int eps_score_req_compute(const eps_score_req *q, const atomic_int *cancel, char **json, double *compute_s,
+                          eps_error *err)
+{
+    *json = NULL;
+    eps_batch v; /* the batch's spec at batch_size and shape: a view, or generated anew (ramp, tokens, other shapes) */
+    int owned = 0, rc = eps_batch_at(&q->nb->batch, q->batch_size, q->shape, &v, &owned, err);
+    if (rc < 0) return rc;
+    eps_run_opts opts = {.engine = q->engine, .cancel = cancel, .stop_early = 1};
+    eps_score sc;
+    int64_t t0 = eps_now_ns();
+    eps_metrics_computation();
+    rc = eps_arch_score(&q->arch, &v, q->w, &opts, &sc, err);
+    if (compute_s) *compute_s = (double)(eps_now_ns() - t0) / 1e9;
+    if (owned) eps_batch_free(&v);
+    if (rc < 0) return rc;
+    *json = eps_score_result_json(q, &sc);
+    return *json ? 0 : eps_error_set(err, EPS_ENOMEM, "", "out of memory");
 }

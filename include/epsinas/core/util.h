@@ -4,6 +4,7 @@
 #ifndef EPSINAS_CORE_UTIL_H
 #define EPSINAS_CORE_UTIL_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -24,6 +25,9 @@ double eps_now_s(void);
 /* *ts = now + ms on CLOCK_MONOTONIC, for pthread_cond_timedwait on a
  * condition variable created with that clock. */
 void eps_deadline_in(struct timespec *ts, long ms);
+/* Waits on cv (a CLOCK_MONOTONIC condition variable, mu not held) until
+ * *count, guarded by mu, is 0 or timeout_ms passed; returns *count then. */
+long eps_wait_zero(pthread_mutex_t *mu, pthread_cond_t *cv, const long *count, long timeout_ms);
 
 /* Online CPUs, at least 1 and at most max. */
 int eps_cpu_count(int max);

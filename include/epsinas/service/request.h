@@ -44,4 +44,13 @@ int eps_score_req_status(int code);
  * same bytes. malloc'd text (caller frees), NULL on allocation failure. */
 char *eps_score_result_json(const eps_score_req *q, const eps_score *sc);
 
+/* Computes q, as /v1/score and job items both do: its batch drawn at its
+ * size and shape (eps_batch_at), both passes (stopping early once epsilon
+ * is known), counted in epsinas_computations_total. *json: the result as
+ * eps_score_result_json writes it (caller frees; NULL on error); *compute_s
+ * (may be NULL): the seconds in the engine. cancel: the queue job's flag,
+ * or NULL. Returns 0 or a negative EPS_E* code with err set. */
+int eps_score_req_compute(const eps_score_req *q, const atomic_int *cancel, char **json, double *compute_s,
+                          eps_error *err);
+
 #endif

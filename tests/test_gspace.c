@@ -278,28 +278,12 @@ static void goldens(eps_engine_kind engine)
     eps_golden_run_requests("tests/golden/graph.json", 10, eps_t_asan() ? 5 : 1, engine, request_of_case);
 }
 
-static void test_goldens_dense(void **state)
-{
-    (void)state;
-    goldens(EPS_ENGINE_DENSE);
-}
+static void test_goldens(void **state) { goldens(*(const eps_engine_kind *)*state); }
 
-static void test_goldens_fast(void **state)
-{
-    (void)state;
-    goldens(EPS_ENGINE_FAST);
-}
-
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(NULL, NULL,
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_node_limit),
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_batch_mismatch),
         cmocka_unit_test(test_nb201_as_graph),
-        cmocka_unit_test(test_goldens_dense),
-        cmocka_unit_test(test_goldens_fast),
-    };
-    return cmocka_run_group_tests_name("gspace", tests, NULL, NULL);
-}
+        EPS_GOLDEN_TESTS(test_goldens))

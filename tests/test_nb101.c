@@ -292,29 +292,13 @@ static void goldens(eps_engine_kind engine)
     eps_golden_run_requests("tests/golden/nb101.json", 20, stride, engine, request_of_case);
 }
 
-static void test_goldens_dense(void **state)
-{
-    (void)state;
-    goldens(EPS_ENGINE_DENSE);
-}
+static void test_goldens(void **state) { goldens(*(const eps_engine_kind *)*state); }
 
-static void test_goldens_fast(void **state)
-{
-    (void)state;
-    goldens(EPS_ENGINE_FAST);
-}
-
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+EPS_T_MAIN(NULL, NULL,
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_prune),
         cmocka_unit_test(test_records_hash_params),
         cmocka_unit_test(test_isomorphism),
         cmocka_unit_test(test_vertex_channels),
         cmocka_unit_test(test_build_structure),
-        cmocka_unit_test(test_goldens_fast),
-        cmocka_unit_test(test_goldens_dense),
-    };
-    return cmocka_run_group_tests_name("nb101", tests, NULL, NULL);
-}
+        EPS_GOLDEN_TESTS(test_goldens))

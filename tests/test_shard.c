@@ -183,28 +183,25 @@ static void test_shard_errors(void **state)
     char cmd[PATH_MAX + 1024];
     snprintf(cmd, sizeof cmd, "cd '%s' && %s enumerate --space nb201 --format requests | head -3 > e.txt", dir, bin);
     assert_int_equal(system(cmd), 0);
-    const char *base = "sweep --space nb201 --archs e.txt --out e.csv";
+    static const struct {
+        const char *env, *opts, *want; /* opts follow the base sweep of e.txt */
+    } cases[] = {
+        {NULL, "--shard 3/3", "--shard"},
+        {NULL, "--shard 1", "expected K/N"},
+        {NULL, "--shard 0/0", "--shard"},
+        {NULL, "--shards 2", "JOB_COMPLETION_INDEX"},
+        {"JOB_COMPLETION_INDEX=1", "", "give --shards N"},
+        {"JOB_COMPLETION_INDEX=2", "--shards 2", "JOB_COMPLETION_INDEX"},
+        {NULL, "--shard 0/2 --shards 2", "not both"},
+        {NULL, "--range 5:2", "empty"},
+        {NULL, "--range x", "expected A:B"},
+        {NULL, "--shard 7/9", "no architecture in the selected range/shard"}, /* no row of its own */
+    };
     char args[512];
-    snprintf(args, sizeof args, "%s --shard 3/3", base);
-    expect2(NULL, args, "--shard");
-    snprintf(args, sizeof args, "%s --shard 1", base);
-    expect2(NULL, args, "expected K/N");
-    snprintf(args, sizeof args, "%s --shard 0/0", base);
-    expect2(NULL, args, "--shard");
-    snprintf(args, sizeof args, "%s --shards 2", base);
-    expect2(NULL, args, "JOB_COMPLETION_INDEX");
-    expect2("JOB_COMPLETION_INDEX=1", base, "give --shards N");
-    snprintf(args, sizeof args, "%s --shards 2", base);
-    expect2("JOB_COMPLETION_INDEX=2", args, "JOB_COMPLETION_INDEX");
-    snprintf(args, sizeof args, "%s --shard 0/2 --shards 2", base);
-    expect2(NULL, args, "not both");
-    snprintf(args, sizeof args, "%s --range 5:2", base);
-    expect2(NULL, args, "empty");
-    snprintf(args, sizeof args, "%s --range x", base);
-    expect2(NULL, args, "expected A:B");
-    /* a shard with no row of its own */
-    snprintf(args, sizeof args, "%s --shard 7/9", base);
-    expect2(NULL, args, "no architecture in the selected range/shard");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, "sweep --space nb201 --archs e.txt --out e.csv %s", cases[i].opts);
+        expect2(cases[i].env, args, cases[i].want);
+    }
     expect2(NULL, "sweep --space graph --all --out g.csv", "--all enumerates nb201 or nb101 only");
 }
 

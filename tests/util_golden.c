@@ -3,6 +3,8 @@
  * size, weights and the reference's epsilon, params and output ranges. */
 #include "util_golden.h"
 
+const eps_engine_kind eps_golden_engines[2] = {EPS_ENGINE_FAST, EPS_ENGINE_DENSE};
+
 #include <math.h>
 #include <jansson.h>
 #include <stdarg.h>

@@ -32,4 +32,11 @@ int eps_golden_case(const json_t *c, json_t *req, eps_engine_kind engine, const 
 void eps_golden_run_requests(const char *file, size_t min_cases, size_t stride, eps_engine_kind engine,
                              json_t *(*request_of)(const json_t *c));
 
+/* A golden test on both engines: fn reads its engine from *state, which
+ * these two cmocka entries set (named fn_fast and fn_dense). */
+extern const eps_engine_kind eps_golden_engines[2]; /* fast, dense */
+#define EPS_GOLDEN_TESTS(fn)                                                                    \
+    {#fn "_fast", fn, NULL, NULL, (void *)&eps_golden_engines[0]},                              \
+    {#fn "_dense", fn, NULL, NULL, (void *)&eps_golden_engines[1]}
+
 #endif

@@ -193,12 +193,8 @@ static json_t *tuple_json(const char *t)
 static void test_nb101_naslib_dev(void **state)
 {
     (void)state;
-    char path[4096];
-    eps_t_shared_file(path, sizeof path, "data/nb101/naslib_zc_subset_dev.json",
-                      "the NASLib NB101 subset (../shared) is absent: cannot check its tuples");
-    json_error_t je;
-    json_t *rows = json_load_file(path, 0, &je);
-    if (!rows) fail_msg("%s: %s", path, je.text);
+    json_t *rows = eps_t_shared_json("data/nb101/naslib_zc_subset_dev.json",
+                                     "the NASLib NB101 subset (../shared) is absent: cannot check its tuples");
     assert_int_equal(json_array_size(rows), 267);
     int pruned_to[EPS_NB101_MAX_VERTICES + 1] = {0};
     size_t i;

@@ -14,6 +14,10 @@ const char *eps_t_shared(void);
 /* buf = the shared directory + "/" + rel; when the directory is absent,
  * prints "SKIP: <why>" and skips the running test (cmocka). */
 void eps_t_shared_file(char *buf, size_t n, const char *rel, const char *why);
+/* The JSON file rel of the shared directory (caller decrefs); skips the
+ * running test, printing why, when the directory is absent; fails it when
+ * the file does not load. */
+json_t *eps_t_shared_json(const char *rel, const char *why);
 /* Repo root (env EPS_ROOT, else "."). Static string. */
 const char *eps_t_root(void);
 /* Returns a malloc'd copy of s with every "$SHARED" replaced by the shared

@@ -59,6 +59,16 @@ void eps_t_shared_file(char *buf, size_t n, const char *rel, const char *why)
     snprintf(buf, n, "%s/%s", sh, rel);
 }
 
+json_t *eps_t_shared_json(const char *rel, const char *why)
+{
+    char path[4096];
+    eps_t_shared_file(path, sizeof path, rel, why);
+    json_error_t je;
+    json_t *j = json_load_file(path, 0, &je);
+    if (!j) fail_msg("cannot load %s: %s (line %d)", path, je.text, je.line);
+    return j;
+}
+
 json_t *eps_t_load_json(const char *relpath)
 {
     char path[4096];

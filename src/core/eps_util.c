@@ -48,6 +48,14 @@ long eps_wait_zero(pthread_mutex_t *mu, pthread_cond_t *cv, const long *count, l
     return n;
 }
 
+void eps_flag_raise(pthread_mutex_t *mu, pthread_cond_t *cv, int *flag)
+{
+    pthread_mutex_lock(mu);
+    *flag = 1;
+    pthread_cond_broadcast(cv);
+    pthread_mutex_unlock(mu);
+}
+
 int eps_cpu_count(int max)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);

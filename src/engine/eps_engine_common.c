@@ -34,3 +34,22 @@ int *eps_engine_last_use(const eps_graph *g)
     free(live);
     return last;
 }
+
+void eps_maxpool_plane(const float *restrict x, float *restrict y, int H, int W, int OH, int OW, int k, int s, int p)
+{
+    for (int oy = 0; oy < OH; oy++)
+        for (int ox = 0; ox < OW; ox++) {
+            float m = -INFINITY;
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * s - p + ky;
+                if (iy < 0 || iy >= H) continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ox * s - p + kx;
+                    if (ix < 0 || ix >= W) continue;
+                    float v = x[iy * W + ix];
+                    if (v > m || isnan(v)) m = v;
+                }
+            }
+            y[oy * OW + ox] = m;
+        }
+}

@@ -14,4 +14,10 @@ int *eps_engine_last_use(const eps_graph *g);
  * beta = -mean * alpha. Both engines use it so they round alike. */
 void eps_bn_coeffs(double sum, double sumsq_centered, long count, float gamma, float *alpha, float *beta);
 
+/* Max pooling of one H x W plane as PyTorch's CPU kernel picks (the dense
+ * engine's, and the fast engine's for planes holding a NaN): each window
+ * scanned row by row from -inf, taking v when v > acc or v is NaN, so the
+ * first maximum wins and a NaN propagates; out-of-bounds taps skipped. */
+void eps_maxpool_plane(const float *restrict x, float *restrict y, int H, int W, int OH, int OW, int k, int s, int p);
+
 #endif

@@ -101,13 +101,17 @@ static void batchnorm(const float *x, float *y, int n, int c, int hw, float gamm
 static void pool(const eps_node *nd, const eps_node *xn, const float *x, float *y, int n)
 {
     int C = xn->c, H = xn->h, W = xn->w, k = nd->kernel, s = nd->stride, p = nd->pad;
-    int OH = nd->h, OW = nd->w, is_max = nd->op == EPS_OP_MAXPOOL;
+    int OH = nd->h, OW = nd->w;
     for (long bc = 0; bc < (long)n * C; bc++) {
         const float *xp = x + (size_t)bc * H * W;
         float *yp = y + (size_t)bc * OH * OW;
+        if (nd->op == EPS_OP_MAXPOOL) {
+            eps_maxpool_plane(xp, yp, H, W, OH, OW, k, s, p);
+            continue;
+        }
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
-                float acc = is_max ? -INFINITY : 0.0f;
+                float acc = 0.0f;
                 int cnt = 0;
                 for (int ky = 0; ky < k; ky++) {
                     int iy = oy * s - p + ky;
@@ -115,17 +119,11 @@ static void pool(const eps_node *nd, const eps_node *xn, const float *x, float *
                     for (int kx = 0; kx < k; kx++) {
                         int ix = ox * s - p + kx;
                         if (ix < 0 || ix >= W) continue;
-                        float v = xp[iy * W + ix];
-                        if (is_max) {
-                            if (v > acc || isnan(v)) acc = v;
-                        } else {
-                            acc += v;
-                        }
+                        acc += xp[iy * W + ix];
                         cnt++;
                     }
                 }
-                if (!is_max) acc /= (float)(nd->count_include_pad ? k * k : cnt);
-                yp[oy * OW + ox] = acc;
+                yp[oy * OW + ox] = acc / (float)(nd->count_include_pad ? k * k : cnt);
             }
     }
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eps_engine_common.h"
 #include "eps_fast.h"
 
 /* 3x3, stride 1, pad 1 box sum of one H x W image a (zero padding), in the
@@ -360,7 +361,7 @@ void eps_fast_add_group(float *restrict q, const float *restrict a, const grp *g
 
 /* ---- max pooling ----
  *
- * The reference (eps_engine_dense.c's pool) scans each window row by row
+ * The reference (eps_maxpool_plane, the dense engine's) scans each window row by row
  * from acc = -inf and takes v when v > acc or v is NaN: the result is the
  * first value of the window, in that order, that no later value exceeds,
  * or its last NaN. Without NaNs this is a separable max, row maxima first
@@ -372,27 +373,6 @@ void eps_fast_add_group(float *restrict q, const float *restrict a, const grp *g
  * so NaNs propagate exactly as there. keep_first(a, b) compiles to maxps
  * (which returns its second operand unless the first is greater). */
 static inline float keep_first(float acc, float v) { return v > acc ? v : acc; }
-
-/* The dense engine's scan, repeated here on purpose: the fast engine does
- * not call into the dense one (no include between the two engines). */
-static void maxpool_ref(const float *restrict x, float *restrict y, int H, int W, int OH, int OW, int k, int s, int p)
-{
-    for (int oy = 0; oy < OH; oy++)
-        for (int ox = 0; ox < OW; ox++) {
-            float m = -INFINITY;
-            for (int ky = 0; ky < k; ky++) {
-                int iy = oy * s - p + ky;
-                if (iy < 0 || iy >= H) continue;
-                for (int kx = 0; kx < k; kx++) {
-                    int ix = ox * s - p + kx;
-                    if (ix < 0 || ix >= W) continue;
-                    float v = x[iy * W + ix];
-                    if (v > m || isnan(v)) m = v;
-                }
-            }
-            y[oy * OW + ox] = m;
-        }
-}
 
 static int has_nan(const float *restrict x, size_t n)
 {
@@ -450,5 +430,5 @@ void eps_fast_maxpool_img(const float *restrict x, float *restrict y, float *res
         else maxpool2s2_img(x, y, W, OH, OW);
         return;
     }
-    maxpool_ref(x, y, H, W, OH, OW, k, s, p);
+    eps_maxpool_plane(x, y, H, W, OH, OW, k, s, p);
 }

@@ -490,10 +490,7 @@ void eps_http_jobs_drain(eps_http_jobs *H)
 void eps_http_jobs_free(eps_http_jobs *H)
 {
     if (!H) return;
-    pthread_mutex_lock(&H->mu);
-    H->stop = 1;
-    pthread_cond_broadcast(&H->cv);
-    pthread_mutex_unlock(&H->mu);
+    eps_flag_raise(&H->mu, &H->cv, &H->stop);
     pthread_join(H->ticker, NULL);
     pthread_cond_destroy(&H->cv);
     pthread_mutex_destroy(&H->mu);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "epsinas/core/util.h"
 #include "epsinas/service/log.h"
 
 const char *const eps_jobs_status_names[N_STATUS] = {"queued", "running", "succeeded", "failed", "cancelled"};
@@ -326,10 +327,7 @@ int eps_jobs_start(const eps_jobs_config *cfg, eps_queue *q, eps_cache *cache, c
 void eps_jobs_drain(eps_jobs *J)
 {
     if (!J) return;
-    pthread_mutex_lock(&J->mu);
-    J->stop = 1;
-    pthread_cond_broadcast(&J->cv);
-    pthread_mutex_unlock(&J->mu);
+    eps_flag_raise(&J->mu, &J->cv, &J->stop);
 }
 
 void eps_jobs_stop(eps_jobs *J)

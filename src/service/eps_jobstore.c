@@ -3,6 +3,7 @@
 #include "epsinas/service/jobstore.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -83,51 +84,43 @@ static void bind_time(sqlite3_stmt *s, int i, double t)
     else sqlite3_bind_null(s, i);
 }
 
-/* Runs one prepared statement to completion under the lock. */
-static int run1(eps_jobstore *st, sqlite3_stmt *s, eps_error *err, const char *what)
+/* Runs one statement to completion under the lock, its parameters bound in
+ * order as types says: 's' text (NULL: null), 'i' 64-bit integer, 't' a
+ * time (0: null). what names it in errors. */
+static int exec_bound(eps_jobstore *st, eps_error *err, const char *what, const char *sql, const char *types, ...)
 {
-    int rc = sqlite3_step(s);
+    va_list ap;
+    va_start(ap, types);
+    pthread_mutex_lock(&st->mu);
+    sqlite3_stmt *s = NULL;
+    int rc = 0;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        rc = db_err(st, err, what);
+    } else {
+        for (int i = 0; types[i]; i++) {
+            if (types[i] == 's') bind_text(s, i + 1, va_arg(ap, const char *));
+            else if (types[i] == 'i') sqlite3_bind_int64(s, i + 1, va_arg(ap, long long));
+            else bind_time(s, i + 1, va_arg(ap, double));
+        }
+        if (sqlite3_step(s) != SQLITE_DONE) rc = db_err(st, err, what);
+    }
     sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : db_err(st, err, what);
+    pthread_mutex_unlock(&st->mu);
+    va_end(ap);
+    return rc;
 }
 
 int eps_jobstore_create(eps_jobstore *st, const eps_jobrec *j, eps_error *err)
 {
-    pthread_mutex_lock(&st->mu);
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "INSERT INTO jobs(id,label,spec,status,total,created_at) VALUES(?,?,?,?,?,?)", -1, &s,
-                                NULL);
-    if (rc != SQLITE_OK) rc = db_err(st, err, "prepare insert job");
-    else {
-        bind_text(s, 1, j->id);
-        bind_text(s, 2, j->label);
-        bind_text(s, 3, j->spec);
-        bind_text(s, 4, j->status);
-        sqlite3_bind_int64(s, 5, j->total);
-        bind_time(s, 6, j->created_at);
-        rc = run1(st, s, err, "insert job");
-    }
-    pthread_mutex_unlock(&st->mu);
-    return rc;
+    return exec_bound(st, err, "insert job",
+                      "INSERT INTO jobs(id,label,spec,status,total,created_at) VALUES(?,?,?,?,?,?)", "ssssit", j->id,
+                      j->label, j->spec, j->status, (long long)j->total, j->created_at);
 }
 
 int eps_jobstore_set_status(eps_jobstore *st, const eps_jobrec *j, eps_error *err)
 {
-    pthread_mutex_lock(&st->mu);
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "UPDATE jobs SET status=?, started_at=?, finished_at=? WHERE id=?", -1, &s,
-                                NULL);
-    if (rc != SQLITE_OK) rc = db_err(st, err, "prepare update job");
-    else {
-        bind_text(s, 1, j->status);
-        bind_time(s, 2, j->started_at);
-        bind_time(s, 3, j->finished_at);
-        bind_text(s, 4, j->id);
-        rc = run1(st, s, err, "update job");
-    }
-    pthread_mutex_unlock(&st->mu);
-    return rc;
+    return exec_bound(st, err, "update job", "UPDATE jobs SET status=?, started_at=?, finished_at=? WHERE id=?",
+                      "stts", j->status, j->started_at, j->finished_at, j->id);
 }
 
 int eps_jobstore_add_rows(eps_jobstore *st, const char *id, const eps_jobrow *rows, int n, long *added,

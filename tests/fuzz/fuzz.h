@@ -16,6 +16,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 /* libFuzzer's entry points, declared once so every harness compiles under
  * -Wmissing-prototypes; LLVMFuzzerInitialize is optional (weak in replay.c). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -61,6 +63,14 @@ static inline char *fuzz_cstr(const uint8_t *data, size_t size)
     memcpy(s, data, size);
     s[size] = 0;
     return s;
+}
+
+/* The input as a request object, as the service reads a body (duplicate
+ * keys refused), or NULL when it is not JSON (caller decrefs). */
+static inline json_t *fuzz_request_json(const uint8_t *data, size_t size)
+{
+    json_error_t je;
+    return json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
 }
 
 #endif

@@ -8,8 +8,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    json_error_t je;
-    json_t *req = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
+    json_t *req = fuzz_request_json(data, size);
     if (!req) return 0;
     eps_graph g;
     eps_error err;
@@ -20,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         (void)eps_graph_params(&g);
         (void)eps_graph_macs(&g);
         eps_graph_free(&g);
-        json_t *c = json_loads(canon, JSON_REJECT_DUPLICATES, &je);
+        json_t *c = json_loads(canon, JSON_REJECT_DUPLICATES, NULL);
         FUZZ_CHECK(c, "canonical text is not JSON: %s", canon);
         char *canon2 = NULL;
         FUZZ_CHECK(eps_gspace_parse(c, &g, &canon2, &err) == 0, "canonical graph rejected: %s", err.msg);

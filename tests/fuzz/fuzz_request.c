@@ -19,8 +19,7 @@ static int arch_of(const json_t *req, eps_arch *a, eps_error *err)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    json_error_t je;
-    json_t *req = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
+    json_t *req = fuzz_request_json(data, size);
     if (!req) return 0;
     eps_arch a;
     eps_error err;
@@ -28,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(a.canonical && strlen(a.hash) == 32, "arch without canonical text or hash");
         /* the same request spelled differently must give the same arch */
         char *again = json_dumps(req, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        json_t *req2 = again ? json_loads(again, JSON_REJECT_DUPLICATES, &je) : NULL;
+        json_t *req2 = again ? json_loads(again, JSON_REJECT_DUPLICATES, NULL) : NULL;
         if (req2) {
             eps_arch b;
             FUZZ_CHECK(arch_of(req2, &b, &err) == 0, "re-serialised request rejected: %s", err.msg);

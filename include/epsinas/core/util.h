@@ -28,6 +28,9 @@ void eps_deadline_in(struct timespec *ts, long ms);
 /* Waits on cv (a CLOCK_MONOTONIC condition variable, mu not held) until
  * *count, guarded by mu, is 0 or timeout_ms passed; returns *count then. */
 long eps_wait_zero(pthread_mutex_t *mu, pthread_cond_t *cv, const long *count, long timeout_ms);
+/* Sets *flag = 1 under mu and wakes every waiter on cv: how a thread that
+ * waits on cv is told to stop. */
+void eps_flag_raise(pthread_mutex_t *mu, pthread_cond_t *cv, int *flag);
 
 /* Online CPUs, at least 1 and at most max. */
 int eps_cpu_count(int max);

@@ -22,12 +22,17 @@ if [ -x "$PY" ] && "$PY" -c "import torch" 2>/dev/null; then have_torch=1; fi
 threads=$(nproc)
 BS=${EPS_BENCH_BATCH:-256}
 
+# Runs the command; prints its wall time in seconds.
+wall_s() {
+  t0=$(date +%s.%N)
+  "$@" >&2
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc -l
+}
+
 echo "== full NB201 sweep ($threads threads, batch $BS ramp) =="
 rm -f "$out/sweep.csv"
-s0=$(date +%s.%N)
-"$BIN" sweep --space nb201 --all --out "$out/sweep.csv" --threads "$threads" --batch-size "$BS"
-s1=$(date +%s.%N)
-sweep_s=$(echo "$s1 - $s0" | bc -l)
+sweep_s=$(wall_s "$BIN" sweep --space nb201 --all --out "$out/sweep.csv" --threads "$threads" --batch-size "$BS")
 
 # fewest / median / most MACs (ties broken by index)
 tail -n +2 "$out/sweep.csv" | awk -F, '{print $NF "," $1 "," $2}' | sort -t, -k1,1n -k2,2n > "$out/by_macs.txt"
@@ -77,30 +82,22 @@ if [ -x "$root/bench/jobs_bench.sh" ]; then
 fi
 # ---------------------------------------------------------------- NB101
 echo "== NB101 enumeration =="
-e0=$(date +%s.%N)
-"$BIN" enumerate --space nb101 > /dev/null
-e1=$(date +%s.%N)
-enum_s=$(echo "$e1 - $e0" | bc -l)
+enum_s=$(wall_s sh -c '"$0" enumerate --space nb101 > /dev/null' "$BIN")
 SAMPLE=${BENCH_NB101_SAMPLE:-}
 nb101_batch=$("$BIN" score --help 2>&1 | sed -n 's/^ \+nb101 \+\([a-z0-9:]\+\)$/\1/p' | head -n 1)
 if [ -z "$SAMPLE" ]; then
   echo "== full NB101 sweep ($threads threads, default batch ${nb101_batch:-?} at $BS) =="
   rm -f "$out/nb101.csv"
-  n0=$(date +%s.%N)
-  "$BIN" sweep --space nb101 --all --out "$out/nb101.csv" --threads "$threads" --batch-size "$BS"
-  n1=$(date +%s.%N)
-  nb101_s=$(echo "$n1 - $n0" | bc -l)
+  nb101_s=$(wall_s "$BIN" sweep --space nb101 --all --out "$out/nb101.csv" --threads "$threads" --batch-size "$BS")
   nb101_line=$(printf 'Full NB101 sweep (423,624 cells, %s threads, default batch %s at %s): **%.0f s** wall (%.1f min), measured.' "$threads" "${nb101_batch:-?}" "$BS" "$nb101_s" "$(echo "$nb101_s / 60" | bc -l)")
   # the per-cell comparison below picks from the same fixed 1-in-212 sample
   awk -F, 'NR > 1 && ($1 % 212) == 0' "$out/nb101.csv" > "$out/nb101_sample_rows.csv"
 else
   echo "== NB101 sample sweep (1 in $SAMPLE cells, $threads threads, default batch ${nb101_batch:-?} at $BS) =="
   rm -f "$out/nb101_sample.csv"
-  n0=$(date +%s.%N)
-  "$BIN" sweep --space nb101 --all --shard 0/$SAMPLE --out "$out/nb101_sample.csv" --threads "$threads" --batch-size "$BS" 2> "$out/nb101_sample.log"
-  n1=$(date +%s.%N)
+  samp_s=$(wall_s sh -c '"$0" sweep --space nb101 --all --shard 0/"$1" --out "$2" --threads "$3" --batch-size "$4" 2> "$5"' \
+    "$BIN" "$SAMPLE" "$out/nb101_sample.csv" "$threads" "$BS" "$out/nb101_sample.log")
   cat "$out/nb101_sample.log" >&2
-  samp_s=$(echo "$n1 - $n0" | bc -l)
   rows=$(($(wc -l < "$out/nb101_sample.csv") - 1))
   # "rows ready in P s (E s enumerating)": P - E is parsing the sample's
   # rows; the last line's seconds are the scoring; both scale with rows

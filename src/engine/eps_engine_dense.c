@@ -109,22 +109,20 @@ static void pool(const eps_node *nd, const eps_node *xn, const float *x, float *
             eps_maxpool_plane(xp, yp, H, W, OH, OW, k, s, p);
             continue;
         }
-        for (int oy = 0; oy < OH; oy++)
+        /* average: the in-bounds taps [y0, y1) x [x0, x1), summed row by row */
+        for (int oy = 0; oy < OH; oy++) {
+            int y0 = oy * s - p, y1 = y0 + k;
+            y0 = y0 < 0 ? 0 : y0, y1 = y1 > H ? H : y1;
             for (int ox = 0; ox < OW; ox++) {
+                int x0 = ox * s - p, x1 = x0 + k;
+                x0 = x0 < 0 ? 0 : x0, x1 = x1 > W ? W : x1;
                 float acc = 0.0f;
-                int cnt = 0;
-                for (int ky = 0; ky < k; ky++) {
-                    int iy = oy * s - p + ky;
-                    if (iy < 0 || iy >= H) continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        int ix = ox * s - p + kx;
-                        if (ix < 0 || ix >= W) continue;
-                        acc += xp[iy * W + ix];
-                        cnt++;
-                    }
-                }
-                yp[oy * OW + ox] = acc / (float)(nd->count_include_pad ? k * k : cnt);
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) acc += xp[iy * W + ix];
+                int taps = (y1 > y0 ? y1 - y0 : 0) * (x1 > x0 ? x1 - x0 : 0);
+                yp[oy * OW + ox] = acc / (float)(nd->count_include_pad ? k * k : taps);
             }
+        }
     }
 }
 

@@ -43,26 +43,24 @@ HEAD_EXTRA = 9 * 512 + 9          # dataset counts Linear(512 -> 10)
 
 
 # ---------------------------------------------------------------- spec handling
+def _reach(start, neighbours):
+    """The vertices reachable from start, following neighbours(vertex)."""
+    seen = {start}
+    stack = [start]
+    while stack:
+        for v in neighbours(stack.pop()):
+            if v not in seen:
+                seen.add(v)
+                stack.append(v)
+    return seen
+
+
 def prune(matrix, ops):
     """Keep vertices reachable from the input that also reach the output.
     Returns (matrix, ops) or None when the input does not reach the output."""
     n = len(matrix)
-    fwd = {0}
-    stack = [0]
-    while stack:
-        u = stack.pop()
-        for v in range(n):
-            if matrix[u][v] and v not in fwd:
-                fwd.add(v)
-                stack.append(v)
-    bwd = {n - 1}
-    stack = [n - 1]
-    while stack:
-        v = stack.pop()
-        for u in range(n):
-            if matrix[u][v] and u not in bwd:
-                bwd.add(u)
-                stack.append(u)
+    fwd = _reach(0, lambda u: [v for v in range(n) if matrix[u][v]])
+    bwd = _reach(n - 1, lambda v: [u for u in range(n) if matrix[u][v]])
     if n - 1 not in fwd:
         return None
     keep = sorted(fwd & bwd)

@@ -96,6 +96,21 @@ int eps_search_parallel(eps_work_fn fn, void *ctx, long n, int threads, const ch
 
 /* ---- the look-up table ----------------------------------------------------- */
 
+/* Row r of t: the NB201 cell in column ac and the number in column vc;
+ * errors name the file, line and column. */
+static int row_cell_value(const eps_table *t, long r, int ac, int vc, eps_nb201_cell *cell, double *v, eps_error *err)
+{
+    const char *as = eps_table_cell(t, r, ac);
+    eps_error pe = {0};
+    if (eps_nb201_parse(as, strlen(as), cell, &pe) < 0)
+        return eps_error_set(err, EPS_EINVAL, "", "%s:%ld: column '%s': %s", t->name, t->line[r], t->header[ac], pe.msg);
+    const char *vs = eps_table_cell(t, r, vc);
+    if (eps_table_number(vs, v) < 0)
+        return eps_error_set(err, EPS_EINVAL, "", "%s:%ld: column '%s': '%.40s' is not a number", t->name, t->line[r],
+                             t->header[vc], vs);
+    return 0;
+}
+
 int eps_search_cells_from_truth(const eps_table *tt, int tk, int tc, eps_search_cells *c, long *nan_target,
                                 long *dups, eps_error *err)
 {
@@ -112,21 +127,9 @@ int eps_search_cells_from_truth(const eps_table *tt, int tk, int tc, eps_search_
     for (int i = 0; i < EPS_NB201_COUNT; i++) lookup[i] = -1;
     *nan_target = *dups = 0;
     for (long r = 0; r < tt->nrows; r++) {
-        const char *as = eps_table_cell(tt, r, tk);
         eps_nb201_cell cell;
-        eps_error pe = {0};
-        if (eps_nb201_parse(as, strlen(as), &cell, &pe) < 0) {
-            rc = eps_error_set(err, EPS_EINVAL, "", "%s:%ld: column '%s': %s", tt->name, tt->line[r], tt->header[tk],
-                               pe.msg);
-            goto out;
-        }
         double v;
-        const char *vs = eps_table_cell(tt, r, tc);
-        if (eps_table_number(vs, &v) < 0) {
-            rc = eps_error_set(err, EPS_EINVAL, "", "%s:%ld: column '%s': '%.40s' is not a number", tt->name,
-                               tt->line[r], tt->header[tc], vs);
-            goto out;
-        }
+        if ((rc = row_cell_value(tt, r, tk, tc, &cell, &v, err)) < 0) goto out;
         if (isnan(v)) {
             (*nan_target)++;
             continue;
@@ -162,21 +165,9 @@ int eps_search_cells_set_scores(eps_search_cells *c, const eps_table *st, int sk
     for (int i = 0; i < EPS_NB201_COUNT; i++) lookup[i] = -1;
     for (long i = 0; i < c->n; i++) lookup[c->code[i]] = (int)i;
     for (long r = 0; r < st->nrows; r++) {
-        const char *as = eps_table_cell(st, r, sk);
         eps_nb201_cell cell;
-        eps_error pe = {0};
-        if (eps_nb201_parse(as, strlen(as), &cell, &pe) < 0) {
-            rc = eps_error_set(err, EPS_EINVAL, "", "%s:%ld: column '%s': %s", st->name, st->line[r], st->header[sk],
-                               pe.msg);
-            break;
-        }
         double v;
-        const char *vs = eps_table_cell(st, r, sc);
-        if (eps_table_number(vs, &v) < 0) {
-            rc = eps_error_set(err, EPS_EINVAL, "", "%s:%ld: column '%s': '%.40s' is not a number", st->name,
-                               st->line[r], st->header[sc], vs);
-            break;
-        }
+        if ((rc = row_cell_value(st, r, sk, sc, &cell, &v, err)) < 0) break;
         int i = lookup[eps_search_nb201_code(&cell)];
         if (i >= 0 && !seen[i]) {
             c->score[i] = v;

@@ -103,11 +103,7 @@ static _Thread_local int resolving_backend_hit;
 static void score_work(eps_job *j)
 {
     sjob *sj = j->ctx;
-    size_t blen = 0;
-    char *b = eps_cache_backend_get(sj->s->cache, sj->flight, &blen);
-    if (b) {
-        sj->blob = b;
-        sj->blob_len = blen;
+    if ((sj->blob = eps_cache_backend_get(sj->s->cache, sj->flight, &sj->blob_len))) {
         sj->from_backend = 1;
         return;
     }

@@ -36,13 +36,7 @@ typedef struct jwork {
 static void job_work(eps_job *qj)
 {
     jwork *w = qj->ctx;
-    size_t blen = 0;
-    char *b = eps_cache_backend_get(w->J->cache, w->flight, &blen);
-    if (b) {
-        w->blob = b;
-        w->blob_len = blen;
-        return;
-    }
+    if ((w->blob = eps_cache_backend_get(w->J->cache, w->flight, &w->blob_len))) return;
     if ((w->rc = eps_score_req_compute(&w->p, &qj->cancel, &w->blob, NULL, &w->err)) < 0) return;
     w->blob_len = strlen(w->blob);
 }

@@ -46,6 +46,12 @@ static void score_usage(FILE *f)
 }
 
 
+static int cmp_ms(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* --repeat N: the parse, build and both passes N more times, warm; the
  * median and the fastest run. */
 static int score_repeat(const json_t *req, const eps_batch *batch, const double *w, const eps_run_opts *ro, long repeat,
@@ -65,12 +71,7 @@ static int score_repeat(const json_t *req, const eps_batch *batch, const double 
         t[r] = eps_now_ms() - t1;
     }
     if (rc == 0) {
-        for (long i = 1; i < repeat; i++)
-            for (long j = i; j > 0 && t[j - 1] > t[j]; j--) {
-                double x = t[j];
-                t[j] = t[j - 1];
-                t[j - 1] = x;
-            }
+        qsort(t, (size_t)repeat, sizeof *t, cmp_ms);
         *median_ms = t[repeat / 2];
         *fastest_ms = t[0];
     }
